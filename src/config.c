@@ -1,0 +1,680 @@
+/* config.c — the configuration file (libconfig) and its environment overrides.
+ *
+ * cfg_settings[] below is the one description of every setting: its path in
+ * the file, type, where it lands in struct cfg, default, range, an optional
+ * check, and a line of description. Defaults, parsing, type and range
+ * checks, and unknown-setting detection all walk that table. Only the API
+ * key needs logic of its own (api.key vs api.key_file vs BG_API_KEY), in
+ * cfg_resolve_key(). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CFG_FILE_MAX (1024 * 1024) /* a config file larger than this is a mistake */
+#define CFG_KEY_FILE_MAX (64 * 1024)
+#define CFG_NO_FIELD SIZE_MAX      /* a setting with no field of its own in struct cfg */
+#define CFG_PATH_MAX 128
+#define CFG_KEY_ENV "BG_API_KEY"
+
+typedef enum { CFG_STRING, CFG_INT, CFG_FLOAT, CFG_LEVEL, CFG_FORMAT } cfg_type;
+
+/* Validates (and may normalise in place) a string value. On failure returns
+ * -1 and writes what is wrong into why. */
+typedef int (*cfg_check_fn)(char *value, char *why, size_t whylen);
+
+typedef struct cfg_setting {
+	const char *path;    /* "group.name" or "name" */
+	cfg_type type;
+	size_t offset;       /* into struct cfg, or CFG_NO_FIELD */
+	const char *def_str; /* default of CFG_STRING / CFG_LEVEL / CFG_FORMAT (NULL: unset) */
+	double def_num;      /* default of CFG_INT / CFG_FLOAT */
+	double min, max;     /* range of CFG_INT / CFG_FLOAT */
+	cfg_check_fn check;  /* extra check of CFG_STRING, may be NULL */
+	const char *desc;
+} cfg_setting;
+
+static int cfg_check_url(char *value, char *why, size_t whylen);
+static int cfg_check_key(char *value, char *why, size_t whylen);
+static int cfg_check_nonempty(char *value, char *why, size_t whylen);
+static int cfg_check_schema(char *value, char *why, size_t whylen);
+
+#define F(field) offsetof(cfg, field)
+
+static const cfg_setting cfg_settings[] = {
+	{ "api.base_url", CFG_STRING, F(base_url), "https://app.bloomgrowth.com/api/v1", 0, 0, 0,
+	  cfg_check_url, "base URL of the Bloom Growth API" },
+	{ "api.key", CFG_STRING, F(key), NULL, 0, 0, 0, cfg_check_key,
+	  "API key; " CFG_KEY_ENV " in the environment wins" },
+	{ "api.key_file", CFG_STRING, CFG_NO_FIELD, NULL, 0, 0, 0, cfg_check_nonempty,
+	  "file holding the API key (instead of api.key)" },
+	{ "api.concurrency", CFG_INT, F(concurrency), NULL, 8, 1, 1024, NULL,
+	  "requests in flight at most" },
+	{ "api.rate_limit", CFG_FLOAT, F(rate_limit), NULL, 10.0, 0, 100000, NULL,
+	  "requests per second at most; 0 = no limit" },
+	{ "api.timeout_ms", CFG_INT, F(timeout_ms), NULL, 30000, 100, 600000, NULL,
+	  "timeout of one request, in milliseconds" },
+	{ "api.max_retries", CFG_INT, F(max_retries), NULL, 6, 0, 100, NULL,
+	  "retries of a failed request before its unit fails" },
+	{ "postgres.conninfo", CFG_STRING, F(conninfo), "dbname=bloom", 0, 0, 0, NULL,
+	  "libpq conninfo string or URI; PG* variables apply" },
+	{ "postgres.schema", CFG_STRING, F(schema), "bloom", 0, 0, 0, cfg_check_schema,
+	  "schema that holds the mirror" },
+	{ "postgres.batch_size", CFG_INT, F(batch_size), NULL, 500, 1, 100000, NULL,
+	  "rows per transaction" },
+	{ "log.level", CFG_LEVEL, F(log_level), "info", 0, 0, 0, NULL,
+	  "error | warn | info | debug" },
+	{ "log.format", CFG_FORMAT, F(log_format), "text", 0, 0, 0, NULL, "text | json" },
+	{ "metrics_file", CFG_STRING, F(metrics_file), NULL, 0, 0, 0, cfg_check_nonempty,
+	  "Prometheus textfile written after each run (optional)" },
+};
+
+#undef F
+
+#define CFG_SETTING_COUNT (sizeof cfg_settings / sizeof cfg_settings[0])
+
+/* State of one cfg_load call. */
+typedef struct cfg_ctx {
+	const char *path; /* the file, for messages */
+	const char *text; /* its contents, to double-check integers */
+	cfg *out;
+	cfg_error *err;
+} cfg_ctx;
+
+/* ---- small helpers ---- */
+
+static char **cfg_str_field(cfg *c, const cfg_setting *s)
+{
+	return (char **)(void *)((char *)c + s->offset);
+}
+
+static void *cfg_field(cfg *c, const cfg_setting *s)
+{
+	return (char *)c + s->offset;
+}
+
+/* Writes "FILE:LINE: message" (or "FILE: message" when line is 0). */
+static void cfg_fail(cfg_ctx *ctx, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void cfg_fail(cfg_ctx *ctx, int line, const char *fmt, ...)
+{
+	char *msg = ctx->err->msg;
+	size_t cap = sizeof ctx->err->msg;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = line > 0 ? snprintf(msg, cap, "%s:%d: ", ctx->path, line)
+			 : snprintf(msg, cap, "%s: ", ctx->path);
+	/* When the path alone fills the buffer, keep what fits. */
+	if (n >= 0 && (size_t)n < cap)
+		vsnprintf(msg + n, cap - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+static const char *cfg_type_name(int config_type)
+{
+	switch (config_type) {
+	case CONFIG_TYPE_GROUP: return "a group";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64: return "an integer";
+	case CONFIG_TYPE_FLOAT: return "a number";
+	case CONFIG_TYPE_STRING: return "a string";
+	case CONFIG_TYPE_BOOL: return "a boolean";
+	case CONFIG_TYPE_ARRAY: return "an array";
+	case CONFIG_TYPE_LIST: return "a list";
+	default: return "an unknown type";
+	}
+}
+
+static const char *cfg_expected_name(cfg_type type)
+{
+	switch (type) {
+	case CFG_INT: return "an integer";
+	case CFG_FLOAT: return "a number";
+	default: return "a string";
+	}
+}
+
+static const cfg_setting *cfg_find(const char *path)
+{
+	for (size_t i = 0; i < CFG_SETTING_COUNT; i++) {
+		if (strcmp(cfg_settings[i].path, path) == 0)
+			return &cfg_settings[i];
+	}
+	return NULL;
+}
+
+/* True when some setting lives inside the group at path. */
+static bool cfg_is_group(const char *path)
+{
+	size_t len = strlen(path);
+	for (size_t i = 0; i < CFG_SETTING_COUNT; i++) {
+		if (strncmp(cfg_settings[i].path, path, len) == 0 && cfg_settings[i].path[len] == '.')
+			return true;
+	}
+	return false;
+}
+
+/* ---- checks of string values ---- */
+
+static bool cfg_has_control(const char *value, bool space_too)
+{
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+		if (*p < 0x20 || *p == 0x7F || (space_too && *p == ' '))
+			return true;
+	}
+	return false;
+}
+
+static int cfg_check_url(char *value, char *why, size_t whylen)
+{
+	size_t scheme = 0;
+	if (strncasecmp(value, "https://", 8) == 0)
+		scheme = 8;
+	else if (strncasecmp(value, "http://", 7) == 0)
+		scheme = 7;
+	size_t len = strlen(value);
+	while (len > scheme && value[len - 1] == '/')
+		len--;
+	if (scheme == 0 || len == scheme || cfg_has_control(value, true)) {
+		snprintf(why, whylen, "must be an http:// or https:// URL (got \"%.100s\")", value);
+		return -1;
+	}
+	value[len] = '\0';
+	return 0;
+}
+
+static int cfg_check_key(char *value, char *why, size_t whylen)
+{
+	/* Never echo the value: it is a secret. */
+	if (value[0] == '\0') {
+		snprintf(why, whylen, "must not be empty");
+		return -1;
+	}
+	if (cfg_has_control(value, true)) {
+		snprintf(why, whylen, "must not contain spaces or control characters");
+		return -1;
+	}
+	return 0;
+}
+
+/* cppcheck-suppress constParameter ; the signature is cfg_check_fn's */
+static int cfg_check_nonempty(char *value, char *why, size_t whylen)
+{
+	if (value[0] == '\0') {
+		snprintf(why, whylen, "must not be empty (leave the setting out instead)");
+		return -1;
+	}
+	return 0;
+}
+
+static int cfg_check_schema(char *value, char *why, size_t whylen)
+{
+	size_t len = strlen(value);
+	bool ok = len >= 1 && len <= 63 && (islower((unsigned char)value[0]) || value[0] == '_');
+	for (size_t i = 1; ok && i < len; i++) {
+		unsigned char c = (unsigned char)value[i];
+		ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+	}
+	if (!ok) {
+		snprintf(why, whylen,
+			 "must be a plain identifier: a-z, 0-9 and _, not starting with a digit, "
+			 "at most 63 bytes (got \"%.80s\")", value);
+		return -1;
+	}
+	if (strncmp(value, "pg_", 3) == 0) {
+		snprintf(why, whylen, "names starting with pg_ are reserved by PostgreSQL (got \"%s\")",
+			 value);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- defaults ---- */
+
+void cfg_defaults(cfg *out)
+{
+	memset(out, 0, sizeof *out);
+	for (size_t i = 0; i < CFG_SETTING_COUNT; i++) {
+		const cfg_setting *s = &cfg_settings[i];
+		if (s->offset == CFG_NO_FIELD)
+			continue;
+		switch (s->type) {
+		case CFG_STRING:
+			*cfg_str_field(out, s) = s->def_str ? strdup(s->def_str) : NULL;
+			break;
+		case CFG_INT:
+			*(int *)cfg_field(out, s) = (int)s->def_num;
+			break;
+		case CFG_FLOAT:
+			*(double *)cfg_field(out, s) = s->def_num;
+			break;
+		case CFG_LEVEL:
+			if (log_level_parse(s->def_str, (log_level *)cfg_field(out, s)) != 0)
+				*(log_level *)cfg_field(out, s) = LOG_INFO;
+			break;
+		case CFG_FORMAT:
+			if (log_format_parse(s->def_str, (log_format *)cfg_field(out, s)) != 0)
+				*(log_format *)cfg_field(out, s) = LOG_FORMAT_TEXT;
+			break;
+		}
+	}
+}
+
+/* True when every string that has a default got one (strdup can fail). */
+static bool cfg_defaults_complete(cfg *c)
+{
+	for (size_t i = 0; i < CFG_SETTING_COUNT; i++) {
+		const cfg_setting *s = &cfg_settings[i];
+		if (s->type == CFG_STRING && s->offset != CFG_NO_FIELD && s->def_str &&
+		    !*cfg_str_field(c, s))
+			return false;
+	}
+	return true;
+}
+
+void cfg_free(cfg *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < CFG_SETTING_COUNT; i++) {
+		const cfg_setting *s = &cfg_settings[i];
+		if (s->type == CFG_STRING && s->offset != CFG_NO_FIELD) {
+			char **field = cfg_str_field(c, s);
+			free(*field);
+			*field = NULL;
+		}
+	}
+	free(c->path);
+	c->path = NULL;
+	c->key_source = NULL;
+}
+
+/* ---- reading the file ---- */
+
+/* Reads the whole file at path into a malloc'd NUL-terminated buffer and its
+ * status into *st. On error returns NULL with the reason in errno. */
+static char *cfg_slurp(const char *path, size_t max, struct stat *st)
+{
+	char *buf = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, st) != 0)
+		goto fail;
+	if (S_ISDIR(st->st_mode)) {
+		errno = EISDIR;
+		goto fail;
+	}
+	size_t cap = max + 1, len = 0;
+	buf = malloc(cap + 1);
+	if (!buf)
+		goto fail;
+	for (;;) {
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto fail;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max) {
+			errno = EFBIG;
+			goto fail;
+		}
+	}
+	buf[len] = '\0';
+	if (memchr(buf, '\0', len)) {
+		errno = EILSEQ;
+		goto fail;
+	}
+	close(fd);
+	return buf;
+fail: {
+	int saved = errno;
+	free(buf);
+	close(fd);
+	errno = saved;
+	return NULL;
+}
+}
+
+/* libconfig 1.5 silently wraps integers that do not fit in 32 bits. Reads the
+ * literal back from the source line and compares; returns false when the
+ * stored value differs from what the file says. When the literal is not on
+ * the setting's line, trusts libconfig. */
+static bool cfg_int_literal_ok(const cfg_ctx *ctx, const config_setting_t *set, long long value)
+{
+	unsigned line = config_setting_source_line(set);
+	const char *p = ctx->text;
+	for (unsigned n = 1; p && n < line; n++) {
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	if (!p)
+		return true;
+	const char *eol = strchr(p, '\n');
+	size_t line_len = eol ? (size_t)(eol - p) : strlen(p);
+	const char *name = config_setting_name(set);
+	size_t name_len = strlen(name);
+	for (const char *q = p; q + name_len <= p + line_len; q++) {
+		if (strncmp(q, name, name_len) != 0)
+			continue;
+		const char *v = q + name_len;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		if (*v != '=' && *v != ':')
+			continue;
+		v++;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		const char *digits = (*v == '-' || *v == '+') ? v + 1 : v;
+		int base = (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')) ? 16 : 10;
+		errno = 0;
+		char *end;
+		long long literal = strtoll(v, &end, base);
+		if (end == v)
+			return true;
+		return errno != ERANGE && literal == value;
+	}
+	return true;
+}
+
+/* ---- storing one setting ---- */
+
+static int cfg_store_string(cfg_ctx *ctx, const cfg_setting *s, const config_setting_t *set,
+			    int line)
+{
+	char why[300];
+	char *value = strdup(config_setting_get_string(set));
+	if (!value) {
+		cfg_fail(ctx, line, "%s: out of memory", s->path);
+		return -1;
+	}
+	if (s->check && s->check(value, why, sizeof why) != 0) {
+		cfg_fail(ctx, line, "%s: %s", s->path, why);
+		free(value);
+		return -1;
+	}
+	if (s->offset == CFG_NO_FIELD) {
+		free(value); /* resolved later from the parsed tree */
+		return 0;
+	}
+	char **field = cfg_str_field(ctx->out, s);
+	free(*field);
+	*field = value;
+	return 0;
+}
+
+static int cfg_store_number(cfg_ctx *ctx, const cfg_setting *s, const config_setting_t *set,
+			    int line)
+{
+	int kind = config_setting_type(set);
+	double value;
+	if (kind == CONFIG_TYPE_FLOAT) {
+		value = config_setting_get_float(set);
+	} else {
+		long long whole = config_setting_get_int64(set);
+		if (!cfg_int_literal_ok(ctx, set, whole)) {
+			cfg_fail(ctx, line, "%s: must be between %.0f and %.0f (got a number too large)",
+				 s->path, s->min, s->max);
+			return -1;
+		}
+		value = (double)whole;
+	}
+	if (!(value >= s->min && value <= s->max)) {
+		if (kind == CONFIG_TYPE_FLOAT)
+			cfg_fail(ctx, line, "%s: must be between %g and %g (got %g)", s->path, s->min,
+				 s->max, value);
+		else
+			cfg_fail(ctx, line, "%s: must be between %.0f and %.0f (got %lld)", s->path,
+				 s->min, s->max, config_setting_get_int64(set));
+		return -1;
+	}
+	if (s->type == CFG_INT)
+		*(int *)cfg_field(ctx->out, s) = (int)value;
+	else
+		*(double *)cfg_field(ctx->out, s) = value;
+	return 0;
+}
+
+static int cfg_store_enum(cfg_ctx *ctx, const cfg_setting *s, const config_setting_t *set,
+			  int line)
+{
+	const char *name = config_setting_get_string(set);
+	int rc;
+	if (s->type == CFG_LEVEL)
+		rc = log_level_parse(name, (log_level *)cfg_field(ctx->out, s));
+	else
+		rc = log_format_parse(name, (log_format *)cfg_field(ctx->out, s));
+	if (rc != 0) {
+		cfg_fail(ctx, line, "%s: must be one of %s (got \"%.80s\")", s->path, s->desc, name);
+		return -1;
+	}
+	return 0;
+}
+
+static bool cfg_type_fits(cfg_type want, int kind)
+{
+	switch (want) {
+	case CFG_INT:
+		return kind == CONFIG_TYPE_INT || kind == CONFIG_TYPE_INT64;
+	case CFG_FLOAT:
+		return kind == CONFIG_TYPE_INT || kind == CONFIG_TYPE_INT64 || kind == CONFIG_TYPE_FLOAT;
+	default:
+		return kind == CONFIG_TYPE_STRING;
+	}
+}
+
+static int cfg_store(cfg_ctx *ctx, const cfg_setting *s, const config_setting_t *set)
+{
+	int line = (int)config_setting_source_line(set);
+	int kind = config_setting_type(set);
+	if (!cfg_type_fits(s->type, kind)) {
+		cfg_fail(ctx, line, "%s: expected %s, got %s", s->path, cfg_expected_name(s->type),
+			 cfg_type_name(kind));
+		return -1;
+	}
+	switch (s->type) {
+	case CFG_STRING: return cfg_store_string(ctx, s, set, line);
+	case CFG_INT:
+	case CFG_FLOAT: return cfg_store_number(ctx, s, set, line);
+	default: return cfg_store_enum(ctx, s, set, line);
+	}
+}
+
+/* Walks the settings in group (whose path is prefix, "" for the root) in
+ * file order; stores known ones and rejects anything else. */
+static int cfg_walk(cfg_ctx *ctx, const config_setting_t *group, const char *prefix)
+{
+	int count = config_setting_length(group);
+	for (int i = 0; i < count; i++) {
+		const config_setting_t *set = config_setting_get_elem(group, (unsigned)i);
+		int line = (int)config_setting_source_line(set);
+		int kind = config_setting_type(set);
+		char path[CFG_PATH_MAX];
+		snprintf(path, sizeof path, "%s%s%s", prefix, prefix[0] ? "." : "",
+			 config_setting_name(set));
+		const cfg_setting *s = cfg_find(path);
+		if (s) {
+			if (cfg_store(ctx, s, set) != 0)
+				return -1;
+		} else if (cfg_is_group(path)) {
+			if (kind != CONFIG_TYPE_GROUP) {
+				cfg_fail(ctx, line, "%s: expected a group, got %s", path,
+					 cfg_type_name(kind));
+				return -1;
+			}
+			if (cfg_walk(ctx, set, path) != 0)
+				return -1;
+		} else {
+			cfg_fail(ctx, line, "unknown %s '%s'",
+				 kind == CONFIG_TYPE_GROUP ? "group" : "setting", path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- the API key ---- */
+
+/* Reads the key file named by the api.key_file setting (relative paths are
+ * taken from the config file's directory) into ctx->out->key. */
+static int cfg_read_key_file(cfg_ctx *ctx, const config_setting_t *set)
+{
+	int line = (int)config_setting_source_line(set);
+	const char *name = config_setting_get_string(set);
+	char full[PATH_MAX];
+	const char *slash = strrchr(ctx->path, '/');
+	if (name[0] != '/' && slash)
+		snprintf(full, sizeof full, "%.*s/%s", (int)(slash - ctx->path), ctx->path, name);
+	else
+		snprintf(full, sizeof full, "%s", name);
+	struct stat st;
+	char *text = cfg_slurp(full, CFG_KEY_FILE_MAX, &st);
+	if (!text) {
+		cfg_fail(ctx, line, "api.key_file: cannot read %s: %s", full, strerror(errno));
+		return -1;
+	}
+	char *start = text;
+	while (*start && isspace((unsigned char)*start))
+		start++;
+	size_t len = strlen(start);
+	while (len > 0 && isspace((unsigned char)start[len - 1]))
+		start[--len] = '\0';
+	char why[200];
+	int rc = -1;
+	if (cfg_check_key(start, why, sizeof why) != 0) {
+		cfg_fail(ctx, line, "api.key_file: the key in %s %s", full, why);
+		goto done;
+	}
+	ctx->out->key = strdup(start);
+	if (!ctx->out->key) {
+		cfg_fail(ctx, line, "api.key_file: out of memory");
+		goto done;
+	}
+	ctx->out->key_source = "api.key_file";
+	if (st.st_mode & (S_IRGRP | S_IROTH))
+		log_warn("%s is readable by group or others (mode %04o) while it holds the api key; "
+			 "run chmod 600 on it", full, (unsigned)(st.st_mode & 07777));
+	rc = 0;
+done:
+	explicit_bzero(text, strlen(text));
+	free(text);
+	return rc;
+}
+
+/* Decides the key: BG_API_KEY (non-empty) > api.key > api.key_file. */
+static int cfg_resolve_key(cfg_ctx *ctx, const config_t *conf, const struct stat *st)
+{
+	const config_setting_t *key = config_lookup(conf, "api.key");
+	const config_setting_t *key_file = config_lookup(conf, "api.key_file");
+	if (key && key_file) {
+		const config_setting_t *later =
+		    config_setting_source_line(key_file) > config_setting_source_line(key) ? key_file : key;
+		cfg_fail(ctx, (int)config_setting_source_line(later),
+			 "api.key and api.key_file are both set; keep one of them");
+		return -1;
+	}
+	if (key && (st->st_mode & (S_IRGRP | S_IROTH)))
+		log_warn("%s is readable by group or others (mode %04o) while it holds api.key; "
+			 "run chmod 600 on it, or use api.key_file or " CFG_KEY_ENV,
+			 ctx->path, (unsigned)(st->st_mode & 07777));
+	const char *env = getenv(CFG_KEY_ENV);
+	if (env && env[0]) {
+		char why[200];
+		char *value = strdup(env);
+		if (!value || cfg_check_key(value, why, sizeof why) != 0) {
+			snprintf(ctx->err->msg, sizeof ctx->err->msg, "%s (environment): %s",
+				 CFG_KEY_ENV, value ? why : "out of memory");
+			free(value);
+			return -1;
+		}
+		free(ctx->out->key);
+		ctx->out->key = value;
+		ctx->out->key_source = "environment " CFG_KEY_ENV;
+		return 0;
+	}
+	if (key) {
+		ctx->out->key_source = "api.key";
+		return 0;
+	}
+	if (key_file)
+		return cfg_read_key_file(ctx, key_file);
+	return 0;
+}
+
+/* ---- loading ---- */
+
+/* Parses text with libconfig and applies it; the config_t is the caller's. */
+static int cfg_apply(cfg_ctx *ctx, config_t *conf, const struct stat *st)
+{
+	const char *slash = strrchr(ctx->path, '/');
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - ctx->path) : 1,
+		 slash ? ctx->path : ".");
+	config_set_include_dir(conf, dir[0] ? dir : "/");
+	if (config_read_string(conf, ctx->text) != CONFIG_TRUE) {
+		const char *file = config_error_file(conf);
+		snprintf(ctx->err->msg, sizeof ctx->err->msg, "%s:%d: %s", file ? file : ctx->path,
+			 config_error_line(conf), config_error_text(conf));
+		return -1;
+	}
+	if (cfg_walk(ctx, config_root_setting(conf), "") != 0)
+		return -1;
+	return cfg_resolve_key(ctx, conf, st);
+}
+
+int cfg_load(const char *path, cfg *out, cfg_error *err)
+{
+	cfg_ctx ctx = { .path = path, .out = out, .err = err };
+	config_t conf;
+	struct stat st;
+	int rc = -1;
+	err->msg[0] = '\0';
+	cfg_defaults(out);
+	config_init(&conf);
+	char *text = cfg_slurp(path, CFG_FILE_MAX, &st);
+	if (!text) {
+		if (errno == EFBIG)
+			cfg_fail(&ctx, 0, "cannot read: larger than %d bytes", CFG_FILE_MAX);
+		else if (errno == EILSEQ)
+			cfg_fail(&ctx, 0, "cannot read: contains a NUL byte");
+		else
+			cfg_fail(&ctx, 0, "cannot read: %s", strerror(errno));
+		goto done;
+	}
+	ctx.text = text;
+	out->path = strdup(path);
+	if (!out->path || !cfg_defaults_complete(out)) {
+		cfg_fail(&ctx, 0, "out of memory");
+		goto done;
+	}
+	if (cfg_apply(&ctx, &conf, &st) != 0)
+		goto done;
+	log_add_secret(out->key);
+	rc = 0;
+done:
+	config_destroy(&conf);
+	if (text) {
+		/* The file may hold the key: do not leave it in freed memory. */
+		explicit_bzero(text, strlen(text));
+		free(text);
+	}
+	if (rc != 0)
+		cfg_free(out);
+	return rc;
+}

@@ -1,0 +1,1097 @@
+/* load.c — all of bloomsync's SQL (see load.h). */
+#include "load.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "load_migrations.h"
+#include "log.h"
+
+/* Advisory lock keys: a fixed class ("Bloo") and a hash of the schema name;
+ * advisory locks are per database already. Migrations use their own key so
+ * `migrate` can run beside a sync's lock holder check. */
+#define LOCK_CLASS 0x426c6f6f
+#define MIGRATE_CLASS 0x426c6f70
+
+struct load_db {
+	PGconn *conn;
+	char *conninfo;
+	char *schema;
+	bool locked;        /* this session holds the run lock */
+	bool staging_ready; /* temp staging tables exist on this connection */
+};
+
+/* ---- small string builder ---- */
+
+typedef struct sbuf {
+	char *data;
+	size_t len, cap;
+	bool failed;
+} sbuf;
+
+static void sb_reserve(sbuf *b, size_t extra)
+{
+	if (b->failed || b->len + extra + 1 <= b->cap)
+		return;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < b->len + extra + 1)
+		cap *= 2;
+	char *p = realloc(b->data, cap);
+	if (!p) {
+		b->failed = true;
+		return;
+	}
+	b->data = p;
+	b->cap = cap;
+}
+
+static void sb_add(sbuf *b, const char *s, size_t n)
+{
+	sb_reserve(b, n);
+	if (b->failed)
+		return;
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		b->failed = true;
+		return;
+	}
+	sb_reserve(b, (size_t)n);
+	if (b->failed)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+static void sb_free(sbuf *b)
+{
+	free(b->data);
+	*b = (sbuf){0};
+}
+
+/* Appends s escaped for COPY text format. */
+static void sb_copy_text(sbuf *b, const char *s)
+{
+	if (!s) {
+		sb_add(b, "\\N", 2);
+		return;
+	}
+	for (const char *p = s; *p; p++) {
+		switch (*p) {
+		case '\\': sb_add(b, "\\\\", 2); break;
+		case '\n': sb_add(b, "\\n", 2); break;
+		case '\r': sb_add(b, "\\r", 2); break;
+		case '\t': sb_add(b, "\\t", 2); break;
+		default: sb_add(b, p, 1);
+		}
+	}
+}
+
+/* ---- errors: the one place that decides OK / RETRY / ERROR ---- */
+
+static void set_error(load_error *err, load_outcome outcome, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void set_error(load_error *err, load_outcome outcome, const char *sqlstate, const char *fmt, ...)
+{
+	if (!err)
+		return;
+	err->outcome = outcome;
+	snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate ? sqlstate : "");
+	char tmp[sizeof(err->msg)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	/* libpq messages end in newlines and may span lines: keep one line */
+	for (char *p = tmp; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = (p[1] == '\0') ? '\0' : ' ';
+	log_redact(tmp, err->msg, sizeof(err->msg));
+}
+
+static load_outcome classify(PGconn *conn, const char *sqlstate)
+{
+	if (PQstatus(conn) == CONNECTION_BAD)
+		return LOAD_RETRY;
+	if (!sqlstate || !*sqlstate)
+		return LOAD_ERROR;
+	if (strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0 ||
+	    strcmp(sqlstate, "57P01") == 0 || strcmp(sqlstate, "57P02") == 0 || strcmp(sqlstate, "57P03") == 0)
+		return LOAD_RETRY;
+	return LOAD_ERROR;
+}
+
+/* Fills err from a failed result (or the connection) and clears the result. */
+static int fail_result(load_db *db, PGresult *res, load_error *err, const char *what)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorMessage(res) : "";
+	if (!msg || !*msg)
+		msg = PQerrorMessage(db->conn);
+	set_error(err, classify(db->conn, state), state, "%s: %s", what, msg);
+	PQclear(res);
+	return -1;
+}
+
+static bool result_ok(PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+/* Runs one statement (or several, without parameters) and discards results. */
+static int exec_sql(load_db *db, const char *sql, load_error *err, const char *what)
+{
+	PGresult *res = PQexec(db->conn, sql);
+	if (!result_ok(res))
+		return fail_result(db, res, err, what);
+	PQclear(res);
+	return 0;
+}
+
+static PGresult *exec_params(load_db *db, const char *sql, int n, const char *const *vals, load_error *err,
+			     const char *what)
+{
+	PGresult *res = PQexecParams(db->conn, sql, n, NULL, vals, NULL, NULL, 0);
+	if (!result_ok(res)) {
+		fail_result(db, res, err, what);
+		return NULL;
+	}
+	return res;
+}
+
+static void rollback_quietly(load_db *db)
+{
+	if (PQstatus(db->conn) != CONNECTION_OK)
+		return;
+	PGresult *res = PQexec(db->conn, "ROLLBACK");
+	PQclear(res);
+}
+
+/* ---- connection ---- */
+
+static void quiet_notices(void *arg, const PGresult *res)
+{
+	(void)arg;
+	(void)res;
+}
+
+static int connect_session(load_db *db, load_error *err)
+{
+	const char *keys[] = {"dbname", "fallback_application_name", NULL};
+	const char *vals[] = {db->conninfo, "bloomsync", NULL};
+	db->conn = PQconnectdbParams(keys, vals, 1);
+	if (!db->conn) {
+		set_error(err, LOAD_ERROR, NULL, "cannot connect to postgresql: out of memory");
+		return -1;
+	}
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		set_error(err, LOAD_RETRY, "08000", "cannot connect to postgresql: %s", PQerrorMessage(db->conn));
+		return -1;
+	}
+	PQsetNoticeReceiver(db->conn, quiet_notices, NULL);
+	db->staging_ready = false;
+	char sql[256];
+	snprintf(sql, sizeof(sql), "SET TimeZone = 'UTC'; SET search_path TO \"%s\", pg_catalog", db->schema);
+	return exec_sql(db, sql, err, "cannot set up the session");
+}
+
+load_db *load_open(const char *conninfo, const char *schema, load_error *err)
+{
+	load_db *db = calloc(1, sizeof(*db));
+	if (!db) {
+		set_error(err, LOAD_ERROR, NULL, "out of memory");
+		return NULL;
+	}
+	db->conninfo = strdup(conninfo ? conninfo : "");
+	db->schema = strdup(schema);
+	if (!db->conninfo || !db->schema) {
+		set_error(err, LOAD_ERROR, NULL, "out of memory");
+		load_close(db);
+		return NULL;
+	}
+	if (connect_session(db, err) != 0) {
+		load_close(db);
+		return NULL;
+	}
+	return db;
+}
+
+void load_close(load_db *db)
+{
+	if (!db)
+		return;
+	if (db->conn)
+		PQfinish(db->conn);
+	free(db->conninfo);
+	free(db->schema);
+	free(db);
+}
+
+static int take_lock(load_db *db, bool *acquired, char *holder, size_t holderlen, load_error *err);
+
+int load_reconnect(load_db *db, load_error *err)
+{
+	if (db->conn)
+		PQfinish(db->conn);
+	db->conn = NULL;
+	if (connect_session(db, err) != 0)
+		return -1;
+	if (!db->locked)
+		return 0;
+	bool acquired = false;
+	char holder[256];
+	if (take_lock(db, &acquired, holder, sizeof(holder), err) != 0)
+		return -1;
+	if (!acquired) {
+		db->locked = false;
+		set_error(err, LOAD_ERROR, NULL, "lost the run lock while reconnecting; now held by %s", holder);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- migrations ---- */
+
+static int schema_exists(load_db *db, bool *exists, load_error *err)
+{
+	const char *vals[] = {db->schema};
+	PGresult *res = exec_params(db, "SELECT 1 FROM pg_namespace WHERE nspname = $1", 1, vals, err,
+				    "cannot look up the schema");
+	if (!res)
+		return -1;
+	*exists = PQntuples(res) > 0;
+	PQclear(res);
+	return 0;
+}
+
+/* Reads the applied versions into a flag per embedded migration. */
+static int applied_versions(load_db *db, bool *applied, load_error *err)
+{
+	PGresult *res = exec_params(db, "SELECT version FROM schema_migrations", 0, NULL, err,
+				    "cannot read schema_migrations");
+	if (!res)
+		return -1;
+	for (int row = 0; row < PQntuples(res); row++)
+		for (size_t i = 0; i < load_migrations_count; i++)
+			if (strcmp(PQgetvalue(res, row, 0), load_migrations[i].version) == 0)
+				applied[i] = true;
+	PQclear(res);
+	return 0;
+}
+
+static int migrations_table_exists(load_db *db, bool *exists, load_error *err)
+{
+	const char *vals[] = {db->schema};
+	PGresult *res = exec_params(db,
+				    "SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'schema_migrations'",
+				    1, vals, err, "cannot look up schema_migrations");
+	if (!res)
+		return -1;
+	*exists = PQntuples(res) > 0;
+	PQclear(res);
+	return 0;
+}
+
+int load_pending_migrations(load_db *db, int *pending, load_error *err)
+{
+	bool exists = false;
+	if (migrations_table_exists(db, &exists, err) != 0)
+		return -1;
+	*pending = (int)load_migrations_count;
+	if (!exists)
+		return 0;
+	bool *applied = calloc(load_migrations_count + 1, sizeof(bool));
+	if (!applied) {
+		set_error(err, LOAD_ERROR, NULL, "out of memory");
+		return -1;
+	}
+	int rc = applied_versions(db, applied, err);
+	for (size_t i = 0; rc == 0 && i < load_migrations_count; i++)
+		if (applied[i])
+			(*pending)--;
+	free(applied);
+	return rc;
+}
+
+static uint32_t schema_hash(const char *schema)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)schema; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h & 0x7fffffffu;
+}
+
+static int apply_migration(load_db *db, size_t i, load_error *err)
+{
+	char what[128];
+	snprintf(what, sizeof(what), "migration %s failed", load_migrations[i].version);
+	if (exec_sql(db, load_migrations[i].sql, err, what) != 0)
+		return -1;
+	const char *vals[] = {load_migrations[i].version};
+	PGresult *res = exec_params(db, "INSERT INTO schema_migrations (version) VALUES ($1)", 1, vals, err,
+				    "cannot record the migration");
+	PQclear(res);
+	return res ? 0 : -1;
+}
+
+int load_migrate(load_db *db, int *applied_count, load_error *err)
+{
+	*applied_count = 0;
+	bool *applied = calloc(load_migrations_count + 1, sizeof(bool));
+	if (!applied) {
+		set_error(err, LOAD_ERROR, NULL, "out of memory");
+		return -1;
+	}
+	char sql[512];
+	snprintf(sql, sizeof(sql), "BEGIN; SELECT pg_advisory_xact_lock(%d, %d)", MIGRATE_CLASS,
+		 (int)schema_hash(db->schema));
+	if (exec_sql(db, sql, err, "cannot start migrating") != 0)
+		goto fail;
+	bool exists = false;
+	if (schema_exists(db, &exists, err) != 0)
+		goto fail;
+	if (!exists) {
+		snprintf(sql, sizeof(sql), "CREATE SCHEMA \"%s\"", db->schema);
+		if (exec_sql(db, sql, err, "cannot create the schema") != 0)
+			goto fail;
+	}
+	if (exec_sql(db,
+		     "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, "
+		     "applied_at timestamptz NOT NULL DEFAULT now())",
+		     err, "cannot create schema_migrations") != 0)
+		goto fail;
+	if (applied_versions(db, applied, err) != 0)
+		goto fail;
+	for (size_t i = 0; i < load_migrations_count; i++) {
+		if (applied[i])
+			continue;
+		if (apply_migration(db, i, err) != 0)
+			goto fail;
+		log_info("applied migration %s", load_migrations[i].version);
+		(*applied_count)++;
+	}
+	if (exec_sql(db, "COMMIT", err, "cannot commit the migrations") != 0)
+		goto fail;
+	free(applied);
+	return 0;
+fail:
+	rollback_quietly(db);
+	*applied_count = 0;
+	free(applied);
+	return -1;
+}
+
+/* ---- the run lock ---- */
+
+static void describe_holder(load_db *db, char *holder, size_t holderlen)
+{
+	char sql[1024];
+	snprintf(sql, sizeof(sql),
+		 "SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), "
+		 "coalesce(host(a.client_addr), 'local socket'), to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ'), "
+		 "(SELECT 'run ' || r.id || ' (host ' || coalesce(r.host, '?') || ', pid ' || coalesce(r.pid::text, '?') "
+		 "|| ')' FROM sync_runs r WHERE r.status = 'running' ORDER BY r.id DESC LIMIT 1) "
+		 "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+		 "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %d AND l.objid = %u AND l.objsubid = 2",
+		 LOCK_CLASS, schema_hash(db->schema));
+	PGresult *res = PQexec(db->conn, sql);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0) {
+		snprintf(holder, holderlen, "%s%sbackend pid %s (%s from %s, since %s)",
+			 PQgetisnull(res, 0, 4) ? "" : PQgetvalue(res, 0, 4), PQgetisnull(res, 0, 4) ? "" : ", ",
+			 PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
+	} else {
+		snprintf(holder, holderlen, "another session (it may just have finished)");
+	}
+	PQclear(res);
+}
+
+static int take_lock(load_db *db, bool *acquired, char *holder, size_t holderlen, load_error *err)
+{
+	char sql[128];
+	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d, %d)", LOCK_CLASS, (int)schema_hash(db->schema));
+	PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot take the run lock");
+	if (!res)
+		return -1;
+	*acquired = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (*acquired)
+		db->locked = true;
+	else if (holder)
+		describe_holder(db, holder, holderlen);
+	return 0;
+}
+
+int load_lock(load_db *db, bool *acquired, char *holder, size_t holderlen, load_error *err)
+{
+	return take_lock(db, acquired, holder, holderlen, err);
+}
+
+/* ---- runs and units ---- */
+
+static int begin(load_db *db, load_error *err)
+{
+	return exec_sql(db, "BEGIN", err, "cannot begin a transaction");
+}
+
+static int commit(load_db *db, load_error *err)
+{
+	if (exec_sql(db, "COMMIT", err, "cannot commit") != 0) {
+		rollback_quietly(db);
+		return -1;
+	}
+	return 0;
+}
+
+static int start_new_run(load_db *db, const char *version, load_run *run, load_error *err)
+{
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	char pid[32];
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	const char *vals[] = {host, pid, version};
+	PGresult *res = exec_params(db,
+				    "WITH r AS (INSERT INTO sync_runs (host, pid, version, units_known) "
+				    "VALUES ($1, $2::int, $3, 1) RETURNING id) "
+				    "INSERT INTO sync_units (run_id, kind, ref) SELECT id, 'users', 0 FROM r RETURNING run_id",
+				    3, vals, err, "cannot record the new run");
+	if (!res)
+		return -1;
+	run->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	run->resumed = false;
+	run->units_known = 1;
+	run->units_done = 0;
+	PQclear(res);
+	return 0;
+}
+
+static int resume_run(load_db *db, int64_t id, load_run *run, load_error *err)
+{
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	char pid[32], idtext[32];
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	snprintf(idtext, sizeof(idtext), "%" PRId64, id);
+	const char *vals[] = {idtext, host, pid};
+	PGresult *res = exec_params(db,
+				    "UPDATE sync_runs SET status = 'running', resumed = resumed + 1, "
+				    "last_resumed_at = now(), finished_at = NULL, error = NULL, host = $2, pid = $3::int "
+				    "WHERE id = $1::bigint RETURNING units_known, units_done",
+				    3, vals, err, "cannot resume the run");
+	if (!res)
+		return -1;
+	run->id = id;
+	run->resumed = true;
+	run->units_known = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	run->units_done = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+int load_run_open(load_db *db, bool restart, const char *version, load_run *run, load_error *err)
+{
+	if (begin(db, err) != 0)
+		return -1;
+	PGresult *res = exec_params(db, "SELECT id, status FROM sync_runs ORDER BY id DESC LIMIT 1", 0, NULL, err,
+				    "cannot read sync_runs");
+	if (!res)
+		goto fail;
+	int64_t last = 0;
+	bool unfinished = false;
+	if (PQntuples(res) > 0) {
+		last = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		unfinished = strcmp(PQgetvalue(res, 0, 1), "succeeded") != 0 &&
+			     strcmp(PQgetvalue(res, 0, 1), "abandoned") != 0;
+	}
+	PQclear(res);
+	if (unfinished && restart) {
+		char sql[512];
+		snprintf(sql, sizeof(sql),
+			 "UPDATE sync_runs SET status = 'abandoned', finished_at = coalesce(finished_at, now()) "
+			 "WHERE id = %" PRId64 "; DELETE FROM sync_units WHERE run_id = %" PRId64
+			 "; DELETE FROM sync_seen WHERE run_id = %" PRId64,
+			 last, last, last);
+		if (exec_sql(db, sql, err, "cannot abandon the unfinished run") != 0)
+			goto fail;
+		log_info("abandoned unfinished run %" PRId64, last);
+		unfinished = false;
+	}
+	if ((unfinished ? resume_run(db, last, run, err) : start_new_run(db, version, run, err)) != 0)
+		goto fail;
+	return commit(db, err);
+fail:
+	rollback_quietly(db);
+	return -1;
+}
+
+static bloom_unit_kind kind_from_name(const char *name)
+{
+	for (int k = BLOOM_UNIT_USERS; k < BLOOM_UNIT_KIND_END; k++)
+		if (strcmp(bloom_unit_kind_name((bloom_unit_kind)k), name) == 0)
+			return (bloom_unit_kind)k;
+	return BLOOM_UNIT_KIND_END;
+}
+
+int load_units_next(load_db *db, int64_t run_id, int64_t after_seq, load_unit *units, size_t max, size_t *n,
+		    load_error *err)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "SELECT seq, kind, ref FROM sync_units WHERE run_id = %" PRId64 " AND state = 0 AND seq > %" PRId64
+		 " ORDER BY seq LIMIT %zu",
+		 run_id, after_seq, max);
+	PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot read pending units");
+	if (!res)
+		return -1;
+	*n = 0;
+	for (int row = 0; row < PQntuples(res); row++) {
+		bloom_unit_kind kind = kind_from_name(PQgetvalue(res, row, 1));
+		if (kind == BLOOM_UNIT_KIND_END) {
+			/* a unit kind this version does not know (written by a newer one) */
+			log_warn("skipping unknown unit kind '%s'", PQgetvalue(res, row, 1));
+			continue;
+		}
+		units[*n].seq = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+		units[*n].unit.kind = kind;
+		units[*n].unit.ref = strtoll(PQgetvalue(res, row, 2), NULL, 10);
+		(*n)++;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* ---- batches ---- */
+
+static const char *sql_type(mirror_type t)
+{
+	switch (t) {
+	case MIRROR_BIGINT: return "bigint";
+	case MIRROR_INT: return "integer";
+	case MIRROR_TEXT: return "text";
+	case MIRROR_BOOL: return "boolean";
+	case MIRROR_NUMERIC: return "numeric";
+	case MIRROR_TIMESTAMPTZ: return "timestamptz";
+	case MIRROR_JSONB: return "jsonb";
+	}
+	return "text";
+}
+
+static void add_column_list(sbuf *b, const mirror_target *t, const char *prefix)
+{
+	for (size_t c = 0; c < t->ncols; c++)
+		sb_printf(b, "%s%s%s", c ? ", " : "", prefix, t->cols[c].name);
+}
+
+/* Staging tables live per connection: typed, no constraints, emptied at commit. */
+static int ensure_staging(load_db *db, load_error *err)
+{
+	if (db->staging_ready)
+		return 0;
+	sbuf b = {0};
+	for (int i = 0; i < MIRROR_T_COUNT; i++) {
+		const mirror_target *t = mirror_target_get((mirror_target_id)i);
+		sb_printf(&b, "CREATE TEMP TABLE IF NOT EXISTS stg_%d (", i);
+		for (size_t c = 0; c < t->ncols; c++)
+			sb_printf(&b, "%s%s %s", c ? ", " : "", t->cols[c].name, sql_type(t->cols[c].type));
+		sb_printf(&b, ") ON COMMIT DELETE ROWS;\n");
+	}
+	sb_printf(&b, "CREATE TEMP TABLE IF NOT EXISTS stg_units (kind text, ref bigint, parent bigint) "
+		      "ON COMMIT DELETE ROWS;\n");
+	if (b.failed) {
+		sb_free(&b);
+		set_error(err, LOAD_ERROR, NULL, "out of memory");
+		return -1;
+	}
+	int rc = exec_sql(db, b.data, err, "cannot create staging tables");
+	sb_free(&b);
+	if (rc == 0)
+		db->staging_ready = true;
+	return rc;
+}
+
+/* Streams data through COPY ... FROM STDIN. */
+static int copy_in(load_db *db, const char *sql, const char *const *chunks, const size_t *lens, size_t nchunks,
+		   load_error *err)
+{
+	PGresult *res = PQexec(db->conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+		return fail_result(db, res, err, "cannot start COPY");
+	PQclear(res);
+	for (size_t i = 0; i < nchunks; i++) {
+		if (lens[i] == 0)
+			continue;
+		if (PQputCopyData(db->conn, chunks[i], (int)lens[i]) != 1) {
+			PQputCopyEnd(db->conn, "aborted");
+			return fail_result(db, PQgetResult(db->conn), err, "COPY failed");
+		}
+	}
+	if (PQputCopyEnd(db->conn, NULL) != 1)
+		return fail_result(db, NULL, err, "COPY failed");
+	int rc = 0;
+	while ((res = PQgetResult(db->conn)) != NULL) {
+		if (rc == 0 && PQresultStatus(res) != PGRES_COMMAND_OK) {
+			rc = fail_result(db, res, err, "COPY failed");
+			continue;
+		}
+		PQclear(res);
+	}
+	return rc;
+}
+
+/* COPYs every item's rows for target ti into its staging table. */
+static int copy_target(load_db *db, const load_batch *batch, int ti, size_t *rows, load_error *err)
+{
+	const mirror_target *t = mirror_target_get((mirror_target_id)ti);
+	size_t n = 0;
+	for (size_t i = 0; i < batch->nitems; i++)
+		if (batch->items[i].result && batch->items[i].result->nrows[ti])
+			n++;
+	if (n == 0)
+		return 0;
+	const char **chunks = calloc(n, sizeof(*chunks));
+	size_t *lens = calloc(n, sizeof(*lens));
+	sbuf sql = {0};
+	int rc = -1;
+	if (!chunks || !lens) {
+		set_error(err, LOAD_ERROR, NULL, "out of memory");
+		goto done;
+	}
+	n = 0;
+	for (size_t i = 0; i < batch->nitems; i++) {
+		const bloom_result *r = batch->items[i].result;
+		if (r && r->nrows[ti]) {
+			chunks[n] = r->copy[ti].data;
+			lens[n++] = r->copy[ti].len;
+			*rows += r->nrows[ti];
+		}
+	}
+	sb_printf(&sql, "COPY stg_%d (", ti);
+	add_column_list(&sql, t, "");
+	sb_printf(&sql, ") FROM STDIN");
+	if (sql.failed) {
+		set_error(err, LOAD_ERROR, NULL, "out of memory");
+		goto done;
+	}
+	rc = copy_in(db, sql.data, chunks, lens, n, err);
+done:
+	free(chunks);
+	free(lens);
+	sb_free(&sql);
+	return rc;
+}
+
+/* The upsert of one target, as one statement whose single row is
+ * (stream, inserted, updated, unchanged). Unchanged rows are not written;
+ * their keys go to sync_seen so a complete run knows it saw them. */
+static void build_upsert(sbuf *b, int ti, int64_t run_id)
+{
+	const mirror_target *t = mirror_target_get((mirror_target_id)ti);
+	const char *k1 = t->cols[0].name;
+	const char *k2 = t->nkeys > 1 ? t->cols[1].name : NULL;
+
+	sb_printf(b, "WITH src AS (SELECT DISTINCT ON (%s%s%s) * FROM stg_%d ORDER BY %s%s%s, ctid DESC), ", k1,
+		  k2 ? ", " : "", k2 ? k2 : "", ti, k1, k2 ? ", " : "", k2 ? k2 : "");
+	sb_printf(b, "up AS (INSERT INTO %s AS d (", t->table);
+	add_column_list(b, t, "");
+	sb_printf(b, ") SELECT ");
+	add_column_list(b, t, "");
+	sb_printf(b, " FROM src ON CONFLICT (%s%s%s) DO UPDATE SET ", k1, k2 ? ", " : "", k2 ? k2 : "");
+	for (size_t c = 0; c < t->ncols; c++)
+		if (t->update_mask & (1u << c))
+			sb_printf(b, "%s = excluded.%s, ", t->cols[c].name, t->cols[c].name);
+	sb_printf(b, "updated_at = now(), deleted_at = NULL WHERE d.deleted_at IS NOT NULL OR (");
+	bool first = true;
+	for (size_t c = 0; c < t->ncols; c++)
+		if (t->update_mask & (1u << c)) {
+			sb_printf(b, "%sd.%s", first ? "" : ", ", t->cols[c].name);
+			first = false;
+		}
+	sb_printf(b, ") IS DISTINCT FROM (");
+	first = true;
+	for (size_t c = 0; c < t->ncols; c++)
+		if (t->update_mask & (1u << c)) {
+			sb_printf(b, "%sexcluded.%s", first ? "" : ", ", t->cols[c].name);
+			first = false;
+		}
+	sb_printf(b, ") RETURNING d.%s AS k1, %s%s AS k2, (xmax = 0) AS ins), ", k1, k2 ? "d." : "0::bigint", k2 ? k2 : "");
+	sb_printf(b,
+		  "seen AS (INSERT INTO sync_seen (run_id, tbl, k1, k2) SELECT %" PRId64 ", '%s', s.%s, %s%s FROM src s "
+		  "WHERE NOT EXISTS (SELECT 1 FROM up WHERE up.k1 = s.%s AND up.k2 = %s%s) ON CONFLICT DO NOTHING), ",
+		  run_id, t->table, k1, k2 ? "s." : "0", k2 ? k2 : "", k1, k2 ? "s." : "0", k2 ? k2 : "");
+	sb_printf(b,
+		  "cnt AS (SELECT count(*) FILTER (WHERE ins) AS i, count(*) FILTER (WHERE NOT ins) AS u, "
+		  "(SELECT count(*) FROM src) - count(*) AS n FROM up), ");
+	sb_printf(b,
+		  "st AS (INSERT INTO sync_run_streams AS x (run_id, stream, inserted, updated, unchanged) "
+		  "SELECT %" PRId64 ", '%s', i, u, n FROM cnt ON CONFLICT (run_id, stream) DO UPDATE SET "
+		  "inserted = x.inserted + excluded.inserted, updated = x.updated + excluded.updated, "
+		  "unchanged = x.unchanged + excluded.unchanged) "
+		  "SELECT '%s', i, u, n FROM cnt;\n",
+		  run_id, t->stream, t->stream);
+}
+
+/* Per-stream request, retry, skip, reject and NUL counts of the batch. */
+static void tally_batch(const load_batch *batch, load_counts *s)
+{
+	for (size_t i = 0; i < batch->nitems; i++) {
+		const load_item *it = &batch->items[i];
+		int si = mirror_table_index(bloom_unit_stream(it->unit.kind));
+		if (si < 0)
+			continue;
+		s[si].requests += it->attempts;
+		s[si].retries += it->attempts > 0 ? it->attempts - 1 : 0;
+		if (!it->result) {
+			s[si].skipped++; /* vanished between list and detail */
+			continue;
+		}
+		s[si].skipped += it->result->skipped;
+		s[si].nul_removed += it->result->nul_removed;
+		for (size_t r = 0; r < it->result->nrejects; r++) {
+			int ri = mirror_table_index(it->result->rejects[r].stream);
+			s[ri >= 0 ? ri : si].rejected++;
+		}
+	}
+}
+
+static int copy_children_and_rejects(load_db *db, const load_batch *batch, bool *has_children, load_error *err)
+{
+	sbuf kids = {0}, rej = {0};
+	for (size_t i = 0; i < batch->nitems; i++) {
+		const bloom_result *r = batch->items[i].result;
+		if (!r)
+			continue;
+		for (size_t c = 0; c < r->nchildren; c++)
+			sb_printf(&kids, "%s\t%" PRId64 "\t%" PRId64 "\n", bloom_unit_kind_name(r->children[c].kind),
+				  r->children[c].ref, batch->items[i].seq);
+		for (size_t j = 0; j < r->nrejects; j++) {
+			const bloom_reject *rj = &r->rejects[j];
+			sb_printf(&rej, "%" PRId64 "\t", batch->run_id);
+			sb_copy_text(&rej, rj->stream);
+			sb_add(&rej, "\t", 1);
+			sb_copy_text(&rej, rj->id);
+			sb_add(&rej, "\t", 1);
+			sb_copy_text(&rej, rj->reason);
+			sb_add(&rej, "\t", 1);
+			sb_copy_text(&rej, rj->raw);
+			sb_add(&rej, "\n", 1);
+		}
+	}
+	int rc = 0;
+	if (kids.failed || rej.failed) {
+		set_error(err, LOAD_ERROR, NULL, "out of memory");
+		rc = -1;
+	}
+	*has_children = kids.len > 0;
+	if (rc == 0 && kids.len) {
+		const char *chunks[] = {kids.data};
+		rc = copy_in(db, "COPY stg_units (kind, ref, parent) FROM STDIN", chunks, &kids.len, 1, err);
+	}
+	if (rc == 0 && rej.len) {
+		const char *chunks[] = {rej.data};
+		rc = copy_in(db, "COPY rejected_records (run_id, stream, record_id, reason, raw) FROM STDIN", chunks,
+			     &rej.len, 1, err);
+	}
+	sb_free(&kids);
+	sb_free(&rej);
+	return rc;
+}
+
+static int run_statements(load_db *db, const char *sql, load_batch_result *out, load_error *err)
+{
+	if (!PQsendQuery(db->conn, sql))
+		return fail_result(db, NULL, err, "cannot send the batch");
+	PGresult *res;
+	int rc = 0;
+	while ((res = PQgetResult(db->conn)) != NULL) {
+		if (rc != 0) {
+			PQclear(res);
+			continue;
+		}
+		if (!result_ok(res)) {
+			rc = fail_result(db, res, err, "batch write failed");
+			continue;
+		}
+		/* upsert counts: (stream, inserted, updated, unchanged); children: (added) */
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 4) {
+			int si = mirror_table_index(PQgetvalue(res, 0, 0));
+			if (si >= 0) {
+				out->streams[si].inserted += strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+				out->streams[si].updated += strtoull(PQgetvalue(res, 0, 2), NULL, 10);
+				out->streams[si].unchanged += strtoull(PQgetvalue(res, 0, 3), NULL, 10);
+			}
+		} else if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 1 &&
+			   strcmp(PQfname(res, 0), "children_added") == 0) {
+			out->children_added = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		}
+		PQclear(res);
+	}
+	return rc;
+}
+
+static void add_seq_list(sbuf *b, const load_batch *batch, bool vanished)
+{
+	bool any = false;
+	sb_add(b, "'{", 2);
+	for (size_t i = 0; i < batch->nitems; i++) {
+		if ((batch->items[i].result == NULL) != vanished)
+			continue;
+		sb_printf(b, "%s%" PRId64, any ? "," : "", batch->items[i].seq);
+		any = true;
+	}
+	sb_add(b, "}'", 2);
+}
+
+int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *out, load_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	tally_batch(batch, out->streams);
+	sbuf sql = {0};
+	bool has_children = false;
+	if (ensure_staging(db, err) != 0 || begin(db, err) != 0)
+		return -1;
+	for (int ti = 0; ti < MIRROR_T_COUNT; ti++)
+		if (copy_target(db, batch, ti, &out->rows, err) != 0)
+			goto fail;
+	if (copy_children_and_rejects(db, batch, &has_children, err) != 0)
+		goto fail;
+
+	for (int ti = 0; ti < MIRROR_T_COUNT; ti++) {
+		bool any = false;
+		for (size_t i = 0; i < batch->nitems && !any; i++)
+			any = batch->items[i].result && batch->items[i].result->nrows[ti];
+		if (any)
+			build_upsert(&sql, ti, batch->run_id);
+	}
+	sb_printf(&sql, "UPDATE sync_units SET state = 1 WHERE run_id = %" PRId64 " AND seq = ANY(", batch->run_id);
+	add_seq_list(&sql, batch, false);
+	sb_printf(&sql, "::bigint[]);\nUPDATE sync_units SET state = 2 WHERE run_id = %" PRId64 " AND seq = ANY(",
+		  batch->run_id);
+	add_seq_list(&sql, batch, true);
+	sb_printf(&sql, "::bigint[]);\n");
+	sb_printf(&sql,
+		  "WITH ins AS (INSERT INTO sync_units (run_id, kind, ref, parent) "
+		  "SELECT %" PRId64 ", kind, ref, min(parent) FROM stg_units GROUP BY kind, ref "
+		  "ORDER BY min(parent), kind, ref ON CONFLICT DO NOTHING RETURNING 1), "
+		  "c AS (SELECT count(*) AS n FROM ins) "
+		  "UPDATE sync_runs SET units_known = units_known + c.n, units_done = units_done + %zu FROM c "
+		  "WHERE id = %" PRId64 " RETURNING c.n AS children_added;\n",
+		  batch->run_id, batch->nitems, batch->run_id);
+	for (int si = 0; si < MIRROR_TABLE_COUNT; si++) {
+		const load_counts *c = &out->streams[si];
+		if (!c->requests && !c->skipped && !c->rejected && !c->nul_removed)
+			continue;
+		sb_printf(&sql,
+			  "INSERT INTO sync_run_streams AS x (run_id, stream, requests, retries, skipped, rejected, "
+			  "nul_removed) VALUES (%" PRId64 ", '%s', %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64
+			  ", %" PRIu64 ") ON CONFLICT (run_id, stream) DO UPDATE SET requests = x.requests + "
+			  "excluded.requests, retries = x.retries + excluded.retries, skipped = x.skipped + "
+			  "excluded.skipped, rejected = x.rejected + excluded.rejected, nul_removed = x.nul_removed + "
+			  "excluded.nul_removed;\n",
+			  batch->run_id, mirror_tables[si], c->requests, c->retries, c->skipped, c->rejected,
+			  c->nul_removed);
+	}
+	sb_printf(&sql, "COMMIT");
+	if (sql.failed) {
+		set_error(err, LOAD_ERROR, NULL, "out of memory");
+		goto fail;
+	}
+	if (run_statements(db, sql.data, out, err) != 0)
+		goto fail;
+	sb_free(&sql);
+	return 0;
+fail:
+	sb_free(&sql);
+	rollback_quietly(db);
+	return -1;
+}
+
+/* ---- the end of a run ---- */
+
+static int mark_deleted(load_db *db, int64_t run_id, uint64_t deleted[MIRROR_TABLE_COUNT], load_error *err)
+{
+	for (int si = 0; si < MIRROR_TABLE_COUNT; si++) {
+		const char *table = mirror_tables[si];
+		const mirror_target *t = NULL;
+		for (int ti = 0; ti < MIRROR_T_COUNT && !t; ti++)
+			if (strcmp(mirror_target_get((mirror_target_id)ti)->table, table) == 0)
+				t = mirror_target_get((mirror_target_id)ti);
+		const char *k1 = t->cols[0].name;
+		const char *k2 = t->nkeys > 1 ? t->cols[1].name : NULL;
+		char sql[1536];
+		snprintf(sql, sizeof(sql),
+			 "WITH d AS (UPDATE %s t SET deleted_at = now() WHERE t.deleted_at IS NULL "
+			 "AND t.updated_at < (SELECT started_at FROM sync_runs WHERE id = %" PRId64 ") "
+			 "AND NOT EXISTS (SELECT 1 FROM sync_seen s WHERE s.run_id = %" PRId64 " AND s.tbl = '%s' "
+			 "AND s.k1 = t.%s AND s.k2 = %s%s) RETURNING 1), c AS (SELECT count(*) AS n FROM d), "
+			 "st AS (INSERT INTO sync_run_streams AS x (run_id, stream, deleted) SELECT %" PRId64
+			 ", '%s', n FROM c ON CONFLICT (run_id, stream) DO UPDATE SET deleted = x.deleted + excluded.deleted) "
+			 "SELECT n FROM c",
+			 table, run_id, run_id, table, k1, k2 ? "t." : "0", k2 ? k2 : "", run_id, table);
+		PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot mark deleted rows");
+		if (!res)
+			return -1;
+		uint64_t n = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+		if (deleted)
+			deleted[si] = n;
+		if (n)
+			log_info("marked %" PRIu64 " %s rows deleted", n, table);
+	}
+	return 0;
+}
+
+int load_run_finish(load_db *db, int64_t run_id, const char *status, const char *error, bool apply_deletes,
+		    uint64_t deleted[MIRROR_TABLE_COUNT], load_error *err)
+{
+	if (deleted)
+		memset(deleted, 0, sizeof(uint64_t) * MIRROR_TABLE_COUNT);
+	if (begin(db, err) != 0)
+		return -1;
+	if (apply_deletes) {
+		if (mark_deleted(db, run_id, deleted, err) != 0)
+			goto fail;
+		char sql[256];
+		snprintf(sql, sizeof(sql),
+			 "DELETE FROM sync_seen WHERE run_id = %" PRId64 "; DELETE FROM sync_units WHERE run_id = %" PRId64,
+			 run_id, run_id);
+		if (exec_sql(db, sql, err, "cannot clear the run's units") != 0)
+			goto fail;
+	}
+	char idtext[32];
+	snprintf(idtext, sizeof(idtext), "%" PRId64, run_id);
+	char safe_error[1024];
+	if (error)
+		log_redact(error, safe_error, sizeof(safe_error));
+	const char *vals[] = {idtext, status, error ? safe_error : NULL};
+	PGresult *res = exec_params(db,
+				    "UPDATE sync_runs SET status = $2, finished_at = now(), error = $3, "
+				    "deleted_rows = (SELECT coalesce(sum(deleted), 0) FROM sync_run_streams WHERE run_id = $1::bigint) "
+				    "WHERE id = $1::bigint",
+				    3, vals, err, "cannot record the end of the run");
+	if (!res)
+		goto fail;
+	PQclear(res);
+	return commit(db, err);
+fail:
+	rollback_quietly(db);
+	return -1;
+}
+
+int load_run_counts(load_db *db, int64_t run_id, load_counts out[MIRROR_TABLE_COUNT], load_error *err)
+{
+	memset(out, 0, sizeof(load_counts) * MIRROR_TABLE_COUNT);
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+		 "SELECT stream, requests, retries, inserted, updated, unchanged, skipped, rejected, deleted, "
+		 "nul_removed FROM sync_run_streams WHERE run_id = %" PRId64,
+		 run_id);
+	PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot read the run's counts");
+	if (!res)
+		return -1;
+	for (int row = 0; row < PQntuples(res); row++) {
+		int si = mirror_table_index(PQgetvalue(res, row, 0));
+		if (si < 0)
+			continue;
+		uint64_t *f[] = {&out[si].requests, &out[si].retries,  &out[si].inserted,
+				 &out[si].updated,  &out[si].unchanged, &out[si].skipped,
+				 &out[si].rejected, &out[si].deleted,   &out[si].nul_removed};
+		for (int c = 0; c < 9; c++)
+			*f[c] = strtoull(PQgetvalue(res, row, c + 1), NULL, 10);
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* ---- status ---- */
+
+static const char status_sql[] =
+    "SELECT r.id, to_char(r.started_at, 'YYYY-MM-DD HH24:MI:SS'), "
+    "coalesce(to_char(r.finished_at - r.started_at, 'HH24:MI:SS'), to_char(now() - r.started_at, 'HH24:MI:SS')), "
+    "r.status, r.resumed, coalesce(sum(s.inserted + s.updated + s.deleted), 0), coalesce(sum(s.requests), 0), "
+    "r.units_done, r.units_known, coalesce(r.error, ''), "
+    "to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+    "coalesce(to_char(r.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
+    "coalesce(extract(epoch FROM coalesce(r.finished_at, now()) - r.started_at), 0)::numeric(12,1) "
+    "FROM sync_runs r LEFT JOIN sync_run_streams s ON s.run_id = r.id "
+    "GROUP BY r.id ORDER BY r.id DESC LIMIT ";
+
+static void print_status_json(PGresult *res, FILE *out)
+{
+	json_t *runs = json_array();
+	for (int row = 0; row < PQntuples(res); row++) {
+		json_t *r = json_object();
+		json_object_set_new(r, "id", json_integer(strtoll(PQgetvalue(res, row, 0), NULL, 10)));
+		json_object_set_new(r, "started_at", json_string(PQgetvalue(res, row, 10)));
+		const char *fin = PQgetvalue(res, row, 11);
+		json_object_set_new(r, "finished_at", *fin ? json_string(fin) : json_null());
+		json_object_set_new(r, "duration_s", json_real(strtod(PQgetvalue(res, row, 12), NULL)));
+		json_object_set_new(r, "status", json_string(PQgetvalue(res, row, 3)));
+		json_object_set_new(r, "resumed", json_integer(strtoll(PQgetvalue(res, row, 4), NULL, 10)));
+		json_object_set_new(r, "rows_changed", json_integer(strtoll(PQgetvalue(res, row, 5), NULL, 10)));
+		json_object_set_new(r, "requests", json_integer(strtoll(PQgetvalue(res, row, 6), NULL, 10)));
+		json_object_set_new(r, "units_done", json_integer(strtoll(PQgetvalue(res, row, 7), NULL, 10)));
+		json_object_set_new(r, "units_known", json_integer(strtoll(PQgetvalue(res, row, 8), NULL, 10)));
+		const char *e = PQgetvalue(res, row, 9);
+		json_object_set_new(r, "error", *e ? json_string(e) : json_null());
+		json_array_append_new(runs, r);
+	}
+	json_t *doc = json_pack("{s:o}", "runs", runs);
+	char *text = json_dumps(doc, JSON_INDENT(2));
+	if (text)
+		fprintf(out, "%s\n", text);
+	free(text);
+	json_decref(doc);
+}
+
+static void print_status_table(PGresult *res, FILE *out)
+{
+	if (PQntuples(res) == 0) {
+		fprintf(out, "no runs yet\n");
+		return;
+	}
+	fprintf(out, "%-6s %-19s %-9s %-10s %12s %9s  %s\n", "id", "started (UTC)", "duration", "status",
+		"rows changed", "requests", "error");
+	for (int row = 0; row < PQntuples(res); row++) {
+		const char *status = PQgetvalue(res, row, 3);
+		fprintf(out, "%-6s %-19s %-9s %-10s %12s %9s  %.60s\n", PQgetvalue(res, row, 0),
+			PQgetvalue(res, row, 1), PQgetvalue(res, row, 2), status, PQgetvalue(res, row, 5),
+			PQgetvalue(res, row, 6), PQgetvalue(res, row, 9));
+	}
+	const char *status = PQgetvalue(res, 0, 3);
+	if (strcmp(status, "succeeded") != 0 && strcmp(status, "abandoned") != 0)
+		fprintf(out, "\nrun %s is unfinished (%s): %s of %s units done%s\n", PQgetvalue(res, 0, 0), status,
+			PQgetvalue(res, 0, 7), PQgetvalue(res, 0, 8),
+			strcmp(status, "running") == 0 ? "" : "; the next sync resumes it");
+}
+
+int load_status(load_db *db, int limit, bool json, FILE *out, load_error *err)
+{
+	char sql[sizeof(status_sql) + 32];
+	snprintf(sql, sizeof(sql), "%s%d", status_sql, limit > 0 ? limit : 10);
+	PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot read sync_runs");
+	if (!res)
+		return -1;
+	if (json)
+		print_status_json(res, out);
+	else
+		print_status_table(res, out);
+	PQclear(res);
+	return 0;
+}

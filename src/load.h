@@ -1,0 +1,122 @@
+/* load.h — everything bloomsync says to PostgreSQL: migrations, the run
+ * lock, run records, units (the checkpoint), batch upserts, deletes, status.
+ * No other module holds SQL.
+ *
+ * Every call ends in one of three outcomes, decided in one place
+ * (classify() in load.c): LOAD_OK; LOAD_RETRY when the connection or the
+ * transaction failed in a way that redoing it can fix (SQLSTATE class 08,
+ * 40001, 40P01, 57P01..57P03, a dead connection): reconnect with
+ * load_reconnect and redo; LOAD_ERROR otherwise. */
+#ifndef BLOOMSYNC_SRC_LOAD_H
+#define BLOOMSYNC_SRC_LOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bloom.h"
+#include "mirror.h"
+
+typedef struct load_db load_db;
+
+typedef enum { LOAD_OK = 0, LOAD_RETRY, LOAD_ERROR } load_outcome;
+
+typedef struct load_error {
+	load_outcome outcome;
+	char sqlstate[6];
+	char msg[512];
+} load_error;
+
+/* Connects (conninfo is any libpq conninfo or URI; PG* variables apply) and
+ * sets the session up for the mirror schema. NULL on error, with err filled. */
+load_db *load_open(const char *conninfo, const char *schema, load_error *err);
+
+/* Closes the connection (releasing the run lock); load_close(NULL) is a no-op. */
+void load_close(load_db *db);
+
+/* Opens a new connection in place of a broken one, and takes the run lock
+ * again if this connection held it. -1 on error (err->outcome tells whether
+ * trying again later makes sense). */
+int load_reconnect(load_db *db, load_error *err);
+
+/* Applies the embedded migrations not yet applied, in order, each in the
+ * one transaction that records it. *applied gets how many ran. */
+int load_migrate(load_db *db, int *applied, load_error *err);
+
+/* How many embedded migrations are not applied yet (all when the schema is missing). */
+int load_pending_migrations(load_db *db, int *pending, load_error *err);
+
+/* Takes the run lock (a session advisory lock per database and schema)
+ * without waiting. *acquired is false when another session holds it; then
+ * holder describes that session (pid, application, client, since when). */
+int load_lock(load_db *db, bool *acquired, char *holder, size_t holderlen, load_error *err);
+
+typedef struct load_run {
+	int64_t id;
+	bool resumed;       /* an interrupted run was continued */
+	int64_t units_known;
+	int64_t units_done;
+} load_run;
+
+/* Resumes the latest run if it did not succeed (running, failed or
+ * cancelled), else starts a new one with its root unit. With restart, an
+ * unfinished run is marked abandoned and a new one starts. */
+int load_run_open(load_db *db, bool restart, const char *version, load_run *run, load_error *err);
+
+typedef struct load_unit {
+	int64_t seq;       /* position in the run's unit table */
+	bloom_unit unit;
+} load_unit;
+
+/* Reads up to max pending units of the run with seq > after_seq, in seq
+ * order, into units; *n gets how many. */
+int load_units_next(load_db *db, int64_t run_id, int64_t after_seq, load_unit *units, size_t max, size_t *n,
+		    load_error *err);
+
+/* Counts per stream (index = mirror_table_index of the stream). */
+typedef struct load_counts {
+	uint64_t requests, retries, inserted, updated, unchanged, skipped, rejected, deleted, nul_removed;
+} load_counts;
+
+typedef struct load_item {
+	int64_t seq;            /* the unit's seq */
+	bloom_unit unit;
+	bloom_result *result;   /* rows and children; NULL when the item vanished (404) */
+	uint32_t attempts;      /* HTTP attempts made for it */
+} load_item;
+
+typedef struct load_batch {
+	int64_t run_id;
+	load_item *items;
+	size_t nitems;
+} load_batch;
+
+typedef struct load_batch_result {
+	load_counts streams[MIRROR_TABLE_COUNT]; /* what this batch did */
+	int64_t children_added;                  /* new units recorded */
+	size_t rows;                             /* rows written to staging */
+} load_batch_result;
+
+/* Writes a batch in one transaction: its rows (COPY to staging, then upsert
+ * only where content differs), its rejected records, the children it
+ * revealed, its units marked done, and the run's counts. Either all of it
+ * commits or none of it. */
+int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *out, load_error *err)
+    __attribute__((warn_unused_result));
+
+/* Ends a run: when apply_deletes (the run completed every unit), rows of
+ * every mirror table not seen by the run get deleted_at = now(), and the
+ * run's unit and seen tables are cleared. Then records status, finished_at
+ * and error (NULL for none). deleted[] (may be NULL) gets rows marked per stream. */
+int load_run_finish(load_db *db, int64_t run_id, const char *status, const char *error, bool apply_deletes,
+		    uint64_t deleted[MIRROR_TABLE_COUNT], load_error *err);
+
+/* The run's counts per stream, summed over all its sessions. */
+int load_run_counts(load_db *db, int64_t run_id, load_counts out[MIRROR_TABLE_COUNT], load_error *err);
+
+/* Prints the latest `limit` runs (table, or JSON when json), and the progress
+ * of an unfinished one. */
+int load_status(load_db *db, int limit, bool json, FILE *out, load_error *err);
+
+#endif

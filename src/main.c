@@ -1,0 +1,447 @@
+/* main.c — the command line: options, commands, exit codes. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "config.h"
+#include "http.h"
+#include "load.h"
+#include "load_migrations.h"
+#include "log.h"
+#include "pipeline.h"
+
+#define BLOOMSYNC_VERSION "0.1.0"
+
+/* Exit codes: the one table (documented in --help, the README and the man page). */
+enum {
+	EXIT_OK = 0,
+	EXIT_RUN_FAILED = 1,
+	EXIT_USAGE = 2,
+	EXIT_LOCKED = 3,
+	EXIT_AUTH = 4,
+	EXIT_CANCELLED = 5,
+};
+
+static int exit_code_for(pipeline_status st)
+{
+	switch (st) {
+	case PIPELINE_SUCCEEDED: return EXIT_OK;
+	case PIPELINE_LOCKED: return EXIT_LOCKED;
+	case PIPELINE_AUTH: return EXIT_AUTH;
+	case PIPELINE_CANCELLED: return EXIT_CANCELLED;
+	case PIPELINE_FAILED: break;
+	}
+	return EXIT_RUN_FAILED;
+}
+
+static const char usage_text[] =
+    "usage: bloomsync [-c FILE] [-v|-q] [--log-format text|json] [--metrics-file PATH] COMMAND [ARGS]\n"
+    "\n"
+    "Mirrors a Bloom Growth organisation into PostgreSQL.\n"
+    "\n"
+    "commands:\n"
+    "  sync [--restart]        mirror users, meetings, todos, scorecards (resumes an interrupted run)\n"
+    "  migrate                 create or upgrade the mirror schema\n"
+    "  status [--json] [-n N]  show the latest runs and the progress of an unfinished one\n"
+    "  check                   check the config, the API key and the database\n"
+    "  version                 print the version\n"
+    "  help [COMMAND]          show help\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE       config file (default $BLOOMSYNC_CONFIG, else " CFG_DEFAULT_PATH ")\n"
+    "  -v, --verbose           log debug lines\n"
+    "  -q, --quiet             log warnings and errors only\n"
+    "      --log-format FMT    text or json (overrides log.format)\n"
+    "      --metrics-file PATH write Prometheus metrics there after each run (overrides metrics_file)\n"
+    "  -h, --help              show this help\n"
+    "\n"
+    "environment: BG_API_KEY (the API key; wins over api.key and api.key_file), BLOOMSYNC_CONFIG,\n"
+    "             PGHOST, PGUSER, PGPASSWORD, ... (libpq's, for postgres.conninfo)\n"
+    "\n"
+    "exit codes:\n"
+    "  0  success\n"
+    "  1  the run failed (see the error; the next sync resumes it)\n"
+    "  2  usage or configuration error\n"
+    "  3  another sync holds the lock for this database and schema\n"
+    "  4  the API rejected the key\n"
+    "  5  cancelled by a signal (the next sync resumes)\n";
+
+static const char *const command_help[][2] = {
+    {"sync",
+     "usage: bloomsync [options] sync [--restart]\n\n"
+     "Mirrors the organisation into the configured schema. Applies pending migrations first.\n"
+     "An interrupted, failed or cancelled run is resumed: units already committed are not\n"
+     "fetched again. Rows that vanished upstream get deleted_at only after a complete run.\n\n"
+     "  --restart   abandon an unfinished run and start a fresh one\n"},
+    {"migrate", "usage: bloomsync [options] migrate\n\nCreates the schema and applies the embedded SQL migrations "
+		"not applied yet.\nSafe to run again: applied migrations are skipped.\n"},
+    {"status", "usage: bloomsync [options] status [--json] [-n N]\n\nShows the last N runs (default 10): id, "
+	       "start, duration, status, rows changed,\nrequests and error, and the progress of an unfinished run.\n\n"
+	       "  --json   machine-readable output\n  -n N     how many runs\n"},
+    {"check", "usage: bloomsync [options] check\n\nChecks that the config is valid, the API answers and accepts "
+	      "the key, and the\ndatabase is reachable with every migration applied. Exit 0 when all hold.\n"},
+    {"version", "usage: bloomsync version\n\nPrints the version.\n"},
+};
+
+static void print_command_help(const char *command, FILE *f)
+{
+	for (size_t i = 0; i < sizeof(command_help) / sizeof(command_help[0]); i++)
+		if (strcmp(command_help[i][0], command) == 0) {
+			fputs(command_help[i][1], f);
+			return;
+		}
+	fputs(usage_text, f);
+}
+
+static volatile sig_atomic_t cancel_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	cancel_requested = 1;
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+typedef struct cli {
+	const char *config_path;
+	int verbosity; /* -1 quiet, 0 config, 1 debug */
+	const char *log_format;
+	const char *metrics_file;
+	const char *command;
+	int argc; /* the command's own arguments */
+	char **argv;
+} cli;
+
+static int parse_cli(int argc, char **argv, cli *out)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},   {"verbose", no_argument, NULL, 'v'},
+	    {"quiet", no_argument, NULL, 'q'},          {"log-format", required_argument, NULL, 'F'},
+	    {"metrics-file", required_argument, NULL, 'M'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+	};
+	int opt;
+	/* '+': stop at the command; its own options are parsed by the command */
+	while ((opt = getopt_long(argc, argv, "+c:vqh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': out->config_path = optarg; break;
+		case 'v': out->verbosity = 1; break;
+		case 'q': out->verbosity = -1; break;
+		case 'F': out->log_format = optarg; break;
+		case 'M': out->metrics_file = optarg; break;
+		case 'h': out->command = "help"; return 0;
+		case 'V': out->command = "version"; return 0;
+		default: return -1;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "bloomsync: no command given\n\n%s", usage_text);
+		return -1;
+	}
+	out->command = argv[optind];
+	out->argc = argc - optind;
+	out->argv = argv + optind;
+	return 0;
+}
+
+/* Loads the config and sets up logging from it and the command line. */
+static int load_config(const cli *c, cfg *config)
+{
+	const char *path = c->config_path;
+	if (!path)
+		path = getenv("BLOOMSYNC_CONFIG");
+	if (!path || !*path)
+		path = CFG_DEFAULT_PATH;
+	cfg_error err;
+	if (cfg_load(path, config, &err) != 0) {
+		fprintf(stderr, "bloomsync: %s\n", err.msg);
+		return -1;
+	}
+	log_level level = config->log_level;
+	if (c->verbosity > 0)
+		level = LOG_DEBUG;
+	else if (c->verbosity < 0)
+		level = LOG_WARN;
+	log_format format = config->log_format;
+	if (c->log_format && log_format_parse(c->log_format, &format) != 0) {
+		fprintf(stderr, "bloomsync: --log-format: expected text or json, got '%s'\n", c->log_format);
+		return -1;
+	}
+	log_init(level, format);
+	return 0;
+}
+
+/* Parses the options of a command that takes only flags from `allowed`. */
+static int command_flag(const cli *c, const char *flag)
+{
+	for (int i = 1; i < c->argc; i++)
+		if (strcmp(c->argv[i], flag) == 0)
+			return i;
+	return 0;
+}
+
+static int check_args(const cli *c, const char *const *allowed, int with_value_count)
+{
+	for (int i = 1; i < c->argc; i++) {
+		bool ok = false;
+		for (int a = 0; allowed[a]; a++)
+			if (strcmp(c->argv[i], allowed[a]) == 0) {
+				ok = true;
+				if (a < with_value_count)
+					i++; /* skip its value */
+			}
+		if (strcmp(c->argv[i < c->argc ? i : c->argc - 1], "--help") == 0 ||
+		    strcmp(c->argv[i < c->argc ? i : c->argc - 1], "-h") == 0) {
+			print_command_help(c->command, stdout);
+			return 1;
+		}
+		if (!ok) {
+			fprintf(stderr, "bloomsync %s: unknown argument '%s'\n\n", c->command, c->argv[i]);
+			print_command_help(c->command, stderr);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int cmd_sync(const cli *c, const cfg *config)
+{
+	if (!config->key) {
+		fprintf(stderr, "bloomsync: no API key: set api.key or api.key_file in %s, or BG_API_KEY\n",
+			config->path);
+		return EXIT_USAGE;
+	}
+	pipeline_opts opts = {
+	    .config = config,
+	    .token = config->key,
+	    .restart = command_flag(c, "--restart") > 0,
+	    .progress_tty = isatty(STDERR_FILENO) && config->log_format == LOG_FORMAT_TEXT,
+	    .cancel = &cancel_requested,
+	    .version = BLOOMSYNC_VERSION,
+	};
+	pipeline_summary summary;
+	pipeline_status st = pipeline_sync(&opts, &summary);
+	if (st == PIPELINE_LOCKED) {
+		log_error("%s", summary.error);
+	} else if (summary.run_id == 0 && summary.error[0]) {
+		log_error("%s", summary.error);
+	}
+	pipeline_print_summary(&summary, stderr);
+	return exit_code_for(st);
+}
+
+static int cmd_migrate(const cfg *config)
+{
+	load_error err;
+	load_db *db = load_open(config->conninfo, config->schema, &err);
+	if (!db) {
+		log_error("%s", err.msg);
+		return EXIT_RUN_FAILED;
+	}
+	int applied = 0;
+	int rc = load_migrate(db, &applied, &err);
+	load_close(db);
+	if (rc != 0) {
+		log_error("%s", err.msg);
+		return EXIT_RUN_FAILED;
+	}
+	printf("schema %s: %d migration%s applied, up to date\n", config->schema, applied, applied == 1 ? "" : "s");
+	return EXIT_OK;
+}
+
+static int cmd_status(const cli *c, const cfg *config)
+{
+	int limit = 10;
+	int n = command_flag(c, "-n");
+	if (n > 0) {
+		char *end = NULL;
+		long v = n + 1 < c->argc ? strtol(c->argv[n + 1], &end, 10) : 0;
+		if (!end || *end || v < 1 || v > 10000) {
+			fprintf(stderr, "bloomsync status: -n takes a number from 1 to 10000\n");
+			return EXIT_USAGE;
+		}
+		limit = (int)v;
+	}
+	load_error err;
+	load_db *db = load_open(config->conninfo, config->schema, &err);
+	if (!db) {
+		log_error("%s", err.msg);
+		return EXIT_RUN_FAILED;
+	}
+	int pending = 0;
+	int rc = load_pending_migrations(db, &pending, &err);
+	if (rc == 0 && pending == (int)load_migrations_count) {
+		printf("no runs yet (schema %s not migrated)\n", config->schema);
+	} else if (rc == 0) {
+		rc = load_status(db, limit, command_flag(c, "--json") > 0, stdout, &err);
+	}
+	load_close(db);
+	if (rc != 0) {
+		log_error("%s", err.msg);
+		return EXIT_RUN_FAILED;
+	}
+	return EXIT_OK;
+}
+
+/* One GET of users/mine, to see that the API answers and takes the key. */
+typedef struct probe {
+	bool done;
+	http_outcome outcome;
+	long status;
+	char error[256];
+} probe;
+
+static http_cb_result probe_done(void *ctx, void *user, const http_response *resp)
+{
+	(void)user;
+	probe *p = ctx;
+	p->done = true;
+	p->outcome = resp->outcome;
+	p->status = resp->status;
+	snprintf(p->error, sizeof(p->error), "%s", resp->error ? resp->error : "");
+	return HTTP_CB_DONE;
+}
+
+static int check_api(const cfg *config)
+{
+	if (!config->key) {
+		printf("api:      FAIL no API key (api.key, api.key_file or BG_API_KEY)\n");
+		return EXIT_USAGE;
+	}
+	http_opts ho = {.base_url = config->base_url, .token = config->key, .concurrency = 1,
+			.timeout_ms = config->timeout_ms, .max_retries = config->max_retries < 2 ? config->max_retries : 2};
+	probe p = {0};
+	char err[256];
+	http_engine *h = http_new(&ho, probe_done, &p, err, sizeof(err));
+	if (!h || http_submit(h, "users/mine", NULL) != 0) {
+		printf("api:      FAIL %s\n", h ? "out of memory" : err);
+		http_free(h);
+		return EXIT_RUN_FAILED;
+	}
+	while (!p.done && http_run(h, 1000) >= 0 && !cancel_requested)
+		;
+	http_free(h);
+	if (p.done && p.outcome == HTTP_OK) {
+		printf("api:      ok %s answers, key accepted (from %s)\n", config->base_url, config->key_source);
+		return EXIT_OK;
+	}
+	if (p.done && p.outcome == HTTP_AUTH) {
+		printf("api:      FAIL the API rejected the key (HTTP %ld; key from %s)\n", p.status, config->key_source);
+		return EXIT_AUTH;
+	}
+	printf("api:      FAIL %s: %s\n", config->base_url, p.done ? p.error : "interrupted");
+	return EXIT_RUN_FAILED;
+}
+
+static int check_database(const cfg *config)
+{
+	load_error err;
+	load_db *db = load_open(config->conninfo, config->schema, &err);
+	if (!db) {
+		printf("database: FAIL %s\n", err.msg);
+		return EXIT_RUN_FAILED;
+	}
+	int pending = 0;
+	int rc = load_pending_migrations(db, &pending, &err);
+	load_close(db);
+	if (rc != 0) {
+		printf("database: FAIL %s\n", err.msg);
+		return EXIT_RUN_FAILED;
+	}
+	if (pending > 0) {
+		printf("database: FAIL reachable, but %d migration%s pending in schema %s (run bloomsync migrate)\n",
+		       pending, pending == 1 ? "" : "s", config->schema);
+		return EXIT_RUN_FAILED;
+	}
+	printf("database: ok reachable, schema %s up to date\n", config->schema);
+	return EXIT_OK;
+}
+
+static int cmd_check(const cfg *config)
+{
+	printf("config:   ok %s\n", config->path);
+	int api = check_api(config);
+	int db = check_database(config);
+	/* the more specific failure wins: a rejected key says more than "failed" */
+	return api != EXIT_OK ? api : db;
+}
+
+static int run_command(const cli *c)
+{
+	static const char *const sync_args[] = {"--restart", NULL};
+	static const char *const status_args[] = {"-n", "--json", NULL};
+	static const char *const no_args[] = {NULL};
+	const char *const *allowed = no_args;
+	int with_value = 0;
+	if (strcmp(c->command, "sync") == 0)
+		allowed = sync_args;
+	else if (strcmp(c->command, "status") == 0) {
+		allowed = status_args;
+		with_value = 1;
+	} else if (strcmp(c->command, "migrate") != 0 && strcmp(c->command, "check") != 0) {
+		fprintf(stderr, "bloomsync: unknown command '%s'\n\n%s", c->command, usage_text);
+		return EXIT_USAGE;
+	}
+	int a = check_args(c, allowed, with_value);
+	if (a != 0)
+		return a > 0 ? EXIT_OK : EXIT_USAGE;
+
+	cfg config;
+	cfg_defaults(&config);
+	if (load_config(c, &config) != 0) {
+		cfg_free(&config);
+		return EXIT_USAGE;
+	}
+	int rc;
+	if (strcmp(c->command, "sync") == 0)
+		rc = cmd_sync(c, &config);
+	else if (strcmp(c->command, "migrate") == 0)
+		rc = cmd_migrate(&config);
+	else if (strcmp(c->command, "status") == 0)
+		rc = cmd_status(c, &config);
+	else
+		rc = cmd_check(&config);
+	cfg_free(&config);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	cli c = {0};
+	log_init(LOG_INFO, LOG_FORMAT_TEXT);
+	if (parse_cli(argc, argv, &c) != 0)
+		return EXIT_USAGE;
+	if (strcmp(c.command, "help") == 0) {
+		if (c.argc > 1)
+			print_command_help(c.argv[1], stdout);
+		else
+			fputs(usage_text, stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(c.command, "version") == 0) {
+		printf("bloomsync %s (%s)\n", BLOOMSYNC_VERSION, curl_version());
+		return EXIT_OK;
+	}
+	install_signals();
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	int rc = run_command(&c);
+	curl_global_cleanup();
+	log_shutdown();
+	return rc;
+}

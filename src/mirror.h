@@ -1,0 +1,65 @@
+/* mirror.h — the mirror's tables as data: the one description that the JSON
+ * mapping (bloom.c) fills and the loader (load.c) writes.
+ *
+ * A "target" is one way rows reach a mirror table. A table usually has one;
+ * meetings has two, because the meeting lists and the meeting detail carry
+ * different columns of the same row. Columns are in COPY order: the key
+ * columns first, "raw" (jsonb) always last. Columns outside update_mask are
+ * written when a row is inserted and left alone when it already exists. */
+#ifndef BLOOMSYNC_SRC_MIRROR_H
+#define BLOOMSYNC_SRC_MIRROR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+	MIRROR_BIGINT = 0,
+	MIRROR_INT,
+	MIRROR_TEXT,
+	MIRROR_BOOL,
+	MIRROR_NUMERIC,
+	MIRROR_TIMESTAMPTZ,
+	MIRROR_JSONB,
+} mirror_type;
+
+typedef struct mirror_column {
+	const char *name;
+	mirror_type type;
+	bool not_null;
+} mirror_column;
+
+typedef enum {
+	MIRROR_T_USERS = 0,
+	MIRROR_T_MEETINGS_LIST,   /* meetings, from L10/{userId}/list */
+	MIRROR_T_MEETINGS_DETAIL, /* meetings, from L10/{meetingId} */
+	MIRROR_T_ATTENDEES,
+	MIRROR_T_TODOS,
+	MIRROR_T_MEASURABLES,
+	MIRROR_T_MEETING_MEASURABLES,
+	MIRROR_T_SCORES,
+	MIRROR_T_COUNT
+} mirror_target_id;
+
+#define MIRROR_MAX_COLS 16
+
+typedef struct mirror_target {
+	mirror_target_id id;
+	const char *table;     /* the mirror table, e.g. "meetings" */
+	const char *stream;    /* the stream its counts go to (= table) */
+	const mirror_column *cols;
+	size_t ncols;          /* including raw, the last column */
+	size_t nkeys;          /* the first nkeys columns form the primary key */
+	uint32_t update_mask;  /* bit i set: column i is updated on conflict */
+} mirror_target;
+
+const mirror_target *mirror_target_get(mirror_target_id id);
+
+/* The distinct mirror tables, in dependency-free order, for deletes and counts. */
+#define MIRROR_TABLE_COUNT 7
+extern const char *const mirror_tables[MIRROR_TABLE_COUNT];
+
+/* Index of a table name in mirror_tables, or -1. */
+int mirror_table_index(const char *table);
+
+#endif

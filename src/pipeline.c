@@ -1,0 +1,639 @@
+/* pipeline.c — the run controller, the fetch stage and the load stage (see pipeline.h). */
+#include "pipeline.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bloom.h"
+#include "log.h"
+#include "progress.h"
+#include "queue.h"
+
+#define LOCAL_UNITS 512      /* pending units read from the database at a time */
+#define MAX_BATCH_ITEMS 1024 /* units per transaction at most */
+#define DB_RETRY_LIMIT 12    /* reconnect attempts for one batch */
+
+/* ---- jobs: one unit on its way through the fetch stage ----
+ * Every live job is on one list, so jobs the fetch stage abandons on a stop
+ * (still inside the HTTP engine) are freed at the end all the same. */
+
+typedef enum { MSG_OK, MSG_VANISHED, MSG_FAILED, MSG_AUTH, MSG_FETCH_EXITED } msg_kind;
+
+typedef struct job {
+	struct job *prev, *next;
+	load_unit unit;
+	msg_kind kind;
+	bloom_result *result; /* owned by the job until it is in a batch */
+	uint32_t attempts;
+	char error[256];
+} job;
+
+typedef struct job_list {
+	pthread_mutex_t lock;
+	job head; /* sentinel */
+} job_list;
+
+static job *job_new(job_list *l, const load_unit *u)
+{
+	job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->unit = *u;
+	pthread_mutex_lock(&l->lock);
+	j->next = l->head.next;
+	j->prev = &l->head;
+	l->head.next->prev = j;
+	l->head.next = j;
+	pthread_mutex_unlock(&l->lock);
+	return j;
+}
+
+static void job_free(job_list *l, job *j)
+{
+	if (!j)
+		return;
+	pthread_mutex_lock(&l->lock);
+	j->prev->next = j->next;
+	j->next->prev = j->prev;
+	pthread_mutex_unlock(&l->lock);
+	if (j->result) {
+		bloom_result_free(j->result);
+		free(j->result);
+	}
+	free(j);
+}
+
+static void job_list_init(job_list *l)
+{
+	pthread_mutex_init(&l->lock, NULL);
+	l->head.next = l->head.prev = &l->head;
+}
+
+static void job_list_free_all(job_list *l)
+{
+	while (l->head.next != &l->head)
+		job_free(l, l->head.next);
+	pthread_mutex_destroy(&l->lock);
+}
+
+/* ---- the fetch stage ---- */
+
+typedef struct fetch_stage {
+	http_engine *http;
+	queue *dispatch; /* job* to fetch */
+	queue *results;  /* job* fetched (or failed) */
+	job_list *jobs;
+	int window;      /* requests handed to the engine at most */
+	atomic_bool stop;     /* stop at once, abandoning what is in flight */
+	atomic_bool finished; /* no more jobs will come: exit when idle */
+	pthread_t thread;
+} fetch_stage;
+
+static void fetch_deliver(fetch_stage *f, job *j, msg_kind kind)
+{
+	j->kind = kind;
+	if (queue_push(f->results, j) != 0)
+		job_free(f->jobs, j);
+}
+
+/* The engine's verdict plus ours on the body: the one place a fetch ends. */
+static http_cb_result fetch_done(void *ctx, void *user, const http_response *resp)
+{
+	fetch_stage *f = ctx;
+	job *j = user;
+	char label[64];
+	bloom_unit_label(&j->unit.unit, label, sizeof(label));
+	j->attempts = (uint32_t)resp->attempts;
+	switch (resp->outcome) {
+	case HTTP_OK: {
+		bloom_result *r = calloc(1, sizeof(*r));
+		if (!r) {
+			snprintf(j->error, sizeof(j->error), "%s: out of memory", label);
+			fetch_deliver(f, j, MSG_FAILED);
+			return HTTP_CB_DONE;
+		}
+		char err[200];
+		if (bloom_parse(&j->unit.unit, resp->body, resp->body_len, r, err, sizeof(err)) != 0) {
+			bloom_result_free(r);
+			free(r);
+			snprintf(j->error, sizeof(j->error), "%s: %s", label, err);
+			LOG_AT(LOG_DEBUG, bloom_unit_stream(j->unit.unit.kind), label, "bad body, fetching again: %s", err);
+			return HTTP_CB_RETRY;
+		}
+		j->result = r;
+		fetch_deliver(f, j, MSG_OK);
+		return HTTP_CB_DONE;
+	}
+	case HTTP_NOT_FOUND:
+		if (bloom_unit_404_is_vanished(j->unit.unit.kind)) {
+			LOG_AT(LOG_INFO, bloom_unit_stream(j->unit.unit.kind), label, "vanished (404), skipped");
+			fetch_deliver(f, j, MSG_VANISHED);
+		} else {
+			snprintf(j->error, sizeof(j->error), "%s: HTTP 404 for %s", label, resp->path);
+			fetch_deliver(f, j, MSG_FAILED);
+		}
+		return HTTP_CB_DONE;
+	case HTTP_AUTH:
+		snprintf(j->error, sizeof(j->error), "the API rejected the key (HTTP %ld for %s)", resp->status,
+			 resp->path);
+		fetch_deliver(f, j, MSG_AUTH);
+		return HTTP_CB_DONE;
+	case HTTP_FAILED:
+		/* a body that never parsed keeps its parse error: it says more */
+		if (resp->status < 200 || resp->status >= 300 || !j->error[0])
+			snprintf(j->error, sizeof(j->error), "%s: %s", label, resp->error ? resp->error : "failed");
+		fetch_deliver(f, j, MSG_FAILED);
+		return HTTP_CB_DONE;
+	}
+	return HTTP_CB_DONE;
+}
+
+static void *fetch_main(void *arg)
+{
+	fetch_stage *f = arg;
+	while (!atomic_load(&f->stop)) {
+		while ((int)http_pending(f->http) < f->window && !atomic_load(&f->stop)) {
+			job *j = queue_pop(f->dispatch, 0);
+			if (!j)
+				break;
+			char path[256];
+			if (bloom_unit_path(&j->unit.unit, path, sizeof(path)) != 0 ||
+			    http_submit(f->http, path, j) != 0) {
+				snprintf(j->error, sizeof(j->error), "cannot queue the request");
+				fetch_deliver(f, j, MSG_FAILED);
+			}
+		}
+		if (http_pending(f->http) == 0 && atomic_load(&f->finished) && queue_length(f->dispatch) == 0)
+			break;
+		if (http_run(f->http, 100) < 0) {
+			log_error("the http engine failed");
+			break;
+		}
+	}
+	/* tell the consumer no more results are coming */
+	job *sentinel = calloc(1, sizeof(*sentinel));
+	if (sentinel) {
+		sentinel->kind = MSG_FETCH_EXITED;
+		if (queue_push(f->results, sentinel) != 0)
+			free(sentinel);
+	}
+	return NULL;
+}
+
+/* ---- the load stage (the calling thread) ---- */
+
+typedef struct run_state {
+	const pipeline_opts *opts;
+	load_db *db;
+	load_run run;
+	fetch_stage fetch;
+	job_list jobs;
+	/* the checkpoint cursor */
+	load_unit local[LOCAL_UNITS];
+	size_t local_n, local_pos;
+	int64_t cursor;
+	bool more;           /* the unit table may hold pending units past the cursor */
+	size_t outstanding;  /* jobs handed to the fetch stage, not yet back */
+	bool fetch_exited;
+	/* the open batch */
+	job *batch[MAX_BATCH_ITEMS];
+	size_t batch_n, batch_rows;
+	/* outcome */
+	pipeline_status status;
+	bool stopping;
+	char error[512];
+	/* figures */
+	progress_state prog;
+} run_state;
+
+static void stop_run(run_state *s, pipeline_status status, const char *error)
+{
+	if (!s->stopping) {
+		s->status = status;
+		if (error)
+			snprintf(s->error, sizeof(s->error), "%s", error);
+	}
+	s->stopping = true;
+	atomic_store(&s->fetch.stop, true);
+	http_wakeup(s->fetch.http);
+}
+
+/* Reads more pending units from the checkpoint when the local buffer is empty. */
+static int refill_units(run_state *s)
+{
+	if (s->local_pos < s->local_n || !s->more)
+		return 0;
+	load_error err;
+	size_t n = 0;
+	if (load_units_next(s->db, s->run.id, s->cursor, s->local, LOCAL_UNITS, &n, &err) != 0) {
+		stop_run(s, PIPELINE_FAILED, err.msg);
+		return -1;
+	}
+	s->local_n = n;
+	s->local_pos = 0;
+	if (n == 0)
+		s->more = false;
+	else
+		s->cursor = s->local[n - 1].seq;
+	return 0;
+}
+
+static void dispatch_units(run_state *s)
+{
+	bool pushed = false;
+	while (s->local_pos < s->local_n) {
+		job *j = job_new(&s->jobs, &s->local[s->local_pos]);
+		if (!j) {
+			stop_run(s, PIPELINE_FAILED, "out of memory");
+			break;
+		}
+		if (!queue_try_push(s->fetch.dispatch, j)) {
+			job_free(&s->jobs, j);
+			break;
+		}
+		s->local_pos++;
+		s->outstanding++;
+		pushed = true;
+	}
+	if (pushed)
+		http_wakeup(s->fetch.http);
+}
+
+/* Takes back the jobs the fetch stage has not started, on a stop. */
+static void reclaim_dispatched(run_state *s)
+{
+	job *j;
+	while ((j = queue_pop(s->fetch.dispatch, 0)) != NULL) {
+		job_free(&s->jobs, j);
+		s->outstanding--;
+	}
+}
+
+static void free_batch(run_state *s)
+{
+	for (size_t i = 0; i < s->batch_n; i++)
+		job_free(&s->jobs, s->batch[i]);
+	s->batch_n = 0;
+	s->batch_rows = 0;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* Commits the open batch; on a lost connection reconnects with backoff and
+ * redoes it (the batch is still in memory, so nothing is lost or doubled). */
+static int commit_batch(run_state *s)
+{
+	load_item items[MAX_BATCH_ITEMS];
+	for (size_t i = 0; i < s->batch_n; i++) {
+		job *j = s->batch[i];
+		items[i] = (load_item){.seq = j->unit.seq, .unit = j->unit.unit, .result = j->result, .attempts = j->attempts};
+	}
+	load_batch b = {.run_id = s->run.id, .items = items, .nitems = s->batch_n};
+	load_batch_result res;
+	load_error err;
+	int delay = 250;
+	for (int attempt = 0;; attempt++) {
+		if (load_batch_commit(s->db, &b, &res, &err) == 0)
+			break;
+		if (err.outcome != LOAD_RETRY || attempt >= DB_RETRY_LIMIT) {
+			char msg[600];
+			snprintf(msg, sizeof(msg), "cannot write a batch of %zu units: %s", s->batch_n, err.msg);
+			log_error("%s", msg);
+			stop_run(s, PIPELINE_FAILED, msg);
+			free_batch(s);
+			return -1;
+		}
+		log_warn("database connection lost (%s); reconnecting in %d ms", err.msg, delay);
+		do {
+			sleep_ms(delay);
+			delay = delay < 8000 ? delay * 2 : 8000;
+		} while (load_reconnect(s->db, &err) != 0 && err.outcome == LOAD_RETRY && ++attempt < DB_RETRY_LIMIT);
+		if (err.outcome != LOAD_RETRY && err.outcome != LOAD_OK) {
+			stop_run(s, PIPELINE_FAILED, err.msg);
+			free_batch(s);
+			return -1;
+		}
+	}
+	if (res.children_added > 0)
+		s->more = true;
+	s->prog.units_done += (int64_t)s->batch_n;
+	s->prog.units_known += res.children_added;
+	for (int si = 0; si < MIRROR_TABLE_COUNT; si++) {
+		s->prog.rows_written += res.streams[si].inserted + res.streams[si].updated;
+		s->prog.rows_seen += res.streams[si].inserted + res.streams[si].updated + res.streams[si].unchanged;
+	}
+	free_batch(s);
+	return 0;
+}
+
+static void take_result(run_state *s, job *j)
+{
+	if (j->kind == MSG_FETCH_EXITED) {
+		s->fetch_exited = true;
+		free(j);
+		if (!s->stopping)
+			stop_run(s, PIPELINE_FAILED, "the fetch stage stopped unexpectedly");
+		return;
+	}
+	s->outstanding--;
+	s->prog.requests += j->attempts;
+	switch (j->kind) {
+	case MSG_OK:
+	case MSG_VANISHED:
+		s->batch[s->batch_n++] = j;
+		if (j->result)
+			for (int t = 0; t < MIRROR_T_COUNT; t++)
+				s->batch_rows += j->result->nrows[t];
+		return;
+	case MSG_AUTH:
+		log_error("%s", j->error);
+		stop_run(s, PIPELINE_AUTH, j->error);
+		break;
+	case MSG_FAILED:
+	default:
+		log_error("%s", j->error);
+		stop_run(s, PIPELINE_FAILED, j->error);
+		break;
+	}
+	job_free(&s->jobs, j);
+}
+
+static bool run_is_over(const run_state *s)
+{
+	if (s->batch_n > 0)
+		return false;
+	if (s->stopping)
+		return s->outstanding == 0 || s->fetch_exited;
+	return s->outstanding == 0 && s->local_pos == s->local_n && !s->more;
+}
+
+static void consume(run_state *s)
+{
+	int batch_size = s->opts->config->batch_size;
+	while (!run_is_over(s)) {
+		if (s->opts->cancel && *s->opts->cancel && !s->stopping) {
+			log_warn("stopping on a signal; committing what has arrived");
+			stop_run(s, PIPELINE_CANCELLED, "cancelled by a signal");
+		}
+		if (s->stopping) {
+			reclaim_dispatched(s);
+		} else {
+			refill_units(s);
+			dispatch_units(s);
+		}
+		job *j = queue_pop(s->fetch.results, s->batch_n ? 0 : 100);
+		if (j)
+			take_result(s, j);
+		bool drained = j == NULL;
+		if (s->batch_n > 0 &&
+		    (drained || s->batch_rows >= (size_t)batch_size || s->batch_n >= MAX_BATCH_ITEMS))
+			commit_batch(s);
+		progress_update(&s->prog);
+	}
+}
+
+/* ---- the run controller ---- */
+
+static int open_database(run_state *s, pipeline_summary *out)
+{
+	load_error err;
+	const cfg *c = s->opts->config;
+	s->db = load_open(c->conninfo, c->schema, &err);
+	if (!s->db) {
+		snprintf(out->error, sizeof(out->error), "%s", err.msg);
+		return -1;
+	}
+	int applied = 0;
+	if (load_migrate(s->db, &applied, &err) != 0) {
+		snprintf(out->error, sizeof(out->error), "%s", err.msg);
+		return -1;
+	}
+	bool locked = false;
+	char holder[256] = "";
+	if (load_lock(s->db, &locked, holder, sizeof(holder), &err) != 0) {
+		snprintf(out->error, sizeof(out->error), "%s", err.msg);
+		return -1;
+	}
+	if (!locked) {
+		snprintf(out->error, sizeof(out->error), "another sync holds the lock for schema %s: %s", c->schema,
+			 holder);
+		out->status = PIPELINE_LOCKED;
+		return -1;
+	}
+	if (load_run_open(s->db, s->opts->restart, s->opts->version, &s->run, &err) != 0) {
+		snprintf(out->error, sizeof(out->error), "%s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int start_fetch(run_state *s, char *error, size_t errlen)
+{
+	const cfg *c = s->opts->config;
+	http_opts ho = {
+	    .base_url = c->base_url,
+	    .token = s->opts->token,
+	    .concurrency = c->concurrency,
+	    .rate_limit = c->rate_limit,
+	    .timeout_ms = c->timeout_ms,
+	    .max_retries = c->max_retries,
+	};
+	fetch_stage *f = &s->fetch;
+	f->jobs = &s->jobs;
+	f->window = c->concurrency * 2;
+	f->dispatch = queue_new((size_t)c->concurrency * 2);
+	f->results = queue_new((size_t)c->concurrency * 2 + 4);
+	f->http = http_new(&ho, fetch_done, f, error, errlen);
+	if (!f->dispatch || !f->results || !f->http) {
+		if (f->dispatch && f->results && !f->http)
+			return -1;
+		snprintf(error, errlen, "out of memory");
+		return -1;
+	}
+	if (pthread_create(&f->thread, NULL, fetch_main, f) != 0) {
+		snprintf(error, errlen, "cannot start the fetch thread");
+		return -1;
+	}
+	return 0;
+}
+
+static void stop_fetch(run_state *s, bool started)
+{
+	fetch_stage *f = &s->fetch;
+	if (started) {
+		atomic_store(&f->finished, true);
+		if (s->stopping)
+			atomic_store(&f->stop, true);
+		http_wakeup(f->http);
+		/* the fetch thread may be blocked on a full results queue */
+		job *j;
+		while (true) {
+			j = queue_pop(f->results, 50);
+			if (j && j->kind == MSG_FETCH_EXITED) {
+				free(j);
+				break;
+			}
+			if (j)
+				job_free(&s->jobs, j);
+			if (!j && s->fetch_exited)
+				break;
+		}
+		pthread_join(f->thread, NULL);
+	}
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *status_word(pipeline_status st)
+{
+	switch (st) {
+	case PIPELINE_SUCCEEDED: return "succeeded";
+	case PIPELINE_CANCELLED: return "cancelled";
+	default: return "failed";
+	}
+}
+
+static void finish_run(run_state *s, pipeline_summary *out)
+{
+	load_error err;
+	bool complete = s->status == PIPELINE_SUCCEEDED;
+	uint64_t deleted[MIRROR_TABLE_COUNT];
+	int rc = -1;
+	for (int attempt = 0; attempt < 4 && rc != 0; attempt++) {
+		rc = load_run_finish(s->db, s->run.id, status_word(s->status), s->error[0] ? s->error : NULL, complete,
+				     deleted, &err);
+		if (rc != 0 && (err.outcome != LOAD_RETRY || load_reconnect(s->db, &err) != 0))
+			break;
+	}
+	if (rc != 0) {
+		log_error("cannot record the end of run %" PRId64 ": %s", s->run.id, err.msg);
+		if (s->status == PIPELINE_SUCCEEDED) {
+			s->status = PIPELINE_FAILED;
+			snprintf(s->error, sizeof(s->error), "%s", err.msg);
+		}
+	}
+	if (load_run_counts(s->db, s->run.id, out->streams, &err) != 0)
+		log_warn("cannot read the run's counts: %s", err.msg);
+}
+
+pipeline_status pipeline_sync(const pipeline_opts *opts, pipeline_summary *out)
+{
+	memset(out, 0, sizeof(*out));
+	double t0 = now_s();
+	run_state *s = calloc(1, sizeof(*s));
+	if (!s) {
+		out->status = PIPELINE_FAILED;
+		snprintf(out->error, sizeof(out->error), "out of memory");
+		return out->status;
+	}
+	s->opts = opts;
+	s->more = true;
+	s->status = PIPELINE_SUCCEEDED;
+	job_list_init(&s->jobs);
+	out->status = PIPELINE_FAILED;
+	bool started = false;
+
+	if (open_database(s, out) != 0)
+		goto done;
+	out->run_id = s->run.id;
+	out->resumed = s->run.resumed;
+	log_set_run_id(s->run.id);
+	if (s->run.resumed)
+		log_info("resuming run %" PRId64 " (%" PRId64 " of %" PRId64 " units already done)", s->run.id,
+			 s->run.units_done, s->run.units_known);
+	else
+		log_info("starting run %" PRId64, s->run.id);
+	s->prog.units_done = s->run.units_done;
+	s->prog.units_known = s->run.units_known;
+
+	char error[256] = "";
+	if (start_fetch(s, error, sizeof(error)) != 0) {
+		stop_run(s, PIPELINE_FAILED, error);
+	} else {
+		started = true;
+		progress_begin(opts->progress_tty);
+		consume(s);
+		progress_end();
+	}
+	stop_fetch(s, started);
+	if (s->fetch.http)
+		http_get_stats(s->fetch.http, &out->http);
+	finish_run(s, out);
+	out->status = s->status;
+	snprintf(out->error, sizeof(out->error), "%s", s->error);
+	out->units_done = s->prog.units_done;
+	out->units_known = s->prog.units_known;
+done:
+	http_free(s->fetch.http);
+	/* jobs abandoned inside the engine are freed here, after it is gone */
+	job_list_free_all(&s->jobs);
+	queue_free(s->fetch.dispatch);
+	queue_free(s->fetch.results);
+	load_close(s->db);
+	free(s);
+	out->seconds = now_s() - t0;
+	log_set_run_id(0);
+	return out->status;
+}
+
+void pipeline_print_summary(const pipeline_summary *s, FILE *f)
+{
+	const char *word = s->status == PIPELINE_SUCCEEDED ? "succeeded"
+			   : s->status == PIPELINE_CANCELLED ? "was cancelled"
+			   : s->status == PIPELINE_LOCKED    ? "did not start"
+							     : "failed";
+	if (s->run_id)
+		fprintf(f, "run %" PRId64 " %s in %.1f s%s\n", s->run_id, word, s->seconds,
+			s->resumed ? " (resumed)" : "");
+	else
+		fprintf(f, "sync %s\n", word);
+	if (s->error[0])
+		fprintf(f, "error: %s\n", s->error);
+	if (!s->run_id)
+		return;
+	fprintf(f, "%-20s %9s %8s %9s %8s %9s %8s %8s %8s\n", "stream", "requests", "retries", "inserted", "updated",
+		"unchanged", "skipped", "rejected", "deleted");
+	load_counts total = {0};
+	for (int i = 0; i < MIRROR_TABLE_COUNT; i++) {
+		const load_counts *c = &s->streams[i];
+		fprintf(f, "%-20s %9" PRIu64 " %8" PRIu64 " %9" PRIu64 " %8" PRIu64 " %9" PRIu64 " %8" PRIu64
+			   " %8" PRIu64 " %8" PRIu64 "\n",
+			mirror_tables[i], c->requests, c->retries, c->inserted, c->updated, c->unchanged, c->skipped,
+			c->rejected, c->deleted);
+		total.requests += c->requests;
+		total.retries += c->retries;
+		total.inserted += c->inserted;
+		total.updated += c->updated;
+		total.unchanged += c->unchanged;
+		total.skipped += c->skipped;
+		total.rejected += c->rejected;
+		total.deleted += c->deleted;
+		total.nul_removed += c->nul_removed;
+	}
+	fprintf(f, "%-20s %9" PRIu64 " %8" PRIu64 " %9" PRIu64 " %8" PRIu64 " %9" PRIu64 " %8" PRIu64 " %8" PRIu64
+		   " %8" PRIu64 "\n",
+		"total", total.requests, total.retries, total.inserted, total.updated, total.unchanged, total.skipped,
+		total.rejected, total.deleted);
+	double rate = s->seconds > 0 ? (double)s->http.requests / s->seconds : 0;
+	fprintf(f, "this session: %" PRIu64 " requests (%.0f/s), %" PRIu64 " retries, peak %d in flight, units %" PRId64
+		   "/%" PRId64 "\n",
+		s->http.requests, rate, s->http.retries, s->http.peak_inflight, s->units_done, s->units_known);
+	if (total.rejected)
+		fprintf(f, "%" PRIu64 " records could not be stored: see the rejected_records table\n", total.rejected);
+	if (total.nul_removed)
+		fprintf(f, "%" PRIu64 " NUL characters were removed from strings\n", total.nul_removed);
+}

@@ -1,0 +1,54 @@
+/* pipeline.h — one sync run: the run controller and its stages.
+ *
+ * The calling thread is the consumer: it owns the PostgreSQL connection,
+ * reads pending units (the checkpoint) and hands them to the fetch thread
+ * through a bounded queue, and writes each batch of results in one
+ * transaction with the units it completes. The fetch thread drives the HTTP
+ * engine and parses bodies into rows. Queues between them are bounded, so
+ * memory does not grow with the organisation. */
+#ifndef BLOOMSYNC_SRC_PIPELINE_H
+#define BLOOMSYNC_SRC_PIPELINE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "http.h"
+#include "load.h"
+
+typedef enum {
+	PIPELINE_SUCCEEDED = 0,
+	PIPELINE_FAILED,    /* a unit ran out of retries, the database failed, ... */
+	PIPELINE_LOCKED,    /* another run holds the lock */
+	PIPELINE_AUTH,      /* the API rejected the key */
+	PIPELINE_CANCELLED, /* a signal asked us to stop */
+} pipeline_status;
+
+typedef struct pipeline_opts {
+	const cfg *config;
+	const char *token;             /* the API key / bearer token */
+	bool restart;                  /* abandon an unfinished run instead of resuming it */
+	bool progress_tty;             /* show the in-place progress line */
+	volatile sig_atomic_t *cancel; /* set (by a signal handler) to stop the run */
+	const char *version;
+} pipeline_opts;
+
+typedef struct pipeline_summary {
+	pipeline_status status;
+	int64_t run_id;     /* 0 when no run was opened */
+	bool resumed;
+	double seconds;     /* this session's wall time */
+	load_counts streams[MIRROR_TABLE_COUNT]; /* the run's totals, all sessions */
+	http_stats http;    /* this session's HTTP figures */
+	int64_t units_done, units_known;
+	char error[512];    /* why it failed, empty on success */
+} pipeline_summary;
+
+/* Runs (or resumes) one sync. Always fills out; returns out->status. */
+pipeline_status pipeline_sync(const pipeline_opts *opts, pipeline_summary *out);
+
+/* Prints the end-of-run summary (one screen) to f. */
+void pipeline_print_summary(const pipeline_summary *s, FILE *f);
+
+#endif

@@ -1,0 +1,818 @@
+/* test_bloom.c — unit tests for bloom.c: unit paths, and Bloom Growth JSON
+ * mapped to mirror rows in COPY text format, through bloom.h only.
+ * Covers: every unit kind's mapping, types (bigint, int, bool, numeric,
+ * timestamptz, text), NUL removal, COPY escaping, rejects, skips, children,
+ * shape errors. Not covered: allocation failure paths (would need
+ * link-time wrapping of malloc/realloc). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "bloom.h"
+
+/* ------------------------------------------------------------- helpers */
+
+static void parse_ok(bloom_unit_kind kind, int64_t ref, const char *json, bloom_result *r)
+{
+	bloom_unit u = {kind, ref};
+	char err[256];
+
+	if (bloom_parse(&u, json, strlen(json), r, err, sizeof(err)) != 0)
+		fail_msg("parse failed: %s", err);
+	assert_int_equal(r->unit.kind, kind);
+	assert_int_equal(r->unit.ref, ref);
+}
+
+static void parse_fails(bloom_unit_kind kind, const char *json)
+{
+	bloom_unit u = {kind, 1};
+	bloom_result r;
+	char err[256] = "";
+
+	assert_int_equal(bloom_parse(&u, json, strlen(json), &r, err, sizeof(err)), -1);
+	assert_true(err[0] != '\0');
+	assert_int_equal(r.nchildren, 0);
+	assert_int_equal(r.nrejects, 0);
+	bloom_result_free(&r);
+}
+
+static const char *copy_text(const bloom_result *r, mirror_target_id t)
+{
+	return r->copy[t].len ? r->copy[t].data : "";
+}
+
+static void expect_copy(const bloom_result *r, mirror_target_id t, const char *expected)
+{
+	assert_string_equal(copy_text(r, t), expected);
+}
+
+static void expect_children(const bloom_result *r, const bloom_unit *expected, size_t n)
+{
+	assert_int_equal(r->nchildren, n);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(r->children[i].kind, expected[i].kind);
+		assert_int_equal(r->children[i].ref, expected[i].ref);
+	}
+}
+
+/* Copies field idx (0-based, tab-separated) of the first line of text. */
+static void field_of(const char *text, size_t idx, char *buf, size_t buflen)
+{
+	const char *p = text, *end;
+
+	for (size_t i = 0; i < idx; i++) {
+		p = strchr(p, '\t');
+		assert_non_null(p);
+		p++;
+	}
+	end = p + strcspn(p, "\t\n");
+	assert_true((size_t)(end - p) < buflen);
+	memcpy(buf, p, (size_t)(end - p));
+	buf[end - p] = '\0';
+}
+
+/* ---------------------------------------------------------------- units */
+
+static void test_unit_paths(void **state)
+{
+	static const struct {
+		bloom_unit u;
+		const char *path, *label, *name, *stream;
+	} cases[] = {
+		{{BLOOM_UNIT_USERS, 0}, "search/all?term=%25", "users", "users", "users"},
+		{{BLOOM_UNIT_USER_MEETINGS, 7}, "L10/7/list", "user_meetings:7", "user_meetings", "meetings"},
+		{{BLOOM_UNIT_MEETING, 42}, "L10/42", "meeting:42", "meeting", "meetings"},
+		{{BLOOM_UNIT_ATTENDEES, 42}, "L10/42/attendees", "attendees:42", "attendees", "meeting_attendees"},
+		{{BLOOM_UNIT_MEETING_TODOS, 42}, "L10/42/todos?INCLUDE_CLOSED=true", "meeting_todos:42", "meeting_todos",
+		 "todos"},
+		{{BLOOM_UNIT_MEASURABLES, 42}, "L10/42/measurables", "measurables:42", "measurables", "measurables"},
+		{{BLOOM_UNIT_MEETING_SCORES, 42}, "scorecard/meeting/42", "meeting_scores:42", "meeting_scores", "scores"},
+		{{BLOOM_UNIT_USER_TODOS, 9007199254740993}, "todo/user/9007199254740993", "user_todos:9007199254740993",
+		 "user_todos", "todos"},
+		{{BLOOM_UNIT_USER_SCORES, 7}, "scorecard/user/7", "user_scores:7", "user_scores", "scores"},
+	};
+	char buf[128];
+	bloom_unit bad = {BLOOM_UNIT_KIND_END, 1};
+	bloom_unit meeting = {BLOOM_UNIT_MEETING, 123456};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(bloom_unit_path(&cases[i].u, buf, sizeof(buf)), 0);
+		assert_string_equal(buf, cases[i].path);
+		bloom_unit_label(&cases[i].u, buf, sizeof(buf));
+		assert_string_equal(buf, cases[i].label);
+		assert_string_equal(bloom_unit_kind_name(cases[i].u.kind), cases[i].name);
+		assert_string_equal(bloom_unit_stream(cases[i].u.kind), cases[i].stream);
+		assert_int_equal(bloom_unit_404_is_vanished(cases[i].u.kind), cases[i].u.kind != BLOOM_UNIT_USERS);
+	}
+	assert_int_equal(bloom_unit_path(&meeting, buf, 10), -1); /* "L10/123456" needs 11 */
+	assert_int_equal(bloom_unit_path(&meeting, buf, 11), 0);
+	assert_int_equal(bloom_unit_path(&bad, buf, sizeof(buf)), -1);
+	assert_null(bloom_unit_kind_name(BLOOM_UNIT_KIND_END));
+	assert_null(bloom_unit_kind_name((bloom_unit_kind)0));
+	assert_null(bloom_unit_stream(BLOOM_UNIT_KIND_END));
+	assert_false(bloom_unit_404_is_vanished(BLOOM_UNIT_KIND_END));
+}
+
+/* ---------------------------------------------------------------- users */
+
+#define USER_ANN                                                                                                  \
+	"{\"Id\":1,\"Name\":\"Ann\",\"Email\":\"ann@x.com\",\"Description\":\"CEO\",\"ImageUrl\":\"/i/a.png\"," \
+	"\"OrganizationId\":42,\"ResultType\":\"User\"}"
+#define TEAM_A "{\"Id\":2,\"Name\":\"Team A\",\"ResultType\":\"Team\"}"
+#define USER_BOB                                                                                                  \
+	"{\"Id\":3,\"Name\":\"Bob\",\"Email\":\"\",\"Description\":\"\",\"ImageUrl\":\"/i/b.png\"," \
+	"\"OrganizationId\":42,\"ResultType\":\"User\"}"
+#define USER_CY                                                                                                   \
+	"{\"Id\":4,\"Name\":\"\",\"Email\":\"cy@x.com\",\"Description\":null,\"ImageUrl\":\"/i/userplaceholder\"," \
+	"\"ResultType\":\"User\"}"
+#define USER_DEE "{\"Id\":5,\"Name\":\"Dee\",\"Email\":null,\"ResultType\":\"User\"}"
+#define ORG_X "{\"Id\":6,\"Name\":\"Org\",\"ResultType\":\"Organization\"}"
+#define NO_TYPE "{\"Id\":7,\"Name\":\"Nobody\"}"
+
+static void test_users(void **state)
+{
+	bloom_result r;
+	const bloom_unit kids[] = {
+		{BLOOM_UNIT_USER_MEETINGS, 1}, {BLOOM_UNIT_USER_TODOS, 1}, {BLOOM_UNIT_USER_SCORES, 1},
+		{BLOOM_UNIT_USER_MEETINGS, 3}, {BLOOM_UNIT_USER_TODOS, 3}, {BLOOM_UNIT_USER_SCORES, 3},
+		{BLOOM_UNIT_USER_MEETINGS, 4}, {BLOOM_UNIT_USER_TODOS, 4}, {BLOOM_UNIT_USER_SCORES, 4},
+		{BLOOM_UNIT_USER_MEETINGS, 5}, {BLOOM_UNIT_USER_TODOS, 5}, {BLOOM_UNIT_USER_SCORES, 5},
+	};
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_USERS, 0,
+	         "[" USER_ANN "," TEAM_A "," USER_BOB "," USER_CY "," USER_DEE "," ORG_X "," NO_TYPE "]", &r);
+	expect_copy(&r, MIRROR_T_USERS,
+	            "1\tAnn\tann@x.com\tCEO\t/i/a.png\t42\tf\t" USER_ANN "\n"
+	            "3\tBob\t\\N\t\\N\t/i/b.png\t42\tt\t" USER_BOB "\n"
+	            "4\t\tcy@x.com\t\\N\t/i/userplaceholder\t\\N\tt\t" USER_CY "\n"
+	            "5\tDee\t\\N\t\\N\t\\N\t\\N\tt\t" USER_DEE "\n");
+	assert_int_equal(r.nrows[MIRROR_T_USERS], 4);
+	assert_int_equal(r.skipped, 3);
+	assert_int_equal(r.nrejects, 0);
+	assert_int_equal(r.nul_removed, 0);
+	expect_children(&r, kids, sizeof(kids) / sizeof(kids[0]));
+	for (int t = 0; t < MIRROR_T_COUNT; t++)
+		if (t != MIRROR_T_USERS)
+			assert_int_equal(r.nrows[t], 0);
+	assert_true(bloom_result_size(&r) >= r.copy[MIRROR_T_USERS].len);
+	bloom_result_free(&r);
+}
+
+static void test_users_rejects(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_USERS, 0,
+	         "[{\"Id\":1,\"Name\":null,\"ResultType\":\"User\"},"
+	         "{\"Id\":2,\"ResultType\":\"User\"},"
+	         "{\"Id\":3,\"Name\":\"C\",\"Email\":5,\"ResultType\":\"User\"}," USER_ANN "]",
+	         &r);
+	expect_copy(&r, MIRROR_T_USERS, "1\tAnn\tann@x.com\tCEO\t/i/a.png\t42\tf\t" USER_ANN "\n");
+	assert_int_equal(r.nrejects, 3);
+	assert_string_equal(r.rejects[0].stream, "users");
+	assert_string_equal(r.rejects[0].id, "1");
+	assert_string_equal(r.rejects[0].reason, "Name: null");
+	assert_string_equal(r.rejects[0].raw, "{\"Id\":1,\"Name\":null,\"ResultType\":\"User\"}");
+	assert_string_equal(r.rejects[1].reason, "Name: missing");
+	assert_string_equal(r.rejects[2].reason, "Email: not a string: 5");
+	/* rejected users reveal no children */
+	assert_int_equal(r.nchildren, 3);
+	assert_int_equal(r.children[0].ref, 1);
+	assert_int_equal(r.children[0].kind, BLOOM_UNIT_USER_MEETINGS);
+	bloom_result_free(&r);
+}
+
+/* ------------------------------------------------------------- meetings */
+
+#define MEETING_456 "{\"Id\":456,\"Type\":\"NameId\",\"Key\":\"NameId_456\",\"Name\":\"Weekly\"}"
+#define MEETING_457 "{\"Id\":457,\"Type\":\"\",\"Name\":\"\"}"
+
+static void test_user_meetings(void **state)
+{
+	bloom_result r;
+	const bloom_unit kids[] = {
+		{BLOOM_UNIT_MEETING, 456},     {BLOOM_UNIT_ATTENDEES, 456},      {BLOOM_UNIT_MEETING_TODOS, 456},
+		{BLOOM_UNIT_MEASURABLES, 456}, {BLOOM_UNIT_MEETING_SCORES, 456}, {BLOOM_UNIT_MEETING, 457},
+		{BLOOM_UNIT_ATTENDEES, 457},   {BLOOM_UNIT_MEETING_TODOS, 457},  {BLOOM_UNIT_MEASURABLES, 457},
+		{BLOOM_UNIT_MEETING_SCORES, 457},
+	};
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_USER_MEETINGS, 1, "[" MEETING_456 "," MEETING_457 "]", &r);
+	expect_copy(&r, MIRROR_T_MEETINGS_LIST,
+	            "456\tWeekly\tNameId\tNameId_456\t" MEETING_456 "\n"
+	            "457\t\\N\t\\N\t\\N\t" MEETING_457 "\n");
+	assert_int_equal(r.nrows[MIRROR_T_MEETINGS_LIST], 2);
+	expect_children(&r, kids, sizeof(kids) / sizeof(kids[0]));
+	bloom_result_free(&r);
+
+	parse_ok(BLOOM_UNIT_USER_MEETINGS, 1, "[]", &r);
+	assert_int_equal(r.copy[MIRROR_T_MEETINGS_LIST].len, 0);
+	assert_int_equal(r.nchildren, 0);
+	bloom_result_free(&r);
+}
+
+#define DETAIL_789                                                                                        \
+	"{\"Id\":789,\"Basics\":{\"Name\":\"Team Meeting\"},\"CreateTime\":\"2024-06-01T10:00:00Z\"," \
+	"\"StartDateUtc\":null,\"OrganizationId\":42,\"Extra\":[1,{\"a\":true}]}"
+#define DETAIL_NO_ID "{\"Basics\":{\"Name\":\"X\"},\"CreateTime\":\"2024-06-01T10:00:00\",\"StartDateUtc\":\"\"}"
+
+static void test_meeting_detail(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_MEETING, 789, DETAIL_789, &r);
+	expect_copy(&r, MIRROR_T_MEETINGS_DETAIL, "789\tTeam Meeting\t\\N\t2024-06-01 10:00:00+00\t42\t" DETAIL_789 "\n");
+	assert_int_equal(r.nrows[MIRROR_T_MEETINGS_DETAIL], 1);
+	assert_int_equal(r.nchildren, 0);
+	bloom_result_free(&r);
+
+	/* no Id: the unit's ref; no OrganizationId: NULL */
+	parse_ok(BLOOM_UNIT_MEETING, 55, DETAIL_NO_ID, &r);
+	expect_copy(&r, MIRROR_T_MEETINGS_DETAIL, "55\tX\t\\N\t2024-06-01 10:00:00+00\t\\N\t" DETAIL_NO_ID "\n");
+	bloom_result_free(&r);
+
+	/* no Basics: name NULL */
+	parse_ok(BLOOM_UNIT_MEETING, 56, "{\"Id\":56}", &r);
+	expect_copy(&r, MIRROR_T_MEETINGS_DETAIL, "56\t\\N\t\\N\t\\N\t\\N\t{\"Id\":56}\n");
+	bloom_result_free(&r);
+
+	/* a bad date rejects the meeting */
+	parse_ok(BLOOM_UNIT_MEETING, 57, "{\"Id\":57,\"CreateTime\":\"yesterday\"}", &r);
+	assert_int_equal(r.nrows[MIRROR_T_MEETINGS_DETAIL], 0);
+	assert_int_equal(r.copy[MIRROR_T_MEETINGS_DETAIL].len, 0);
+	assert_int_equal(r.nrejects, 1);
+	assert_string_equal(r.rejects[0].stream, "meetings");
+	assert_string_equal(r.rejects[0].id, "57");
+	assert_string_equal(r.rejects[0].reason, "CreateTime: not a date: \"yesterday\"");
+	bloom_result_free(&r);
+}
+
+static void test_attendees(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_ATTENDEES, 7, "[{\"Id\":123,\"Name\":\"John\",\"ImageUrl\":\"/i/j.png\"},{\"Id\":124}]", &r);
+	expect_copy(&r, MIRROR_T_ATTENDEES,
+	            "7\t123\t{\"Id\":123,\"Name\":\"John\",\"ImageUrl\":\"/i/j.png\"}\n"
+	            "7\t124\t{\"Id\":124}\n");
+	assert_int_equal(r.nrows[MIRROR_T_ATTENDEES], 2);
+	assert_int_equal(r.nchildren, 0);
+	bloom_result_free(&r);
+}
+
+/* ---------------------------------------------------------------- todos */
+
+#define TODO_10                                                                                                   \
+	"{\"Id\":10,\"Name\":\"Call\",\"DetailsUrl\":\"https://x/t/10\",\"DueDate\":\"2024-12-31\"," \
+	"\"CreateTime\":\"2024-06-01T10:00:00.123\",\"CompleteTime\":null,\"Complete\":false,\"Origin\":\"Weekly\"," \
+	"\"OriginId\":456,\"Owner\":{\"Id\":123,\"Name\":\"J\"},\"TodoType\":\"L10\"}"
+#define TODO_11                                                                                                   \
+	"{\"Id\":11,\"Name\":\"\",\"DetailsUrl\":\"\",\"DueDate\":\"\",\"CreateTime\":\"2024-06-01T10:00:00Z\"," \
+	"\"CompleteTime\":\"2024-06-02T11:00:00.1234567Z\",\"CloseTime\":\"2024-06-03T12:00:00+02:00\"," \
+	"\"Complete\":true,\"Origin\":\"Individual\",\"OriginId\":null,\"Owner\":null,\"TodoType\":\"Personal\"}"
+#define MILESTONE "{\"Id\":-5,\"Name\":\"Launch\",\"Complete\":false,\"TodoType\":\"Milestone\"}"
+
+static void test_meeting_todos(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_MEETING_TODOS, 456, "[" TODO_10 "," MILESTONE "," TODO_11 "]", &r);
+	expect_copy(&r, MIRROR_T_TODOS,
+	            "10\tCall\thttps://x/t/10\t2024-12-31 00:00:00+00\t2024-06-01 10:00:00.123+00\t\\N\t\\N\tf\t456\t"
+	            "Weekly\t123\t" TODO_10 "\n"
+	            "11\t\t\\N\t\\N\t2024-06-01 10:00:00+00\t2024-06-02 11:00:00.123456+00\t"
+	            "2024-06-03 12:00:00+02:00\tt\t\\N\tIndividual\t\\N\t" TODO_11 "\n");
+	assert_int_equal(r.nrows[MIRROR_T_TODOS], 2);
+	assert_int_equal(r.skipped, 1);
+	assert_int_equal(r.nchildren, 0);
+	bloom_result_free(&r);
+}
+
+static void test_user_todos_owner_fallback(void **state)
+{
+	bloom_result r;
+	char owner[32];
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_USER_TODOS, 77, "[" TODO_11 "," MILESTONE "," TODO_10 "]", &r);
+	assert_int_equal(r.nrows[MIRROR_T_TODOS], 2);
+	assert_int_equal(r.skipped, 1);
+	field_of(copy_text(&r, MIRROR_T_TODOS), 10, owner, sizeof(owner));
+	assert_string_equal(owner, "77"); /* Owner null in a user's list: that user */
+	field_of(strchr(copy_text(&r, MIRROR_T_TODOS), '\n') + 1, 10, owner, sizeof(owner));
+	assert_string_equal(owner, "123");
+	bloom_result_free(&r);
+
+	/* Owner missing, too */
+	parse_ok(BLOOM_UNIT_USER_TODOS, 78, "[{\"Id\":1,\"Name\":\"n\",\"Complete\":false}]", &r);
+	expect_copy(&r, MIRROR_T_TODOS,
+	            "1\tn\t\\N\t\\N\t\\N\t\\N\t\\N\tf\t\\N\t\\N\t78\t{\"Id\":1,\"Name\":\"n\",\"Complete\":false}\n");
+	bloom_result_free(&r);
+}
+
+static void test_todo_rejects(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_MEETING_TODOS, 456,
+	         "[{\"Id\":1,\"Name\":\"no complete\"},"
+	         "{\"Id\":2,\"Name\":\"bad\",\"Complete\":\"yes\"},"
+	         "{\"Id\":3,\"Name\":\"bad owner\",\"Complete\":true,\"Owner\":5},"
+	         "{\"Id\":4,\"Complete\":true}," TODO_10 "]",
+	         &r);
+	assert_int_equal(r.nrows[MIRROR_T_TODOS], 1);
+	assert_int_equal(r.nrejects, 4);
+	assert_string_equal(r.rejects[0].reason, "Complete: missing");
+	assert_string_equal(r.rejects[1].reason, "Complete: not a boolean: \"yes\"");
+	assert_string_equal(r.rejects[2].reason, "Owner: not an object: 5");
+	assert_string_equal(r.rejects[3].reason, "Name: missing");
+	for (size_t i = 0; i < r.nrejects; i++)
+		assert_string_equal(r.rejects[i].stream, "todos");
+	bloom_result_free(&r);
+}
+
+/* ---------------------------------------------------------- measurables */
+
+#define MEAS_1                                                                                           \
+	"{\"Id\":1,\"Name\":\"Revenue\",\"Target\":99.99,\"Modifiers\":\"Dollar\",\"Direction\":\"GreaterThan\"," \
+	"\"Owner\":{\"Id\":5,\"Name\":\"O\"}}"
+/* raw keeps the number as the API wrote it (15 significant digits) */
+#define MEAS_1_RAW                                                                                                  \
+	"{\"Id\":1,\"Name\":\"Revenue\",\"Target\":99.99,\"Modifiers\":\"Dollar\",\"Direction\":" \
+	"\"GreaterThan\",\"Owner\":{\"Id\":5,\"Name\":\"O\"}}"
+#define MEAS_2 "{\"Id\":2,\"Name\":\"Big\",\"Target\":1e20,\"Modifiers\":\"None\",\"Direction\":\"LessThan\"}"
+#define MEAS_3 "{\"Id\":3,\"Name\":\"Calls\",\"Target\":50,\"Modifiers\":\"\",\"Owner\":null}"
+#define MEAS_4 "{\"Id\":4,\"Name\":\"Open\",\"Target\":null}"
+#define DIVIDER_1 "{\"Id\":null,\"Name\":\"----\",\"IsDivider\":true}"
+#define DIVIDER_2 "{\"Id\":9,\"Name\":\"\"}"
+#define DIVIDER_3 "{\"Id\":10}"
+#define DIVIDER_4 "{\"Name\":\"no id\"}"
+
+static void test_measurables(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_MEASURABLES, 456,
+	         "[" MEAS_1 "," DIVIDER_1 "," MEAS_2 "," DIVIDER_2 "," MEAS_3 "," DIVIDER_3 "," MEAS_4 "," DIVIDER_4 "]",
+	         &r);
+	expect_copy(&r, MIRROR_T_MEASURABLES,
+	            "1\tRevenue\t99.99\tDollar\tGreaterThan\t5\t" MEAS_1_RAW "\n"
+	            "2\tBig\t1e+20\tNone\tLessThan\t\\N\t" MEAS_2 "\n"
+	            "3\tCalls\t50\t\\N\t\\N\t\\N\t" MEAS_3 "\n"
+	            "4\tOpen\t\\N\t\\N\t\\N\t\\N\t" MEAS_4 "\n");
+	expect_copy(&r, MIRROR_T_MEETING_MEASURABLES,
+	            "456\t1\t" MEAS_1_RAW "\n"
+	            "456\t2\t" MEAS_2 "\n"
+	            "456\t3\t" MEAS_3 "\n"
+	            "456\t4\t" MEAS_4 "\n");
+	assert_int_equal(r.nrows[MIRROR_T_MEASURABLES], 4);
+	assert_int_equal(r.nrows[MIRROR_T_MEETING_MEASURABLES], 4);
+	assert_int_equal(r.skipped, 4);
+	assert_int_equal(r.nrejects, 0);
+	bloom_result_free(&r);
+
+	/* a rejected measurable writes neither target */
+	parse_ok(BLOOM_UNIT_MEASURABLES, 456, "[{\"Id\":1,\"Name\":\"x\",\"Target\":\"12\"}," MEAS_4 "]", &r);
+	expect_copy(&r, MIRROR_T_MEASURABLES, "4\tOpen\t\\N\t\\N\t\\N\t\\N\t" MEAS_4 "\n");
+	expect_copy(&r, MIRROR_T_MEETING_MEASURABLES, "456\t4\t" MEAS_4 "\n");
+	assert_int_equal(r.nrejects, 1);
+	assert_string_equal(r.rejects[0].stream, "measurables");
+	assert_string_equal(r.rejects[0].reason, "Target: not a number: \"12\"");
+	bloom_result_free(&r);
+}
+
+/* --------------------------------------------------------------- scores */
+
+#define SCORE_1                                                                                               \
+	"{\"Id\":1,\"MeasurableId\":2,\"AccountableUserId\":3,\"MeasurableName\":\"Rev\",\"Target\":100," \
+	"\"Measured\":null,\"Week\":\"2024-W25\",\"ForWeek\":2425,\"DateEntered\":\"2024-06-20T08:30:00+0200\"}"
+#define SCORE_2                                                                                             \
+	"{\"Id\":2,\"MeasurableId\":2,\"AccountableUserId\":null,\"MeasurableName\":\"\",\"Target\":null," \
+	"\"Measured\":12.5,\"Week\":\"2024-06-16T00:00:00\",\"ForWeek\":null,\"DateEntered\":null}"
+
+static void test_scores(void **state)
+{
+	const char *body = "{\"Scores\":[" SCORE_1 "," SCORE_2 "],\"Measurables\":[{\"Id\":2}],\"Weeks\":[]}";
+	const char *expected = "1\t2\t3\tRev\t100\t\\N\t2024-W25\t2425\t2024-06-20 08:30:00+02:00\t" SCORE_1 "\n"
+	                       "2\t2\t\\N\t\\N\t\\N\t12.5\t2024-06-16T00:00:00\t\\N\t\\N\t" SCORE_2 "\n";
+	bloom_result r;
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_MEETING_SCORES, 456, body, &r);
+	expect_copy(&r, MIRROR_T_SCORES, expected);
+	assert_int_equal(r.nrows[MIRROR_T_SCORES], 2);
+	assert_int_equal(r.nchildren, 0);
+	bloom_result_free(&r);
+
+	parse_ok(BLOOM_UNIT_USER_SCORES, 3, body, &r);
+	expect_copy(&r, MIRROR_T_SCORES, expected);
+	bloom_result_free(&r);
+
+	/* no Scores, or null: no rows */
+	parse_ok(BLOOM_UNIT_USER_SCORES, 3, "{\"Measurables\":[]}", &r);
+	assert_int_equal(r.nrows[MIRROR_T_SCORES], 0);
+	assert_int_equal(r.copy[MIRROR_T_SCORES].len, 0);
+	bloom_result_free(&r);
+	parse_ok(BLOOM_UNIT_MEETING_SCORES, 3, "{\"Scores\":null}", &r);
+	assert_int_equal(r.nrows[MIRROR_T_SCORES], 0);
+	bloom_result_free(&r);
+}
+
+static void test_score_rejects(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_MEETING_SCORES, 456,
+	         "{\"Scores\":[{\"Id\":5,\"Week\":202425},"
+	         "{\"Id\":6,\"ForWeek\":3000000000},"
+	         "{\"Id\":7,\"ForWeek\":2.5},"
+	         "{\"Id\":8,\"Measured\":true},"
+	         "[1,2],"
+	         "{\"Id\":9,\"ForWeek\":-2147483648,\"Measured\":-0.5}]}",
+	         &r);
+	expect_copy(&r, MIRROR_T_SCORES,
+	            "9\t\\N\t\\N\t\\N\t\\N\t-0.5\t\\N\t-2147483648\t\\N\t{\"Id\":9,\"ForWeek\":-2147483648,"
+	            "\"Measured\":-0.5}\n");
+	assert_int_equal(r.nrejects, 5);
+	assert_string_equal(r.rejects[0].reason, "Week: not a string: 202425");
+	assert_string_equal(r.rejects[1].reason, "ForWeek: out of range for integer: 3000000000");
+	assert_string_equal(r.rejects[2].reason, "ForWeek: not an integer: 2.5");
+	assert_string_equal(r.rejects[3].reason, "Measured: not a number: true");
+	assert_string_equal(r.rejects[4].reason, "element is not an object");
+	assert_null(r.rejects[4].id);
+	assert_string_equal(r.rejects[4].raw, "[1,2]");
+	assert_string_equal(r.rejects[4].stream, "scores");
+	bloom_result_free(&r);
+}
+
+/* ------------------------------------------------- NULs, escapes, text */
+
+static void test_nul_removed(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_USERS, 0,
+	         "[{\"Id\":1,\"Name\":\"A\\u0000nn\",\"Email\":\"\\u0000\",\"ResultType\":\"User\","
+	         "\"Deep\":[{\"x\":\"\\u0000\\u0000y\"}]},"
+	         "{\"Id\":2,\"Name\":\"T\\u0000\",\"ResultType\":\"Team\"}]",
+	         &r);
+	/* Email "\u0000" becomes "": NULL, and so a placeholder */
+	expect_copy(&r, MIRROR_T_USERS,
+	            "1\tAnn\t\\N\t\\N\t\\N\t\\N\tt\t{\"Id\":1,\"Name\":\"Ann\",\"Email\":\"\",\"ResultType\":\"User\","
+	            "\"Deep\":[{\"x\":\"y\"}]}\n");
+	assert_int_equal(r.nul_removed, 4); /* the skipped team's NUL is not stored, not counted */
+	assert_int_equal(r.skipped, 1);
+	bloom_result_free(&r);
+
+	/* NUL in a key (jansson refuses those: the body is cleaned and reloaded) */
+	parse_ok(BLOOM_UNIT_ATTENDEES, 7, "[{\"Id\":5,\"X\\u0000y\":\"a\\u0000b\",\"q\":\"\\\\u0000\"}]", &r);
+	expect_copy(&r, MIRROR_T_ATTENDEES, "7\t5\t{\"Id\":5,\"Xy\":\"ab\",\"q\":\"\\\\\\\\u0000\"}\n");
+	assert_int_equal(r.nul_removed, 2);
+	bloom_result_free(&r);
+
+	/* NULs in a rejected record are removed from its raw too */
+	parse_ok(BLOOM_UNIT_ATTENDEES, 7, "[{\"Id\":\"1\\u00002\"}]", &r);
+	assert_int_equal(r.nrejects, 1);
+	assert_string_equal(r.rejects[0].raw, "{\"Id\":\"12\"}");
+	assert_string_equal(r.rejects[0].reason, "Id: not an integer: \"12\"");
+	assert_null(r.rejects[0].id);
+	assert_int_equal(r.nul_removed, 1);
+	bloom_result_free(&r);
+}
+
+static void test_copy_escaping(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	/* Name: tab, newline, backslash, carriage return; Type: the text \N;
+	 * Key: quotes */
+	parse_ok(BLOOM_UNIT_USER_MEETINGS, 1,
+	         "[{\"Id\":1,\"Name\":\"a\\tb\\nc\\\\d\\re\",\"Type\":\"\\\\N\",\"Key\":\"say \\\"hi\\\"\"}]", &r);
+	expect_copy(&r, MIRROR_T_MEETINGS_LIST,
+	            "1\ta\\tb\\nc\\\\d\\re\t\\\\N\tsay \"hi\"\t"
+	            "{\"Id\":1,\"Name\":\"a\\\\tb\\\\nc\\\\\\\\d\\\\re\",\"Type\":\"\\\\\\\\N\","
+	            "\"Key\":\"say \\\\\"hi\\\\\"\"}\n");
+	bloom_result_free(&r);
+}
+
+static void test_unicode_kept(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_USER_MEETINGS, 1,
+	         "[{\"Id\":1,\"Name\":\"\xf0\x9f\x98\x80 日本語 שלום\",\"Type\":\"\\ud83d\\ude80\\u05d0\"}]", &r);
+	expect_copy(&r, MIRROR_T_MEETINGS_LIST,
+	            "1\t\xf0\x9f\x98\x80 日本語 שלום\t\xf0\x9f\x9a\x80\xd7\x90\t\\N\t"
+	            "{\"Id\":1,\"Name\":\"\xf0\x9f\x98\x80 日本語 שלום\",\"Type\":\"\xf0\x9f\x9a\x80\xd7\x90\"}\n");
+	bloom_result_free(&r);
+}
+
+static void test_long_string(void **state)
+{
+	enum { LONG = 40 * 1024 };
+	char *name = malloc(LONG + 1), *body = malloc(LONG + 64), *expected = malloc(2 * LONG + 128);
+	bloom_result r;
+
+	(void)state;
+	assert_non_null(name);
+	assert_non_null(body);
+	assert_non_null(expected);
+	for (size_t i = 0; i < LONG; i++)
+		name[i] = (char)('a' + i % 26);
+	name[LONG] = '\0';
+	snprintf(body, LONG + 64, "[{\"Id\":1,\"Name\":\"%s\"}]", name);
+	snprintf(expected, 2 * LONG + 128, "1\t%s\t\\N\t\\N\t{\"Id\":1,\"Name\":\"%s\"}\n", name, name);
+	parse_ok(BLOOM_UNIT_USER_MEETINGS, 1, body, &r);
+	expect_copy(&r, MIRROR_T_MEETINGS_LIST, expected);
+	assert_true(bloom_result_size(&r) > 2 * LONG);
+	bloom_result_free(&r);
+	free(name);
+	free(body);
+	free(expected);
+}
+
+/* ---------------------------------------------------------------- dates */
+
+/* Parses a todo with the given DueDate JSON value; writes the due_date
+ * column, or "reject: <reason>". */
+static void due_date(const char *value, char *out, size_t outlen)
+{
+	char body[512];
+	bloom_result r;
+
+	snprintf(body, sizeof(body), "[{\"Id\":1,\"Name\":\"t\",\"Complete\":false,\"DueDate\":%s}]", value);
+	parse_ok(BLOOM_UNIT_MEETING_TODOS, 2, body, &r);
+	if (r.nrejects) {
+		assert_int_equal(r.nrows[MIRROR_T_TODOS], 0);
+		assert_string_equal(r.rejects[0].id, "1");
+		snprintf(out, outlen, "reject: %s", r.rejects[0].reason);
+	} else {
+		assert_int_equal(r.nrows[MIRROR_T_TODOS], 1);
+		field_of(copy_text(&r, MIRROR_T_TODOS), 3, out, outlen);
+	}
+	bloom_result_free(&r);
+}
+
+static void test_dates(void **state)
+{
+	static const struct {
+		const char *json, *expected;
+	} cases[] = {
+		{"\"2024-06-01T10:00:00Z\"", "2024-06-01 10:00:00+00"},
+		{"\"2024-06-01T10:00:00\"", "2024-06-01 10:00:00+00"},
+		{"\"2024-06-01T10:00:00.123\"", "2024-06-01 10:00:00.123+00"},
+		{"\"2024-06-01T10:00:00.1234567\"", "2024-06-01 10:00:00.123456+00"},
+		{"\"2024-06-01T10:00:00.1234567Z\"", "2024-06-01 10:00:00.123456+00"},
+		{"\"2024-06-01T10:00:00.5+01:00\"", "2024-06-01 10:00:00.5+01:00"},
+		{"\"2024-06-01T10:00:00-0730\"", "2024-06-01 10:00:00-07:30"},
+		{"\"2024-06-01T10:00\"", "2024-06-01 10:00:00+00"},
+		{"\"2024-06-01T10:00Z\"", "2024-06-01 10:00:00+00"},
+		{"\"2024-12-31\"", "2024-12-31 00:00:00+00"},
+		{"\"2024-02-29\"", "2024-02-29 00:00:00+00"},
+		{"\"2000-02-29T23:59:59\"", "2000-02-29 23:59:59+00"},
+		{"\"0001-01-01T00:00:00\"", "0001-01-01 00:00:00+00"},
+		{"\"\"", "\\N"},
+		{"null", "\\N"},
+		{"\"31/12/2024\"", "reject: DueDate: not a date: \"31/12/2024\""},
+		{"\"2023-02-29\"", "reject: DueDate: not a date: \"2023-02-29\""},
+		{"\"1900-02-29\"", "reject: DueDate: not a date: \"1900-02-29\""},
+		{"\"2024-04-31\"", "reject: DueDate: not a date: \"2024-04-31\""},
+		{"\"2024-13-01\"", "reject: DueDate: not a date: \"2024-13-01\""},
+		{"\"2024-00-10\"", "reject: DueDate: not a date: \"2024-00-10\""},
+		{"\"0000-01-01\"", "reject: DueDate: not a date: \"0000-01-01\""},
+		{"\"2024-06-01T24:00:00\"", "reject: DueDate: not a date: \"2024-06-01T24:00:00\""},
+		{"\"2024-06-01T10:60:00\"", "reject: DueDate: not a date: \"2024-06-01T10:60:00\""},
+		{"\"2024-06-01T10:00:60\"", "reject: DueDate: not a date: \"2024-06-01T10:00:60\""},
+		{"\"2024-06-01T10:00:00.\"", "reject: DueDate: not a date: \"2024-06-01T10:00:00.\""},
+		{"\"2024-06-01T10:00:00.1234567890\"", "reject: DueDate: not a date: \"2024-06-01T10:00:00.1234567890\""},
+		{"\"2024-06-01 10:00:00\"", "reject: DueDate: not a date: \"2024-06-01 10:00:00\""},
+		{"\"2024-06-01T10:00:00+5\"", "reject: DueDate: not a date: \"2024-06-01T10:00:00+5\""},
+		{"\"2024-06-01T10:00:00Zx\"", "reject: DueDate: not a date: \"2024-06-01T10:00:00Zx\""},
+		{"\"2024-6-1\"", "reject: DueDate: not a date: \"2024-6-1\""},
+		{"20240601", "reject: DueDate: not a date: 20240601"},
+	};
+	char got[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		due_date(cases[i].json, got, sizeof(got));
+		if (strcmp(got, cases[i].expected) != 0)
+			fail_msg("DueDate %s: got [%s], want [%s]", cases[i].json, got, cases[i].expected);
+	}
+}
+
+static void test_bad_date_rejected_others_kept(void **state)
+{
+	bloom_result r;
+	char body[2048], reason[256], longdate[200];
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_MEETING_TODOS, 456,
+	         "[" TODO_10 ",{\"Id\":12,\"Name\":\"x\",\"DueDate\":\"31/12/2024\",\"Complete\":false}," TODO_11 "]", &r);
+	assert_int_equal(r.nrows[MIRROR_T_TODOS], 2);
+	assert_int_equal(strncmp(copy_text(&r, MIRROR_T_TODOS), "10\t", 3), 0);
+	assert_non_null(strstr(copy_text(&r, MIRROR_T_TODOS), "\n11\t"));
+	assert_int_equal(r.nrejects, 1);
+	assert_string_equal(r.rejects[0].stream, "todos");
+	assert_string_equal(r.rejects[0].id, "12");
+	assert_string_equal(r.rejects[0].reason, "DueDate: not a date: \"31/12/2024\"");
+	assert_string_equal(r.rejects[0].raw, "{\"Id\":12,\"Name\":\"x\",\"DueDate\":\"31/12/2024\",\"Complete\":false}");
+	bloom_result_free(&r);
+
+	/* the value quoted in the reason is cut on a character boundary */
+	memset(longdate, 0, sizeof(longdate));
+	for (size_t i = 0; i < 60; i++)
+		memcpy(longdate + 2 * i, "\xc3\xa9", 2); /* 120 bytes of é */
+	snprintf(body, sizeof(body), "[{\"Id\":1,\"Name\":\"x\",\"Complete\":true,\"DueDate\":\"%s\"}]", longdate);
+	parse_ok(BLOOM_UNIT_USER_TODOS, 1, body, &r);
+	assert_int_equal(r.nrejects, 1);
+	snprintf(reason, sizeof(reason), "DueDate: not a date: \"%.80s\"...", longdate);
+	assert_string_equal(r.rejects[0].reason, reason);
+	bloom_result_free(&r);
+}
+
+/* ------------------------------------------------------------ integers */
+
+static void test_ids(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_ATTENDEES, 7,
+	         "[{\"Id\":\"12\"},{\"Id\":5.0},{\"Id\":5.5},{\"Id\":true},{\"Id\":null},{},"
+	         "{\"Id\":9223372036854775807},{\"Id\":-9223372036854775808},{\"Id\":1e300}]",
+	         &r);
+	expect_copy(&r, MIRROR_T_ATTENDEES,
+	            "7\t5\t{\"Id\":5.0}\n"
+	            "7\t9223372036854775807\t{\"Id\":9223372036854775807}\n"
+	            "7\t-9223372036854775808\t{\"Id\":-9223372036854775808}\n");
+	assert_int_equal(r.nrejects, 6);
+	assert_string_equal(r.rejects[0].reason, "Id: not an integer: \"12\"");
+	assert_null(r.rejects[0].id);
+	assert_string_equal(r.rejects[0].stream, "meeting_attendees");
+	assert_string_equal(r.rejects[1].reason, "Id: not an integer: 5.5");
+	assert_string_equal(r.rejects[2].reason, "Id: not an integer: true");
+	assert_string_equal(r.rejects[3].reason, "Id: null");
+	assert_string_equal(r.rejects[4].reason, "Id: missing");
+	assert_string_equal(r.rejects[4].raw, "{}");
+	assert_string_equal(r.rejects[5].reason, "Id: not an integer: 1e+300");
+	bloom_result_free(&r);
+}
+
+static void test_non_object_elements(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_ATTENDEES, 7, "[1,{\"Id\":2},\"x\\u0000y\",null]", &r);
+	expect_copy(&r, MIRROR_T_ATTENDEES, "7\t2\t{\"Id\":2}\n");
+	assert_int_equal(r.nrejects, 3);
+	assert_string_equal(r.rejects[0].reason, "element is not an object");
+	assert_string_equal(r.rejects[0].raw, "1");
+	assert_null(r.rejects[0].id);
+	assert_string_equal(r.rejects[1].raw, "\"xy\"");
+	assert_string_equal(r.rejects[2].raw, "null");
+	assert_int_equal(r.nul_removed, 1);
+	bloom_result_free(&r);
+}
+
+/* ---------------------------------------------------------------- shapes */
+
+static void test_bad_shapes(void **state)
+{
+	(void)state;
+	parse_fails(BLOOM_UNIT_USERS, "[{\"Id\":1,\"Name\":\"Ann\"");
+	parse_fails(BLOOM_UNIT_USERS, "");
+	parse_fails(BLOOM_UNIT_USERS, "{\"Id\":1}");
+	parse_fails(BLOOM_UNIT_USER_MEETINGS, "\"text\"");
+	parse_fails(BLOOM_UNIT_ATTENDEES, "null");
+	parse_fails(BLOOM_UNIT_MEETING_TODOS, "{}");
+	parse_fails(BLOOM_UNIT_MEASURABLES, "{\"Scores\":[]}");
+	parse_fails(BLOOM_UNIT_USER_TODOS, "[1,2,]");
+	parse_fails(BLOOM_UNIT_MEETING, "[{\"Id\":1}]");
+	parse_fails(BLOOM_UNIT_MEETING_SCORES, "[]");
+	parse_fails(BLOOM_UNIT_USER_SCORES, "{\"Scores\":{\"Id\":1}}");
+	parse_fails(BLOOM_UNIT_USER_SCORES, "{\"Scores\":\"none\"}");
+	parse_fails(BLOOM_UNIT_USERS, "[\"\xff\xfe\"]"); /* not UTF-8 */
+	parse_fails(BLOOM_UNIT_USERS, "[1] [2]");
+	parse_fails(BLOOM_UNIT_USERS, "[{\"Id\":99999999999999999999}]");
+	parse_fails(BLOOM_UNIT_KIND_END, "[]");
+}
+
+static void test_error_message(void **state)
+{
+	bloom_unit u = {BLOOM_UNIT_MEETING, 1};
+	bloom_result r;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(bloom_parse(&u, "[]", 2, &r, err, sizeof(err)), -1);
+	assert_string_equal(err, "expected an object at the top level, got an array");
+	bloom_result_free(&r);
+	assert_int_equal(bloom_parse(&u, "{\"Id\":", 6, &r, err, sizeof(err)), -1);
+	assert_int_equal(strncmp(err, "invalid json", 12), 0);
+	bloom_result_free(&r);
+	/* the body need not be NUL-terminated: only len bytes are read */
+	assert_int_equal(bloom_parse(&u, "{\"Id\":3}garbage", 8, &r, err, sizeof(err)), 0);
+	assert_int_equal(r.nrows[MIRROR_T_MEETINGS_DETAIL], 1);
+	bloom_result_free(&r);
+}
+
+static void test_result_free_zeroed(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	bloom_result_free(&r);
+	bloom_result_free(&r);
+	bloom_result_free(NULL);
+	assert_int_equal(r.nchildren, 0);
+	assert_null(r.children);
+	assert_int_equal(bloom_result_size(&r), sizeof(r));
+
+	parse_ok(BLOOM_UNIT_USERS, 0, "[" USER_ANN ",{\"Id\":\"x\",\"Name\":\"n\",\"ResultType\":\"User\"}]", &r);
+	assert_true(bloom_result_size(&r) > sizeof(r));
+	bloom_result_free(&r);
+	assert_null(r.copy[MIRROR_T_USERS].data);
+	assert_null(r.rejects);
+	assert_int_equal(r.nrows[MIRROR_T_USERS], 0);
+	bloom_result_free(&r);
+}
+
+/* Many rows: the buffers grow geometrically and keep every row. */
+static void test_many_rows(void **state)
+{
+	enum { N = 20000 };
+	size_t cap = (size_t)N * 24 + 8, len = 0;
+	char *body = malloc(cap);
+	bloom_result r;
+	const char *p;
+	size_t lines = 0;
+
+	(void)state;
+	assert_non_null(body);
+	body[len++] = '[';
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(body + len, cap - len, "%s{\"Id\":%d}", i ? "," : "", i + 1);
+	body[len++] = ']';
+	body[len] = '\0';
+	parse_ok(BLOOM_UNIT_ATTENDEES, 3, body, &r);
+	assert_int_equal(r.nrows[MIRROR_T_ATTENDEES], N);
+	for (p = copy_text(&r, MIRROR_T_ATTENDEES); (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	assert_int_equal(lines, N);
+	assert_non_null(strstr(copy_text(&r, MIRROR_T_ATTENDEES), "3\t20000\t{\"Id\":20000}\n"));
+	bloom_result_free(&r);
+	free(body);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_unit_paths),
+		cmocka_unit_test(test_users),
+		cmocka_unit_test(test_users_rejects),
+		cmocka_unit_test(test_user_meetings),
+		cmocka_unit_test(test_meeting_detail),
+		cmocka_unit_test(test_attendees),
+		cmocka_unit_test(test_meeting_todos),
+		cmocka_unit_test(test_user_todos_owner_fallback),
+		cmocka_unit_test(test_todo_rejects),
+		cmocka_unit_test(test_measurables),
+		cmocka_unit_test(test_scores),
+		cmocka_unit_test(test_score_rejects),
+		cmocka_unit_test(test_nul_removed),
+		cmocka_unit_test(test_copy_escaping),
+		cmocka_unit_test(test_unicode_kept),
+		cmocka_unit_test(test_long_string),
+		cmocka_unit_test(test_dates),
+		cmocka_unit_test(test_bad_date_rejected_others_kept),
+		cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_non_object_elements),
+		cmocka_unit_test(test_bad_shapes),
+		cmocka_unit_test(test_error_message),
+		cmocka_unit_test(test_result_free_zeroed),
+		cmocka_unit_test(test_many_rows),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,581 @@
+/* test_config.c — config.c through config.h: defaults, a full file, every
+ * kind of error with its exact "FILE:LINE: " prefix, the API key sources
+ * (api.key, api.key_file, BG_API_KEY) and the permission warning.
+ *
+ * Each test writes its config files into a fresh temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+typedef struct fixture {
+	char dir[64];
+	char path[128]; /* dir/bloomsync.conf */
+} fixture;
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	assert_true(fd >= 0);
+	size_t len = strlen(text);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+static void write_conf(fixture *fx, const char *text)
+{
+	write_file(fx->path, text, 0600);
+}
+
+static int setup(void **state)
+{
+	fixture *fx = calloc(1, sizeof *fx);
+	if (!fx)
+		return -1;
+	snprintf(fx->dir, sizeof fx->dir, "/tmp/test_config.XXXXXX");
+	if (!mkdtemp(fx->dir))
+		return -1;
+	snprintf(fx->path, sizeof fx->path, "%s/bloomsync.conf", fx->dir);
+	unsetenv("BG_API_KEY");
+	log_init(LOG_INFO, LOG_FORMAT_TEXT);
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *fx = *state;
+	char cmd[160];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx->dir);
+	int rc = system(cmd);
+	free(fx);
+	unsetenv("BG_API_KEY");
+	log_shutdown();
+	return rc == 0 ? 0 : -1;
+}
+
+/* Runs fn with stderr redirected to a temporary file; returns what was
+ * written (malloc'd). */
+static char *capture_stderr(void (*fn)(void *), void *arg)
+{
+	char tmpl[] = "/tmp/test_config_err.XXXXXX";
+	int fd = mkstemp(tmpl);
+	assert_true(fd >= 0);
+	unlink(tmpl);
+	int saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	fn(arg);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	off_t len = lseek(fd, 0, SEEK_END);
+	char *out = calloc(1, (size_t)len + 1);
+	assert_non_null(out);
+	assert_int_equal(pread(fd, out, (size_t)len, 0), (ssize_t)len);
+	close(fd);
+	return out;
+}
+
+/* Loads fx->path expecting failure; checks the message is exactly
+ * "<path>:<expected>" (expected carries the line and what is wrong). */
+static void expect_error(fixture *fx, const char *text, const char *expected)
+{
+	cfg c;
+	cfg_error err;
+	char want[600];
+	write_conf(fx, text);
+	assert_int_equal(cfg_load(fx->path, &c, &err), -1);
+	snprintf(want, sizeof want, "%s:%s", fx->path, expected);
+	assert_string_equal(err.msg, want);
+	/* On error *out is left freed. */
+	assert_null(c.base_url);
+	assert_null(c.key);
+	assert_null(c.path);
+	cfg_free(&c);
+}
+
+static void test_defaults_for_empty_file(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	write_conf(fx, "");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_string_equal(c.base_url, "https://app.bloomgrowth.com/api/v1");
+	assert_null(c.key);
+	assert_null(c.key_source);
+	assert_int_equal(c.concurrency, 8);
+	assert_true(c.rate_limit == 10.0);
+	assert_int_equal(c.timeout_ms, 30000);
+	assert_int_equal(c.max_retries, 6);
+	assert_string_equal(c.conninfo, "dbname=bloom");
+	assert_string_equal(c.schema, "bloom");
+	assert_int_equal(c.batch_size, 500);
+	assert_int_equal(c.log_level, LOG_INFO);
+	assert_int_equal(c.log_format, LOG_FORMAT_TEXT);
+	assert_null(c.metrics_file);
+	assert_string_equal(c.path, fx->path);
+	cfg_free(&c);
+}
+
+static void test_cfg_defaults_matches_empty_file(void **state)
+{
+	(void)state;
+	cfg c;
+	cfg_defaults(&c);
+	assert_string_equal(c.base_url, "https://app.bloomgrowth.com/api/v1");
+	assert_string_equal(c.schema, "bloom");
+	assert_int_equal(c.concurrency, 8);
+	assert_null(c.path);
+	cfg_free(&c);
+}
+
+static void test_full_valid_file(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	write_conf(fx,
+		   "# every setting\n"
+		   "api = {\n"
+		   "  base_url    = \"http://127.0.0.1:8080/api/v1//\";\n"
+		   "  key         = \"k-12345-secret\";\n"
+		   "  concurrency = 16;\n"
+		   "  rate_limit  = 25;\n"
+		   "  timeout_ms  = 5000;\n"
+		   "  max_retries = 0;\n"
+		   "};\n"
+		   "postgres = {\n"
+		   "  conninfo   = \"host=/tmp port=5544 dbname=mirror\";\n"
+		   "  schema     = \"bg_mirror\";\n"
+		   "  batch_size = 100000;\n"
+		   "};\n"
+		   "log = { level = \"debug\"; format = \"json\"; };\n"
+		   "metrics_file = \"/var/lib/node_exporter/textfile/bloomsync.prom\";\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_string_equal(c.base_url, "http://127.0.0.1:8080/api/v1");
+	assert_string_equal(c.key, "k-12345-secret");
+	assert_string_equal(c.key_source, "api.key");
+	assert_int_equal(c.concurrency, 16);
+	assert_true(c.rate_limit == 25.0);
+	assert_int_equal(c.timeout_ms, 5000);
+	assert_int_equal(c.max_retries, 0);
+	assert_string_equal(c.conninfo, "host=/tmp port=5544 dbname=mirror");
+	assert_string_equal(c.schema, "bg_mirror");
+	assert_int_equal(c.batch_size, 100000);
+	assert_int_equal(c.log_level, LOG_DEBUG);
+	assert_int_equal(c.log_format, LOG_FORMAT_JSON);
+	assert_string_equal(c.metrics_file, "/var/lib/node_exporter/textfile/bloomsync.prom");
+	cfg_free(&c);
+}
+
+static void test_float_rate_limit_and_zero(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	write_conf(fx, "api = { rate_limit = 2.5; };\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_true(c.rate_limit == 2.5);
+	cfg_free(&c);
+	write_conf(fx, "api = { rate_limit = 0; };\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_true(c.rate_limit == 0.0);
+	cfg_free(&c);
+}
+
+static void test_missing_file(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	char want[300];
+	assert_int_equal(cfg_load(fx->path, &c, &err), -1);
+	snprintf(want, sizeof want, "%s: cannot read: No such file or directory", fx->path);
+	assert_string_equal(err.msg, want);
+	assert_null(c.base_url);
+	cfg_free(&c);
+}
+
+static void test_directory_is_not_a_file(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	char want[300];
+	assert_int_equal(cfg_load(fx->dir, &c, &err), -1);
+	snprintf(want, sizeof want, "%s: cannot read: Is a directory", fx->dir);
+	assert_string_equal(err.msg, want);
+}
+
+static void test_syntax_error(void **state)
+{
+	expect_error(*state, "api = {\n  concurrency = 8;\n  timeout_ms = 100;\n  max_retries = = 1;\n};\n",
+		     "4: syntax error");
+}
+
+static void test_unknown_setting(void **state)
+{
+	expect_error(*state, "# typo\napi = {\n  concurreny = 8;\n};\n",
+		     "3: unknown setting 'api.concurreny'");
+}
+
+static void test_unknown_top_level_setting(void **state)
+{
+	expect_error(*state, "metrics_file = \"/x\";\nverbose = true;\n",
+		     "2: unknown setting 'verbose'");
+}
+
+static void test_unknown_group(void **state)
+{
+	expect_error(*state, "api = { };\nmysql = {\n  host = \"x\";\n};\n",
+		     "2: unknown group 'mysql'");
+}
+
+static void test_out_of_range(void **state)
+{
+	fixture *fx = *state;
+	expect_error(fx,
+		     "api = {\n\n\n\n\n\n  concurrency = 0;\n};\n",
+		     "7: api.concurrency: must be between 1 and 1024 (got 0)");
+	expect_error(fx, "api = { timeout_ms = 99; };\n",
+		     "1: api.timeout_ms: must be between 100 and 600000 (got 99)");
+	expect_error(fx, "api = {\n max_retries = 101;\n};\n",
+		     "2: api.max_retries: must be between 0 and 100 (got 101)");
+	expect_error(fx, "postgres = {\n batch_size = -1;\n};\n",
+		     "2: postgres.batch_size: must be between 1 and 100000 (got -1)");
+	expect_error(fx, "api = {\n rate_limit = -0.5;\n};\n",
+		     "2: api.rate_limit: must be between 0 and 100000 (got -0.5)");
+}
+
+static void test_integer_too_large_is_not_wrapped(void **state)
+{
+	/* 4294967304 = 2^32 + 8: a silent 32-bit wrap would give 8. */
+	expect_error(*state, "api = {\n concurrency = 4294967304;\n};\n",
+		     "2: api.concurrency: must be between 1 and 1024 (got a number too large)");
+}
+
+static void test_wrong_types(void **state)
+{
+	fixture *fx = *state;
+	expect_error(fx, "api = {\n\n\n\n\n rate_limit = \"10\";\n};\n",
+		     "6: api.rate_limit: expected a number, got a string");
+	expect_error(fx, "api = {\n concurrency = 8.5;\n};\n",
+		     "2: api.concurrency: expected an integer, got a number");
+	expect_error(fx, "api = {\n base_url = 42;\n};\n",
+		     "2: api.base_url: expected a string, got an integer");
+	expect_error(fx, "log = {\n level = true;\n};\n",
+		     "2: log.level: expected a string, got a boolean");
+	expect_error(fx, "postgres = {\n schema = [\"a\"];\n};\n",
+		     "2: postgres.schema: expected a string, got an array");
+}
+
+static void test_group_where_scalar_belongs(void **state)
+{
+	expect_error(*state, "api = {\n concurrency = { n = 8; };\n};\n",
+		     "2: api.concurrency: expected an integer, got a group");
+}
+
+static void test_scalar_where_group_belongs(void **state)
+{
+	fixture *fx = *state;
+	expect_error(fx, "\napi = \"https://example.com\";\n", "2: api: expected a group, got a string");
+	expect_error(fx, "log = (\"info\");\n", "1: log: expected a group, got a list");
+}
+
+static void test_duplicate_setting(void **state)
+{
+	fixture *fx = *state;
+	expect_error(fx, "api = {\n  concurrency = 8;\n  concurrency = 9;\n};\n",
+		     "3: duplicate setting name");
+	expect_error(fx, "log = { level = \"info\"; };\nlog = { format = \"json\"; };\n",
+		     "2: duplicate setting name");
+}
+
+static void test_bad_values(void **state)
+{
+	fixture *fx = *state;
+	expect_error(fx, "api = {\n base_url = \"ftp://example.com\";\n};\n",
+		     "2: api.base_url: must be an http:// or https:// URL (got \"ftp://example.com\")");
+	expect_error(fx, "api = {\n base_url = \"https:///\";\n};\n",
+		     "2: api.base_url: must be an http:// or https:// URL (got \"https:///\")");
+	expect_error(fx, "postgres = {\n schema = \"Bloom\";\n};\n",
+		     "2: postgres.schema: must be a plain identifier: a-z, 0-9 and _, not starting "
+		     "with a digit, at most 63 bytes (got \"Bloom\")");
+	expect_error(fx, "postgres = {\n schema = \"9x\";\n};\n",
+		     "2: postgres.schema: must be a plain identifier: a-z, 0-9 and _, not starting "
+		     "with a digit, at most 63 bytes (got \"9x\")");
+	expect_error(fx, "postgres = {\n schema = \"pg_mirror\";\n};\n",
+		     "2: postgres.schema: names starting with pg_ are reserved by PostgreSQL "
+		     "(got \"pg_mirror\")");
+	expect_error(fx, "log = {\n level = \"verbose\";\n};\n",
+		     "2: log.level: must be one of error | warn | info | debug (got \"verbose\")");
+	expect_error(fx, "log = {\n format = \"xml\";\n};\n",
+		     "2: log.format: must be one of text | json (got \"xml\")");
+	expect_error(fx, "metrics_file = \"\";\n",
+		     "1: metrics_file: must not be empty (leave the setting out instead)");
+	expect_error(fx, "api = {\n key = \"\";\n};\n", "2: api.key: must not be empty");
+}
+
+static void test_schema_length_limit(void **state)
+{
+	fixture *fx = *state;
+	char text[200];
+	char name[70];
+	cfg c;
+	cfg_error err;
+	memset(name, 'a', 63);
+	name[63] = '\0';
+	snprintf(text, sizeof text, "postgres = { schema = \"%s\"; };\n", name);
+	write_conf(fx, text);
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_int_equal(strlen(c.schema), 63);
+	cfg_free(&c);
+	name[63] = 'a';
+	name[64] = '\0';
+	snprintf(text, sizeof text, "postgres = { schema = \"%s\"; };\n", name);
+	write_conf(fx, text);
+	assert_int_equal(cfg_load(fx->path, &c, &err), -1);
+	assert_non_null(strstr(err.msg, ":1: postgres.schema: must be a plain identifier"));
+}
+
+static void test_key_file(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	char key_path[200], text[300];
+	/* Relative to the config file's directory, trimmed of whitespace. */
+	snprintf(key_path, sizeof key_path, "%s/api.key", fx->dir);
+	write_file(key_path, "  file-key-0123456789\n\n", 0600);
+	write_conf(fx, "api = {\n key_file = \"api.key\";\n};\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_string_equal(c.key, "file-key-0123456789");
+	assert_string_equal(c.key_source, "api.key_file");
+	cfg_free(&c);
+	/* Absolute path. */
+	snprintf(text, sizeof text, "api = { key_file = \"%s\"; };\n", key_path);
+	write_conf(fx, text);
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_string_equal(c.key, "file-key-0123456789");
+	cfg_free(&c);
+}
+
+static void test_key_file_unreadable(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	char want[400];
+	write_conf(fx, "api = {\n concurrency = 4;\n key_file = \"/nonexistent/bloom.key\";\n};\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), -1);
+	snprintf(want, sizeof want,
+		 "%s:3: api.key_file: cannot read /nonexistent/bloom.key: No such file or directory",
+		 fx->path);
+	assert_string_equal(err.msg, want);
+	assert_null(c.key);
+}
+
+static void test_key_file_with_two_words(void **state)
+{
+	fixture *fx = *state;
+	char key_path[200];
+	snprintf(key_path, sizeof key_path, "%s/api.key", fx->dir);
+	write_file(key_path, "first-key\nsecond-key\n", 0600);
+	char want[300];
+	snprintf(want, sizeof want,
+		 "2: api.key_file: the key in %s must not contain spaces or control characters",
+		 key_path);
+	expect_error(fx, "api = {\n key_file = \"api.key\";\n};\n", want);
+}
+
+static void test_key_and_key_file_conflict(void **state)
+{
+	expect_error(*state, "api = {\n key = \"abcdefgh\";\n key_file = \"/etc/bloom.key\";\n};\n",
+		     "3: api.key and api.key_file are both set; keep one of them");
+}
+
+static void test_env_key_wins(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	setenv("BG_API_KEY", "env-key-abcdef", 1);
+	write_conf(fx, "api = { key = \"file-key-123456\"; };\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_string_equal(c.key, "env-key-abcdef");
+	assert_string_equal(c.key_source, "environment BG_API_KEY");
+	cfg_free(&c);
+	/* Wins over an (unreadable) key_file too: the file is not needed. */
+	write_conf(fx, "api = { key_file = \"/nonexistent/bloom.key\"; };\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_string_equal(c.key, "env-key-abcdef");
+	cfg_free(&c);
+	/* An empty variable is ignored. */
+	setenv("BG_API_KEY", "", 1);
+	write_conf(fx, "api = { key = \"file-key-123456\"; };\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_string_equal(c.key, "file-key-123456");
+	assert_string_equal(c.key_source, "api.key");
+	cfg_free(&c);
+	/* And with no key in the file at all. */
+	setenv("BG_API_KEY", "env-key-abcdef", 1);
+	write_conf(fx, "");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_string_equal(c.key, "env-key-abcdef");
+	cfg_free(&c);
+}
+
+static void test_env_key_with_newline_rejected(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	setenv("BG_API_KEY", "abc\r\nX-Injected: 1", 1);
+	write_conf(fx, "");
+	assert_int_equal(cfg_load(fx->path, &c, &err), -1);
+	assert_string_equal(err.msg,
+			    "BG_API_KEY (environment): must not contain spaces or control characters");
+	assert_null(strstr(err.msg, "Injected"));
+}
+
+static void test_key_is_registered_as_secret(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	char out[200];
+	write_conf(fx, "api = { key = \"sekrit-key-42\"; };\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	log_redact("GET /users?key=sekrit-key-42 failed", out, sizeof out);
+	assert_string_equal(out, "GET /users?key=[redacted] failed");
+	cfg_free(&c);
+}
+
+static void load_quietly(void *arg)
+{
+	fixture *fx = arg;
+	cfg c;
+	cfg_error err;
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	cfg_free(&c);
+}
+
+static void test_warns_when_config_with_key_is_readable(void **state)
+{
+	fixture *fx = *state;
+	write_file(fx->path, "api = { key = \"visible-key-777\"; };\n", 0644);
+	char *out = capture_stderr(load_quietly, fx);
+	assert_non_null(strstr(out, " warn "));
+	assert_non_null(strstr(out, fx->path));
+	assert_non_null(strstr(out, "readable by group or others"));
+	assert_null(strstr(out, "visible-key-777"));
+	free(out);
+	/* 0600: no warning. */
+	write_file(fx->path, "api = { key = \"visible-key-777\"; };\n", 0600);
+	out = capture_stderr(load_quietly, fx);
+	assert_string_equal(out, "");
+	free(out);
+	/* 0644 without a key: no warning either. */
+	write_file(fx->path, "api = { concurrency = 2; };\n", 0644);
+	out = capture_stderr(load_quietly, fx);
+	assert_string_equal(out, "");
+	free(out);
+}
+
+/* The shipped example must load and say exactly the defaults. */
+static void test_example_config_is_the_defaults(void **state)
+{
+	(void)state;
+	char path[512];
+	const char *slash = strrchr(__FILE__, '/');
+	snprintf(path, sizeof path, "%.*s/../config/bloomsync.conf.example",
+		 slash ? (int)(slash - __FILE__) : 1, slash ? __FILE__ : ".");
+	if (access(path, R_OK) != 0)
+		skip(); /* built away from the source tree */
+	cfg c, d;
+	cfg_error err;
+	if (cfg_load(path, &c, &err) != 0)
+		fail_msg("%s", err.msg);
+	cfg_defaults(&d);
+	assert_string_equal(c.base_url, d.base_url);
+	assert_string_equal(c.conninfo, d.conninfo);
+	assert_string_equal(c.schema, d.schema);
+	assert_null(c.key);
+	assert_null(c.metrics_file);
+	assert_int_equal(c.concurrency, d.concurrency);
+	assert_true(c.rate_limit == d.rate_limit);
+	assert_int_equal(c.timeout_ms, d.timeout_ms);
+	assert_int_equal(c.max_retries, d.max_retries);
+	assert_int_equal(c.batch_size, d.batch_size);
+	assert_int_equal(c.log_level, d.log_level);
+	assert_int_equal(c.log_format, d.log_format);
+	cfg_free(&c);
+	cfg_free(&d);
+}
+
+static void test_free_twice_is_safe(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	write_conf(fx, "api = { key = \"abcdefgh\"; };\nmetrics_file = \"/tmp/m.prom\";\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	cfg_free(&c);
+	assert_null(c.base_url);
+	assert_null(c.key);
+	assert_null(c.metrics_file);
+	assert_null(c.path);
+	cfg_free(&c);
+	cfg_free(NULL);
+	cfg zeroed = { 0 };
+	cfg_free(&zeroed);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_defaults_for_empty_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cfg_defaults_matches_empty_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_valid_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_float_rate_limit_and_zero, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_directory_is_not_a_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_setting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_top_level_setting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_group, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_out_of_range, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_integer_too_large_is_not_wrapped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_where_scalar_belongs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scalar_where_group_belongs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate_setting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_length_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_file_unreadable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_file_with_two_words, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_and_key_file_conflict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_env_key_wins, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_env_key_with_newline_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_is_registered_as_secret, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_warns_when_config_with_key_is_readable, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_example_config_is_the_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_twice_is_safe, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
