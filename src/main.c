@@ -14,7 +14,9 @@
 #include "load.h"
 #include "load_migrations.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
+#include <time.h>
 
 #define BLOOMSYNC_VERSION "0.1.0"
 
@@ -236,7 +238,12 @@ static int cmd_sync(const cli *c, const cfg *config)
 	    .version = BLOOMSYNC_VERSION,
 	};
 	pipeline_summary summary;
+	time_t started = time(NULL);
 	pipeline_status st = pipeline_sync(&opts, &summary);
+	const char *metrics_path = c->metrics_file ? c->metrics_file : config->metrics_file;
+	char err[512];
+	if (metrics_path && metrics_write(metrics_path, &summary, started, time(NULL), err, sizeof(err)) != 0)
+		log_warn("cannot write metrics: %s", err);
 	if (st == PIPELINE_LOCKED) {
 		log_error("%s", summary.error);
 	} else if (summary.run_id == 0 && summary.error[0]) {
@@ -402,8 +409,7 @@ static int run_command(const cli *c)
 	if (a != 0)
 		return a > 0 ? EXIT_OK : EXIT_USAGE;
 
-	cfg config;
-	cfg_defaults(&config);
+	cfg config = {0};
 	if (load_config(c, &config) != 0) {
 		cfg_free(&config);
 		return EXIT_USAGE;

@@ -22,7 +22,7 @@ chmod 755 "$TMP"
 PGDIR="$TMP/pg"
 cleanup() {
 	sh tests/pg.sh stop "$PGDIR" 2>/dev/null
-	rm -rf "$TMP"
+	[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
 

@@ -87,13 +87,13 @@ api = {
   rate_limit = 0;
   timeout_ms = ${TIMEOUT_MS:-5000};
   max_retries = ${MAX_RETRIES:-6};
-  $2
+  ${2:-}
 };
 postgres = {
   conninfo = "dbname=$PGDATABASE";
   schema = "${SCHEMA:-bloom}";
   batch_size = ${BATCH_SIZE:-500};
-  $3
+  ${3:-}
 };
 log = { level = "${LOG_LEVEL:-info}"; };
 CONF
@@ -122,6 +122,7 @@ UNION ALL
 SELECT '$t counts: expected ' || (SELECT count(*) FROM e) || ', mirror ' || (SELECT count(*) FROM m)
 WHERE (SELECT count(*) FROM e) <> (SELECT count(*) FROM m);
 SQL
+		[ $? -eq 0 ] || echo "$t: the comparison query failed"
 	done
 }
 

@@ -807,34 +807,44 @@ static long atleast1(long n)
 	return n > 0 ? n : 1;
 }
 
+/* Each change below picks random rows until it has made n changes or tried
+ * 50 * n rows, so even a tiny organisation sees every kind of change. */
+#define PICKS(n) for (long done_ = 0, try_ = 0; done_ < (n) && try_ < 50 * (n); try_++)
+
 static void mutate_edits(sim_org *org, sim_rng *rng, long g)
 {
-	long i, n;
-
-	for (i = 0, n = atleast1(org->n_users / 20); i < n; i++) {
+	PICKS(atleast1(org->n_users / 20)) {
 		sim_user *u = &org->users[sim_rng_below(rng, (uint64_t)org->n_users)];
 
-		if (u->alive)
+		if (u->alive) {
 			u->rename++;
+			done_++;
+		}
 	}
-	for (i = 0, n = atleast1(org->n_todos / 20); i < n; i++) {
+	PICKS(atleast1(org->n_todos / 20)) {
 		sim_todo *t = &org->todos[sim_rng_below(rng, (uint64_t)org->n_todos)];
 
-		if (t->alive)
+		if (t->alive) {
 			t->rename++;
+			done_++;
+		}
 	}
-	for (i = 0, n = atleast1(org->n_todos / 20); i < n; i++) {
+	PICKS(atleast1(org->n_todos / 20)) {
 		long row = (long)sim_rng_below(rng, (uint64_t)org->n_todos);
 		sim_todo *t = &org->todos[row];
 
-		if (row >= SIM_FIXED_TODOS && t->alive && t->meeting >= 0 && !t->milestone && t->closed == 0)
+		if (row >= SIM_FIXED_TODOS && t->alive && t->meeting >= 0 && !t->milestone && t->closed == 0) {
 			t->closed = (uint16_t)(g + 1);
+			done_++;
+		}
 	}
-	for (i = 0, n = atleast1(org->n_scores / 20); i < n; i++) {
+	PICKS(atleast1(org->n_scores / 20)) {
 		sim_score *s = &org->scores[sim_rng_below(rng, (uint64_t)org->n_scores)];
 
-		if (s->alive)
+		if (s->alive && s->edit != g) {
 			s->edit = (uint16_t)g;
+			done_++;
+		}
 	}
 }
 
@@ -871,7 +881,7 @@ static int mutate_removals(sim_org *org, sim_rng *rng)
 {
 	bool *owner = calloc((size_t)org->n_users, sizeof *owner);
 	long *count = calloc((size_t)org->n_meetings, sizeof *count);
-	long i, n, m;
+	long i, m;
 	int rc = -1;
 
 	if (owner == NULL || count == NULL)
@@ -880,26 +890,32 @@ static int mutate_removals(sim_org *org, sim_rng *rng)
 		owner[org->meas[i].owner] = true;
 	for (m = 0; m < org->n_meetings; m++)
 		count[m] = org->meeting_attendees.start[m + 1] - org->meeting_attendees.start[m];
-	for (i = 0, n = atleast1(org->n_users / 30); i < n; i++) {
+	PICKS(atleast1(org->n_users / 30)) {
 		long u = (long)sim_rng_below(rng, (uint64_t)org->n_users);
 
-		if (removable(org, u, owner, count))
+		if (removable(org, u, owner, count)) {
 			remove_user(org, u, count);
+			done_++;
+		}
 	}
 	for (i = 0; i < org->n_todos; i++)
 		if (!org->users[org->todos[i].owner].alive)
 			org->todos[i].alive = false;
-	for (i = 0, n = atleast1(org->n_todos / 50); i < n; i++) {
+	PICKS(atleast1(org->n_todos / 50)) {
 		long t = (long)sim_rng_below(rng, (uint64_t)org->n_todos);
 
-		if (t >= SIM_FIXED_TODOS && !org->todos[t].milestone)
+		if (t >= SIM_FIXED_TODOS && !org->todos[t].milestone && org->todos[t].alive) {
 			org->todos[t].alive = false;
+			done_++;
+		}
 	}
-	for (i = 0, n = atleast1(org->n_scores / 50); i < n; i++) {
+	PICKS(atleast1(org->n_scores / 50)) {
 		long s = (long)sim_rng_below(rng, (uint64_t)org->n_scores);
 
-		if (s >= SIM_FIXED_SCORES)
+		if (s >= SIM_FIXED_SCORES && org->scores[s].alive) {
 			org->scores[s].alive = false;
+			done_++;
+		}
 	}
 	rc = 0;
 done:

@@ -1,0 +1,115 @@
+#!/bin/bash
+# The sync against bloomsim's default org: exact mirror, idempotent second
+# run, mutations, bounded concurrency, migrate idempotence, exit codes.
+. "$(dirname "$0")/lib.sh"
+
+new_db sync20 || exit 1
+start_sim --latency-ms 20 --jitter-ms 5 || exit 1
+CONCURRENCY=6 write_conf "$TEST_TMP/b.conf"
+conf="$TEST_TMP/b.conf"
+
+# migrate: creates every contract table, twice without harm
+check "migrate applies the schema" "$BLOOMSYNC" -c "$conf" migrate
+check "migrate is idempotent" "$BLOOMSYNC" -c "$conf" migrate
+tables=$(q "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'bloom'
+  AND column_name IN ('raw','first_seen_at','updated_at','deleted_at')
+  AND table_name IN ('users','meetings','meeting_attendees','todos','measurables','meeting_measurables','scores')")
+expect_eq "all seven mirror tables carry raw/first_seen_at/updated_at/deleted_at" "$tables" 28
+
+# first sync: the mirror equals bloomsim's expected mirror, every column
+sim_post /__reset >/dev/null
+"$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/sync1.err"
+expect_eq "first sync exits 0" $? 0
+sim_get /__expect >"$TEST_TMP/expect1.json"
+chmod 644 "$TEST_TMP/expect1.json"
+check "mirror equals the expected mirror after the first sync" mirror_equals bloom "$TEST_TMP/expect1.json"
+sim_get /__stats >"$TEST_TMP/stats1.json"
+peak=$(json_get "$TEST_TMP/stats1.json" 'd["peak_inflight"]')
+expect_eq "peak in-flight requests reached api.concurrency and never exceeded it" "$peak" 6
+grep -q "succeeded" "$TEST_TMP/sync1.err"
+check "the summary says the run succeeded" test $? -eq 0
+status=$(q "SELECT status FROM bloom.sync_runs ORDER BY id DESC LIMIT 1")
+expect_eq "sync_runs records the run as succeeded" "$status" succeeded
+nul=$(q "SELECT count(*) FROM bloom.todos WHERE position(chr(1) in name) > 0 OR raw::text LIKE '%\\\\u0000%'")
+expect_eq "no NUL survives in names or raw" "$nul" 0
+quirky=$(q "SELECT count(*) FROM bloom.users WHERE name ~ '[^\\x01-\\x7f]'")
+check "non-ASCII names are stored ($quirky users)" test "$quirky" -gt 0
+long=$(q "SELECT max(length(name)) FROM bloom.todos")
+check "a very long todo name is stored whole ($long chars)" test "$long" -gt 30000
+grep -q "$KEY" "$TEST_TMP/sync1.err"
+check "the key never appears in the output" test $? -ne 0
+keyrows=$(q "SELECT count(*) FROM bloom.sync_runs WHERE coalesce(error,'') LIKE '%$KEY%'")
+expect_eq "the key never appears in the run records" "$keyrows" 0
+
+# second sync with no upstream change writes nothing into the mirror tables
+before=$(mirror_writes)
+"$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/sync2.err"
+expect_eq "second sync exits 0" $? 0
+sleep 0.6 # let the statistics collector see the finished backend
+after=$(mirror_writes)
+expect_eq "a no-change sync inserts, updates and deletes nothing in the mirror" "$after" "$before"
+check "mirror still equals the expected mirror" mirror_equals bloom "$TEST_TMP/expect1.json"
+
+# upstream changes: edits, additions and removals are mirrored
+sim_post /__mutate >/dev/null
+"$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/sync3.err"
+expect_eq "sync after a mutation exits 0" $? 0
+sim_get /__expect >"$TEST_TMP/expect2.json"
+chmod 644 "$TEST_TMP/expect2.json"
+check "mirror equals the mutated org's expected mirror" mirror_equals bloom "$TEST_TMP/expect2.json"
+removed=$(python3 - "$TEST_TMP/expect1.json" "$TEST_TMP/expect2.json" <<'PY'
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+key = lambda r: tuple(r.get(k) for k in ("id", "meeting_id", "user_id", "measurable_id") if k in r)
+print(sum(len({key(r) for r in a[t]} - {key(r) for r in b[t]}) for t in a))
+PY
+)
+deleted=$(q "SELECT (SELECT count(*) FROM bloom.users WHERE deleted_at IS NOT NULL)
+  + (SELECT count(*) FROM bloom.meetings WHERE deleted_at IS NOT NULL)
+  + (SELECT count(*) FROM bloom.meeting_attendees WHERE deleted_at IS NOT NULL)
+  + (SELECT count(*) FROM bloom.todos WHERE deleted_at IS NOT NULL)
+  + (SELECT count(*) FROM bloom.measurables WHERE deleted_at IS NOT NULL)
+  + (SELECT count(*) FROM bloom.meeting_measurables WHERE deleted_at IS NOT NULL)
+  + (SELECT count(*) FROM bloom.scores WHERE deleted_at IS NOT NULL)")
+check "rows removed upstream ($removed) are exactly the rows marked deleted ($deleted)" test "$removed" -gt 0 -a "$removed" = "$deleted"
+
+# status shows the runs
+"$BLOOMSYNC" -c "$conf" status >"$TEST_TMP/status.out" 2>&1
+check "status lists the three runs" test "$(grep -c succeeded "$TEST_TMP/status.out")" -eq 3
+"$BLOOMSYNC" -c "$conf" status --json >"$TEST_TMP/status.json" 2>&1
+n=$(json_get "$TEST_TMP/status.json" 'len(d["runs"])')
+expect_eq "status --json lists the three runs" "$n" 3
+
+# a wrong key: exit 4, clear message, run recorded as failed, key not printed
+cat "$conf" | sed "s/key = \"$KEY\"/key = \"wrong-key-0000\"/" >"$TEST_TMP/bad.conf"
+chmod 600 "$TEST_TMP/bad.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/bad.conf" sync 2>"$TEST_TMP/badkey.err"
+expect_eq "a rejected key exits 4" $? 4
+grep -qi "rejected the key" "$TEST_TMP/badkey.err"
+check "the message says the key was rejected" test $? -eq 0
+grep -q "wrong-key-0000" "$TEST_TMP/badkey.err"
+check "the rejected key is not printed" test $? -ne 0
+"$BLOOMSYNC" -c "$TEST_TMP/bad.conf" check >"$TEST_TMP/check.out" 2>&1
+expect_eq "check with a rejected key exits 4" $? 4
+"$BLOOMSYNC" -c "$conf" sync --restart 2>/dev/null
+expect_eq "sync --restart after the failed run exits 0" $? 0
+"$BLOOMSYNC" -c "$conf" check >"$TEST_TMP/check2.out" 2>&1
+expect_eq "check passes with the right key and a migrated database" $? 0
+
+# bad config lines: FILE:LINE and the setting, exit 2
+printf 'api = { concurrency = 0; };\n' >"$TEST_TMP/c1.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/c1.conf" check 2>"$TEST_TMP/c1.err"
+rc=$?
+grep -q "c1.conf:1: api.concurrency" "$TEST_TMP/c1.err"
+check "an out-of-range value names file, line and setting, exit 2 (rc $rc)" test $? -eq 0 -a $rc -eq 2
+printf 'api = {\n  concurreny = 3;\n};\n' >"$TEST_TMP/c2.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/c2.conf" check 2>"$TEST_TMP/c2.err"
+rc=$?
+grep -q "c2.conf:2: .*concurreny" "$TEST_TMP/c2.err"
+check "an unknown setting names file, line and setting, exit 2 (rc $rc)" test $? -eq 0 -a $rc -eq 2
+"$BLOOMSYNC" -c "$TEST_TMP/none.conf" check 2>/dev/null
+expect_eq "a missing config file exits 2" $? 2
+"$BLOOMSYNC" frobnicate 2>/dev/null
+expect_eq "an unknown command exits 2" $? 2
+
+finish
