@@ -599,7 +599,9 @@ static void add_column_list(sbuf *b, const mirror_target *t, const char *prefix)
 		sb_printf(b, "%s%s%s", c ? ", " : "", prefix, t->cols[c].name);
 }
 
-/* Staging tables live per connection: typed, no constraints, emptied at commit. */
+/* Staging tables live per connection: typed like the mirror (NOT NULL too,
+ * so a value that cannot be stored fails at COPY, where it can be isolated),
+ * emptied at commit. */
 static int ensure_staging(load_db *db, load_error *err)
 {
 	if (db->staging_ready)
@@ -609,7 +611,8 @@ static int ensure_staging(load_db *db, load_error *err)
 		const mirror_target *t = mirror_target_get((mirror_target_id)i);
 		sb_printf(&b, "CREATE TEMP TABLE IF NOT EXISTS stg_%d (", i);
 		for (size_t c = 0; c < t->ncols; c++)
-			sb_printf(&b, "%s%s %s", c ? ", " : "", t->cols[c].name, sql_type(t->cols[c].type));
+			sb_printf(&b, "%s%s %s%s", c ? ", " : "", t->cols[c].name, sql_type(t->cols[c].type),
+				  t->cols[c].not_null ? " NOT NULL" : "");
 		sb_printf(&b, ") ON COMMIT DELETE ROWS;\n");
 	}
 	sb_printf(&b, "CREATE TEMP TABLE IF NOT EXISTS stg_units (kind text, ref bigint, parent bigint) "
@@ -655,22 +658,96 @@ static int copy_in(load_db *db, const char *sql, const char *const *chunks, cons
 	return rc;
 }
 
-/* COPYs every item's rows for target ti into its staging table. */
-static int copy_target(load_db *db, const load_batch *batch, int ti, size_t *rows, load_error *err)
+static int copy_target_sql(sbuf *sql, int ti)
+{
+	sb_printf(sql, "COPY stg_%d (", ti);
+	add_column_list(sql, mirror_target_get((mirror_target_id)ti), "");
+	sb_printf(sql, ") FROM STDIN");
+	return sql->failed ? -1 : 0;
+}
+
+/* Appends a rejected_records COPY line for a staging row that PostgreSQL
+ * refused: its first field is the id, its last the raw JSON (both already
+ * COPY-escaped). */
+static void reject_line(sbuf *rej, int64_t run_id, const mirror_target *t, const char *line, size_t len,
+			const char *reason)
+{
+	const char *tab = memchr(line, '\t', len);
+	const char *last = line + len;
+	while (last > line && last[-1] != '\t')
+		last--;
+	sb_printf(rej, "%" PRId64 "\t%s\t", run_id, t->stream);
+	sb_add(rej, line, tab ? (size_t)(tab - line) : 0);
+	sb_add(rej, "\t", 1);
+	sb_copy_text(rej, reason);
+	sb_add(rej, "\t", 1);
+	sb_add(rej, last, (size_t)(line + len - last));
+	sb_add(rej, "\n", 1);
+}
+
+/* Isolation mode, after a batch failed on bad data: every row is COPYed in
+ * a savepoint of its own; the rows PostgreSQL refuses become rejected
+ * records (counted per stream) and the others go on. Slow, and only used
+ * for the batch that needed it. */
+static int copy_rows_isolated(load_db *db, const load_batch *batch, int ti, const char *sql, sbuf *rej,
+			      load_counts *streams, load_error *err)
 {
 	const mirror_target *t = mirror_target_get((mirror_target_id)ti);
+	int si = mirror_table_index(t->stream);
+	for (size_t i = 0; i < batch->nitems; i++) {
+		const bloom_result *r = batch->items[i].result;
+		if (!r || !r->nrows[ti])
+			continue;
+		const char *p = r->copy[ti].data, *end = p + r->copy[ti].len;
+		while (p < end) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			size_t len = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+			load_error row_err;
+			if (exec_sql(db, "SAVEPOINT row", err, "cannot isolate a row") != 0)
+				return -1;
+			if (copy_in(db, sql, &p, &len, 1, &row_err) != 0) {
+				if (row_err.outcome == LOAD_RETRY) {
+					*err = row_err;
+					return -1;
+				}
+				if (exec_sql(db, "ROLLBACK TO SAVEPOINT row", err, "cannot isolate a row") != 0)
+					return -1;
+				reject_line(rej, batch->run_id, t, p, len - (nl ? 1 : 0), row_err.msg);
+				if (si >= 0)
+					streams[si].rejected++;
+				log_warn("rejected a %s row: %s", t->stream, row_err.msg);
+			} else if (exec_sql(db, "RELEASE SAVEPOINT row", err, "cannot isolate a row") != 0) {
+				return -1;
+			}
+			p += len;
+		}
+	}
+	return 0;
+}
+
+/* COPYs every item's rows for target ti into its staging table; with rej
+ * (isolation mode) row by row, collecting refused rows into rej. */
+static int copy_target(load_db *db, const load_batch *batch, int ti, size_t *rows, sbuf *rej,
+		       load_counts *streams, load_error *err)
+{
 	size_t n = 0;
 	for (size_t i = 0; i < batch->nitems; i++)
-		if (batch->items[i].result && batch->items[i].result->nrows[ti])
+		if (batch->items[i].result && batch->items[i].result->nrows[ti]) {
 			n++;
+			*rows += batch->items[i].result->nrows[ti];
+		}
 	if (n == 0)
 		return 0;
+	sbuf sql = {0};
 	const char **chunks = calloc(n, sizeof(*chunks));
 	size_t *lens = calloc(n, sizeof(*lens));
-	sbuf sql = {0};
 	int rc = -1;
-	if (!chunks || !lens) {
+	if (!chunks || !lens || copy_target_sql(&sql, ti) != 0) {
 		set_error(err, LOAD_ERROR, NULL, "out of memory");
+		goto done;
+	}
+	if (rej) {
+		rc = copy_rows_isolated(db, batch, ti, sql.data, rej, streams, err);
 		goto done;
 	}
 	n = 0;
@@ -679,15 +756,7 @@ static int copy_target(load_db *db, const load_batch *batch, int ti, size_t *row
 		if (r && r->nrows[ti]) {
 			chunks[n] = r->copy[ti].data;
 			lens[n++] = r->copy[ti].len;
-			*rows += r->nrows[ti];
 		}
-	}
-	sb_printf(&sql, "COPY stg_%d (", ti);
-	add_column_list(&sql, t, "");
-	sb_printf(&sql, ") FROM STDIN");
-	if (sql.failed) {
-		set_error(err, LOAD_ERROR, NULL, "out of memory");
-		goto done;
 	}
 	rc = copy_in(db, sql.data, chunks, lens, n, err);
 done:
@@ -770,9 +839,13 @@ static void tally_batch(const load_batch *batch, load_counts *s)
 	}
 }
 
-static int copy_children_and_rejects(load_db *db, const load_batch *batch, bool *has_children, load_error *err)
+/* COPYs the children the batch revealed and its rejected records (those the
+ * mapping rejected, plus `refused`: rows PostgreSQL refused, COPY lines). */
+static int copy_children_and_rejects(load_db *db, const load_batch *batch, const sbuf *refused, load_error *err)
 {
 	sbuf kids = {0}, rej = {0};
+	if (refused->len)
+		sb_add(&rej, refused->data, refused->len);
 	for (size_t i = 0; i < batch->nitems; i++) {
 		const bloom_result *r = batch->items[i].result;
 		if (!r)
@@ -798,7 +871,6 @@ static int copy_children_and_rejects(load_db *db, const load_batch *batch, bool 
 		set_error(err, LOAD_ERROR, NULL, "out of memory");
 		rc = -1;
 	}
-	*has_children = kids.len > 0;
 	if (rc == 0 && kids.len) {
 		const char *chunks[] = {kids.data};
 		rc = copy_in(db, "COPY stg_units (kind, ref, parent) FROM STDIN", chunks, &kids.len, 1, err);
@@ -858,18 +930,19 @@ static void add_seq_list(sbuf *b, const load_batch *batch, bool vanished)
 	sb_add(b, "}'", 2);
 }
 
-int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *out, load_error *err)
+/* One attempt at the batch's transaction; isolate: COPY row by row and
+ * reject the rows PostgreSQL refuses. */
+static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_batch_result *out, load_error *err)
 {
 	memset(out, 0, sizeof(*out));
 	tally_batch(batch, out->streams);
-	sbuf sql = {0};
-	bool has_children = false;
+	sbuf sql = {0}, refused = {0};
 	if (ensure_staging(db, err) != 0 || begin(db, err) != 0)
 		return -1;
 	for (int ti = 0; ti < MIRROR_T_COUNT; ti++)
-		if (copy_target(db, batch, ti, &out->rows, err) != 0)
+		if (copy_target(db, batch, ti, &out->rows, isolate ? &refused : NULL, out->streams, err) != 0)
 			goto fail;
-	if (copy_children_and_rejects(db, batch, &has_children, err) != 0)
+	if (copy_children_and_rejects(db, batch, &refused, err) != 0)
 		goto fail;
 
 	for (int ti = 0; ti < MIRROR_T_COUNT; ti++) {
@@ -915,11 +988,30 @@ int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *o
 	if (run_statements(db, sql.data, out, err) != 0)
 		goto fail;
 	sb_free(&sql);
+	sb_free(&refused);
 	return 0;
 fail:
 	sb_free(&sql);
+	sb_free(&refused);
 	rollback_quietly(db);
 	return -1;
+}
+
+static bool is_data_error(const load_error *err)
+{
+	return err->outcome == LOAD_ERROR &&
+	       (strncmp(err->sqlstate, "22", 2) == 0 || strncmp(err->sqlstate, "23", 2) == 0);
+}
+
+int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *out, load_error *err)
+{
+	if (commit_once(db, batch, false, out, err) == 0)
+		return 0;
+	if (!is_data_error(err))
+		return -1;
+	/* a value PostgreSQL will not store: find the rows, reject them, keep the rest */
+	log_warn("a batch of %zu units failed on bad data (%s); writing it row by row", batch->nitems, err->msg);
+	return commit_once(db, batch, true, out, err);
 }
 
 /* ---- the end of a run ---- */

@@ -43,6 +43,11 @@ count_unit() { # binary
 	failed=$((failed + f))
 }
 
+# One scratch server for the whole run: test_load (a unit test of the
+# loader) needs it too.
+eval "$(sh tests/pg.sh start "$PGDIR")" || { echo "cannot start PostgreSQL"; echo "0 passed, 1 failed"; exit 1; }
+export PG_DIR="$PGDIR"
+
 if [ "$only" = all ] || [ "$only" = unit ]; then
 	echo "== unit tests ($SAN)"
 	for t in "$SAN"/tests/test_*; do
@@ -53,8 +58,6 @@ fi
 
 if [ "$only" = all ] || [ "$only" = it ]; then
 	echo "== integration tests"
-	eval "$(sh tests/pg.sh start "$PGDIR")" || { echo "cannot start PostgreSQL"; echo "0 passed, 1 failed"; exit 1; }
-	export PG_DIR="$PGDIR"
 	export BLOOMSYNC=${BLOOMSYNC:-$SAN/bloomsync}
 	export BLOOMSIM=${BLOOMSIM:-$SAN/bloomsim}
 	export BLOOMSYNC_PLAIN=build/bloomsync

@@ -1,0 +1,189 @@
+/* test_load.c — the loader against a real PostgreSQL (the runner starts one
+ * and exports PGHOST etc.; without PGHOST the tests are skipped). Batches are
+ * built by hand here, so they can hold what bloom.c never produces: a row
+ * PostgreSQL refuses. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+
+#include "load.h"
+#include "log.h"
+
+static const char *schema = "t_load";
+
+static PGconn *admin(void)
+{
+	PGconn *c = PQconnectdb("");
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	return c;
+}
+
+static char *scalar(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	char *v = strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+static long long count(PGconn *c, const char *sql)
+{
+	char *v = scalar(c, sql);
+	long long n = atoll(v);
+	free(v);
+	return n;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		return 0;
+	PGconn *c = admin();
+	PQclear(PQexec(c, "SET client_min_messages = warning; DROP SCHEMA IF EXISTS t_load CASCADE"));
+	PQfinish(c);
+	return 0;
+}
+
+static load_db *open_migrated(void)
+{
+	load_error err;
+	load_db *db = load_open("", schema, &err);
+	if (!db)
+		fail_msg("load_open: %s", err.msg);
+	int applied = 0;
+	assert_int_equal(load_migrate(db, &applied, &err), 0);
+	return db;
+}
+
+/* A result with the given todos COPY text (one line each). */
+static bloom_result *todo_result(const char *lines, size_t nrows)
+{
+	bloom_result *r = calloc(1, sizeof(*r));
+	r->unit.kind = BLOOM_UNIT_MEETING_TODOS;
+	r->unit.ref = 7;
+	r->copy[MIRROR_T_TODOS].data = strdup(lines);
+	r->copy[MIRROR_T_TODOS].len = strlen(lines);
+	r->copy[MIRROR_T_TODOS].cap = strlen(lines) + 1;
+	r->nrows[MIRROR_T_TODOS] = nrows;
+	return r;
+}
+
+#define TODO(id, name, raw) id "\t" name "\t\\N\t\\N\t\\N\t\\N\t\\N\tf\t7\tWeekly\t5\t" raw "\n"
+
+static void commit_units(load_db *db, load_run *run, bloom_result *r, load_batch_result *out, int expect_rc)
+{
+	load_unit units[16];
+	size_t n = 0;
+	load_error err;
+	assert_int_equal(load_units_next(db, run->id, 0, units, 16, &n, &err), 0);
+	assert_true(n >= 1);
+	load_item item = {.seq = units[0].seq, .unit = units[0].unit, .result = r, .attempts = 1};
+	load_batch b = {.run_id = run->id, .items = &item, .nitems = 1};
+	int rc = load_batch_commit(db, &b, out, &err);
+	if (rc != expect_rc)
+		fail_msg("load_batch_commit returned %d: %s", rc, err.msg);
+}
+
+/* A row PostgreSQL refuses (invalid jsonb) is rejected alone; the others land. */
+static void test_bad_row_is_rejected_not_dropped(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+	load_db *db = open_migrated();
+	load_run run;
+	load_error err;
+	assert_int_equal(load_run_open(db, true, "test", &run, &err), 0);
+	bloom_result *r = todo_result(TODO("1", "good one", "{\"Id\":1}") TODO("2", "bad raw", "{not json")
+					  TODO("3", "good two", "{\"Id\":3}"),
+				      3);
+	load_batch_result out;
+	commit_units(db, &run, r, &out, 0);
+	PGconn *c = admin();
+	assert_int_equal(count(c, "SELECT count(*) FROM t_load.todos"), 2);
+	assert_int_equal(count(c, "SELECT count(*) FROM t_load.rejected_records WHERE stream = 'todos' "
+				  "AND record_id = '2' AND raw = '{not json' AND reason LIKE '%json%'"),
+			 1);
+	int si = mirror_table_index("todos");
+	assert_int_equal(out.streams[si].rejected, 1);
+	assert_int_equal(out.streams[si].inserted, 2);
+	assert_int_equal(count(c, "SELECT rejected FROM t_load.sync_run_streams WHERE stream = 'todos'"), 1);
+	/* the unit is done all the same: nothing is refetched for a bad record */
+	assert_int_equal(count(c, "SELECT count(*) FROM t_load.sync_units WHERE state = 0"), 0);
+	PQfinish(c);
+	bloom_result_free(r);
+	free(r);
+	load_close(db);
+}
+
+/* Writing the same rows again changes nothing; a changed row is updated once. */
+static void test_upsert_is_idempotent(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+	load_db *db = open_migrated();
+	load_error err;
+	load_run run;
+	assert_int_equal(load_run_open(db, true, "test", &run, &err), 0);
+	load_batch_result out;
+	bloom_result *r = todo_result(TODO("10", "x", "{\"Id\":10}") TODO("11", "y", "{\"Id\":11}"), 2);
+	commit_units(db, &run, r, &out, 0);
+	int si = mirror_table_index("todos");
+	assert_int_equal(out.streams[si].inserted, 2);
+	/* same rows: a new run's unit */
+	assert_int_equal(load_run_finish(db, run.id, "failed", NULL, false, NULL, &err), 0);
+	assert_int_equal(load_run_open(db, true, "test", &run, &err), 0);
+	bloom_result_free(r);
+	free(r);
+	r = todo_result(TODO("10", "x", "{\"Id\":10}") TODO("11", "y2", "{\"Id\":11}"), 2);
+	commit_units(db, &run, r, &out, 0);
+	assert_int_equal(out.streams[si].inserted, 0);
+	assert_int_equal(out.streams[si].updated, 1);
+	assert_int_equal(out.streams[si].unchanged, 1);
+	bloom_result_free(r);
+	free(r);
+	load_close(db);
+}
+
+/* The run lock: a second session cannot take it and is told who holds it. */
+static void test_second_lock_is_refused(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+	load_db *a = open_migrated();
+	load_db *b = open_migrated();
+	load_error err;
+	bool got = false;
+	char holder[256] = "";
+	assert_int_equal(load_lock(a, &got, holder, sizeof(holder), &err), 0);
+	assert_true(got);
+	assert_int_equal(load_lock(b, &got, holder, sizeof(holder), &err), 0);
+	assert_false(got);
+	assert_non_null(strstr(holder, "backend pid"));
+	load_close(a);
+	assert_int_equal(load_lock(b, &got, holder, sizeof(holder), &err), 0);
+	assert_true(got);
+	load_close(b);
+}
+
+int main(void)
+{
+	log_init(LOG_ERROR, LOG_FORMAT_TEXT);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_bad_row_is_rejected_not_dropped),
+	    cmocka_unit_test(test_upsert_is_idempotent),
+	    cmocka_unit_test(test_second_lock_is_refused),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
