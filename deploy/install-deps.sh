@@ -19,12 +19,15 @@ set -f # package lists are split into words on purpose: never glob them
 
 # Build: compiler, make, pkg-config and the libraries' headers.
 # Test: PostgreSQL server and client (the integration tests start their own
-# server), valgrind, /usr/bin/time, ps/pkill (procps), curl, python3.
+# server, as the postgres user through runuser from util-linux), valgrind,
+# /usr/bin/time, ps/pkill (procps), curl, python3; systemd-analyze, groff and
+# man for the checks of the unit files and the man page.
 PACKAGES="gcc make pkg-config
 	libcurl4-openssl-dev libjansson-dev libpq-dev libconfig-dev
 	libcmocka-dev libmicrohttpd-dev
-	postgresql postgresql-client
-	curl valgrind time procps python3"
+	postgresql postgresql-client util-linux
+	curl valgrind time procps python3
+	systemd groff-base man-db"
 BENCH_PACKAGES="wrk gnuplot-nox hyperfine"
 
 usage() {

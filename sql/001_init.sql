@@ -122,8 +122,10 @@ CREATE TABLE sync_runs (
 );
 
 -- Per run and stream: counts, updated in the transaction of each batch.
+-- (The bookkeeping tables carry no foreign keys: they are written per row
+-- and per batch by bloomsync alone, and a trigger per row costs throughput.)
 CREATE TABLE sync_run_streams (
-	run_id       bigint NOT NULL REFERENCES sync_runs (id) ON DELETE CASCADE,
+	run_id       bigint NOT NULL,
 	stream       text NOT NULL,
 	requests     bigint NOT NULL DEFAULT 0,
 	retries      bigint NOT NULL DEFAULT 0,
@@ -141,7 +143,7 @@ CREATE TABLE sync_run_streams (
 -- the transaction that marks the list done, so resume neither re-lists nor
 -- refetches. state: 0 pending, 1 done, 2 vanished (404 on a detail).
 CREATE TABLE sync_units (
-	run_id    bigint NOT NULL REFERENCES sync_runs (id) ON DELETE CASCADE,
+	run_id    bigint NOT NULL,
 	seq       bigserial,
 	kind      text NOT NULL,
 	ref       bigint NOT NULL,
@@ -154,7 +156,7 @@ CREATE INDEX sync_units_pending_idx ON sync_units (run_id, seq) WHERE state = 0;
 -- Keys of unchanged rows seen by a run (rows it inserted or updated carry
 -- updated_at >= the run's start). Deletes after a complete run use both.
 CREATE TABLE sync_seen (
-	run_id bigint NOT NULL REFERENCES sync_runs (id) ON DELETE CASCADE,
+	run_id bigint NOT NULL,
 	tbl    text NOT NULL,
 	k1     bigint NOT NULL,
 	k2     bigint NOT NULL DEFAULT 0,
@@ -164,7 +166,7 @@ CREATE TABLE sync_seen (
 -- Records that could not be stored: never dropped silently.
 CREATE TABLE rejected_records (
 	id          bigserial PRIMARY KEY,
-	run_id      bigint REFERENCES sync_runs (id) ON DELETE SET NULL,
+	run_id      bigint,
 	stream      text NOT NULL,
 	record_id   text,
 	reason      text NOT NULL,

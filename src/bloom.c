@@ -31,6 +31,13 @@ static const unit_info unit_infos[BLOOM_UNIT_KIND_END] = {
 	[BLOOM_UNIT_MEETING_SCORES] = {"meeting_scores", MIRROR_T_SCORES, "scorecard/meeting/", ""},
 	[BLOOM_UNIT_USER_TODOS] = {"user_todos", MIRROR_T_TODOS, "todo/user/", ""},
 	[BLOOM_UNIT_USER_SCORES] = {"user_scores", MIRROR_T_SCORES, "scorecard/user/", ""},
+	[BLOOM_UNIT_GOALS] = {"goals", MIRROR_T_GOALS, "rocks/user/", "?include_origin=true"},
+	[BLOOM_UNIT_ARCHIVED_GOALS] = {"archived_goals", MIRROR_T_GOALS, "archivedrocks/user/", ""},
+	[BLOOM_UNIT_MEETING_ISSUES] = {"meeting_issues", MIRROR_T_ISSUES, "L10/", "/issues?INCLUDE_RESOLVED=true"},
+	[BLOOM_UNIT_USER_ISSUES] = {"user_issues", MIRROR_T_USER_ISSUES, "issues/users/", ""},
+	[BLOOM_UNIT_MEETING_HEADLINES] = {"meeting_headlines", MIRROR_T_HEADLINES, "L10/",
+					  "/headlines?Include_Origin=true"},
+	[BLOOM_UNIT_USER_HEADLINES] = {"user_headlines", MIRROR_T_HEADLINES, "headline/users/", ""},
 };
 
 static const unit_info *unit_info_get(bloom_unit_kind kind)
@@ -694,7 +701,9 @@ static bool string_equals(const json_t *v, const char *s)
 
 static map_outcome map_user(ctx *c, json_t *obj)
 {
-	static const bloom_unit_kind kids[] = {BLOOM_UNIT_USER_MEETINGS, BLOOM_UNIT_USER_TODOS, BLOOM_UNIT_USER_SCORES};
+	static const bloom_unit_kind kids[] = {BLOOM_UNIT_USER_MEETINGS, BLOOM_UNIT_USER_TODOS,  BLOOM_UNIT_USER_SCORES,
+	                                       BLOOM_UNIT_GOALS,         BLOOM_UNIT_ARCHIVED_GOALS, BLOOM_UNIT_USER_ISSUES,
+	                                       BLOOM_UNIT_USER_HEADLINES};
 	const json_t *email = get(obj, "Email");
 	bool placeholder;
 	row r;
@@ -717,8 +726,10 @@ static map_outcome map_user(ctx *c, json_t *obj)
 
 static map_outcome map_meeting_list(ctx *c, json_t *obj)
 {
-	static const bloom_unit_kind kids[] = {BLOOM_UNIT_MEETING, BLOOM_UNIT_ATTENDEES, BLOOM_UNIT_MEETING_TODOS,
-	                                       BLOOM_UNIT_MEASURABLES, BLOOM_UNIT_MEETING_SCORES};
+	static const bloom_unit_kind kids[] = {BLOOM_UNIT_MEETING,        BLOOM_UNIT_ATTENDEES,
+	                                       BLOOM_UNIT_MEETING_TODOS,  BLOOM_UNIT_MEASURABLES,
+	                                       BLOOM_UNIT_MEETING_SCORES, BLOOM_UNIT_MEETING_ISSUES,
+	                                       BLOOM_UNIT_MEETING_HEADLINES};
 	row r;
 
 	row_begin(&r, c, MIRROR_T_MEETINGS_LIST);
@@ -857,6 +868,107 @@ static map_outcome map_score(ctx *c, json_t *obj)
 	return MAP_ROW;
 }
 
+/* A boolean that defaults to false when absent or null (Archived). */
+static int col_flag(row *r, const json_t *v, const char *field)
+{
+	if (!v || json_is_null(v))
+		return col_bool_value(r, false);
+	return col_bool(r, v, field, true);
+}
+
+/* The goal_meetings rows of a goal: one per element of Origins (absent or
+ * null: none). Each row's raw is the origin object. */
+static int goal_meeting_rows(ctx *c, const json_t *goal, int64_t goal_id)
+{
+	const json_t *origins = get(goal, "Origins");
+	const json_t *origin;
+	size_t index;
+	row r;
+
+	if (!origins || json_is_null(origins))
+		return 0;
+	if (!json_is_array(origins))
+		return fail_value(c, "Origins", "not an array", origins);
+	json_array_foreach(origins, index, origin) {
+		if (!json_is_object(origin))
+			return fail_value(c, "Origins[]", "not an object", origin);
+		row_begin(&r, c, MIRROR_T_GOAL_MEETINGS);
+		if (col_i64(&r, goal_id) < 0 || col_bigint(&r, get(origin, "Id"), "Origins[].Id", true) < 0 ||
+		    row_finish(&r, origin) < 0) {
+			row_abort(&r);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static map_outcome map_goal(ctx *c, json_t *obj)
+{
+	bool archived_list = c->unit->kind == BLOOM_UNIT_ARCHIVED_GOALS;
+	bloom_buf *links = &c->out->copy[MIRROR_T_GOAL_MEETINGS];
+	size_t links_mark = links->len, links_rows = c->out->nrows[MIRROR_T_GOAL_MEETINGS];
+	row r;
+
+	row_begin(&r, c, MIRROR_T_GOALS);
+	if (col_bigint(&r, get(obj, "Id"), "Id", true) < 0 || col_text(&r, get(obj, "Name"), "Name", true) < 0 ||
+	    col_owner(&r, obj, true, c->unit->ref) < 0 || col_timestamp(&r, get(obj, "DueDate"), "DueDate") < 0 ||
+	    col_timestamp(&r, get(obj, "CreateTime"), "CreateTime") < 0 ||
+	    col_bool(&r, get(obj, "Complete"), "Complete", true) < 0 ||
+	    col_text(&r, get(obj, "Completion"), "Completion", false) < 0 ||
+	    (archived_list ? col_bool_value(&r, true) : col_flag(&r, get(obj, "Archived"), "Archived")) < 0 ||
+	    row_finish(&r, obj) < 0)
+		return row_fail(&r);
+	if (goal_meeting_rows(c, obj, get_id(obj)) < 0) {
+		buf_truncate(links, links_mark);
+		c->out->nrows[MIRROR_T_GOAL_MEETINGS] = links_rows;
+		c->out->nrows[MIRROR_T_GOALS]--;
+		return row_fail(&r);
+	}
+	return MAP_ROW;
+}
+
+/* meeting_id and meeting_name of an issue or a headline: a meeting's list
+ * is about the meeting asked (its rows may lack OriginId); a user's list
+ * says OriginId. meeting_name is Origin either way. */
+static int col_origin(row *r, const json_t *obj, bool meeting_list)
+{
+	if ((meeting_list ? col_i64(r, r->c->unit->ref) : col_bigint(r, get(obj, "OriginId"), "OriginId", false)) < 0)
+		return -1;
+	return col_text(r, get(obj, "Origin"), "Origin", false);
+}
+
+static map_outcome map_issue(ctx *c, json_t *obj)
+{
+	bool meeting_list = c->unit->kind == BLOOM_UNIT_MEETING_ISSUES;
+	row r;
+
+	row_begin(&r, c, meeting_list ? MIRROR_T_ISSUES : MIRROR_T_USER_ISSUES);
+	if (col_bigint(&r, get(obj, "Id"), "Id", true) < 0 || col_text(&r, get(obj, "Name"), "Name", true) < 0 ||
+	    col_text(&r, get(obj, "DetailsUrl"), "DetailsUrl", false) < 0 || col_owner(&r, obj, false, 0) < 0 ||
+	    col_origin(&r, obj, meeting_list) < 0 || col_timestamp(&r, get(obj, "CreateTime"), "CreateTime") < 0 ||
+	    col_timestamp(&r, get(obj, "CloseTime"), "CloseTime") < 0 ||
+	    col_timestamp(&r, get(obj, "CompleteTime"), "CompleteTime") < 0 ||
+	    col_bool(&r, get(obj, "Complete"), "Complete", true) < 0 ||
+	    col_flag(&r, get(obj, "Archived"), "Archived") < 0 || row_finish(&r, obj) < 0)
+		return row_fail(&r);
+	return MAP_ROW;
+}
+
+static map_outcome map_headline(ctx *c, json_t *obj)
+{
+	row r;
+
+	row_begin(&r, c, MIRROR_T_HEADLINES);
+	if (col_bigint(&r, get(obj, "Id"), "Id", true) < 0 || col_text(&r, get(obj, "Name"), "Name", true) < 0 ||
+	    col_text(&r, get(obj, "DetailsUrl"), "DetailsUrl", false) < 0 || col_owner(&r, obj, false, 0) < 0 ||
+	    col_origin(&r, obj, c->unit->kind == BLOOM_UNIT_MEETING_HEADLINES) < 0 ||
+	    col_timestamp(&r, get(obj, "CreateTime"), "CreateTime") < 0 ||
+	    col_timestamp(&r, get(obj, "CloseTime"), "CloseTime") < 0 ||
+	    col_flag(&r, get(obj, "Archived"), "Archived") < 0 || row_finish(&r, obj) < 0)
+		return row_fail(&r);
+	return MAP_ROW;
+}
+
 typedef map_outcome (*mapper)(ctx *c, json_t *obj);
 
 static mapper mapper_for(bloom_unit_kind kind)
@@ -871,6 +983,12 @@ static mapper mapper_for(bloom_unit_kind kind)
 	case BLOOM_UNIT_MEASURABLES: return map_measurable;
 	case BLOOM_UNIT_MEETING_SCORES:
 	case BLOOM_UNIT_USER_SCORES: return map_score;
+	case BLOOM_UNIT_GOALS:
+	case BLOOM_UNIT_ARCHIVED_GOALS: return map_goal;
+	case BLOOM_UNIT_MEETING_ISSUES:
+	case BLOOM_UNIT_USER_ISSUES: return map_issue;
+	case BLOOM_UNIT_MEETING_HEADLINES:
+	case BLOOM_UNIT_USER_HEADLINES: return map_headline;
 	default: return NULL;
 	}
 }

@@ -25,6 +25,12 @@ typedef enum {
 	BLOOM_UNIT_MEETING_SCORES, /* scorecard/meeting/{meetingId} */
 	BLOOM_UNIT_USER_TODOS,     /* todo/user/{userId} */
 	BLOOM_UNIT_USER_SCORES,    /* scorecard/user/{userId} */
+	BLOOM_UNIT_GOALS,          /* rocks/user/{userId}?include_origin=true */
+	BLOOM_UNIT_ARCHIVED_GOALS, /* archivedrocks/user/{userId} */
+	BLOOM_UNIT_MEETING_ISSUES, /* L10/{meetingId}/issues?INCLUDE_RESOLVED=true */
+	BLOOM_UNIT_USER_ISSUES,    /* issues/users/{userId} */
+	BLOOM_UNIT_MEETING_HEADLINES, /* L10/{meetingId}/headlines?Include_Origin=true */
+	BLOOM_UNIT_USER_HEADLINES, /* headline/users/{userId} */
 	BLOOM_UNIT_KIND_END
 } bloom_unit_kind;
 
@@ -35,7 +41,9 @@ typedef struct bloom_unit {
 
 /* Stable short name of a unit kind ("users", "user_meetings", "meeting",
  * "attendees", "meeting_todos", "measurables", "meeting_scores",
- * "user_todos", "user_scores"); NULL for an invalid kind. */
+ * "user_todos", "user_scores", "goals", "archived_goals", "meeting_issues",
+ * "user_issues", "meeting_headlines", "user_headlines"); NULL for an invalid
+ * kind. The names are stored in the database (the run's units). */
 const char *bloom_unit_kind_name(bloom_unit_kind kind);
 
 /* The stream (mirror table) a unit's requests are counted under. */

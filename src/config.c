@@ -5,7 +5,8 @@
  * check, and a line of description. Defaults, parsing, type and range
  * checks, and unknown-setting detection all walk that table. Only the API
  * key needs logic of its own (api.key vs api.key_file vs BG_API_KEY), in
- * cfg_resolve_key(). */
+ * cfg_resolve_key(), and so do the username and password (environment,
+ * password file, and which wins over the key), in cfg_resolve_credentials(). */
 #include "config.h"
 
 #include <ctype.h>
@@ -27,8 +28,10 @@
 #define CFG_NO_FIELD SIZE_MAX      /* a setting with no field of its own in struct cfg */
 #define CFG_PATH_MAX 128
 #define CFG_KEY_ENV "BG_API_KEY"
+#define CFG_USER_ENV "BG_USERNAME"
+#define CFG_PASSWORD_ENV "BG_PASSWORD"
 
-typedef enum { CFG_STRING, CFG_INT, CFG_FLOAT, CFG_LEVEL, CFG_FORMAT } cfg_type;
+typedef enum { CFG_STRING, CFG_INT, CFG_FLOAT, CFG_LEVEL, CFG_FORMAT, CFG_STREAMS } cfg_type;
 
 /* Validates (and may normalise in place) a string value. On failure returns
  * -1 and writes what is wrong into why. */
@@ -47,6 +50,7 @@ typedef struct cfg_setting {
 
 static int cfg_check_url(char *value, char *why, size_t whylen);
 static int cfg_check_key(char *value, char *why, size_t whylen);
+static int cfg_check_password(char *value, char *why, size_t whylen);
 static int cfg_check_nonempty(char *value, char *why, size_t whylen);
 static int cfg_check_schema(char *value, char *why, size_t whylen);
 
@@ -59,6 +63,16 @@ static const cfg_setting cfg_settings[] = {
 	  "API key; " CFG_KEY_ENV " in the environment wins" },
 	{ "api.key_file", CFG_STRING, CFG_NO_FIELD, NULL, 0, 0, 0, cfg_check_nonempty,
 	  "file holding the API key (instead of api.key)" },
+	{ "api.username", CFG_STRING, F(username), NULL, 0, 0, 0, cfg_check_key,
+	  "user to log in as (instead of a key); " CFG_USER_ENV " in the environment wins" },
+	{ "api.password", CFG_STRING, F(password), NULL, 0, 0, 0, cfg_check_password,
+	  "password of api.username; " CFG_PASSWORD_ENV " in the environment wins" },
+	{ "api.password_file", CFG_STRING, CFG_NO_FIELD, NULL, 0, 0, 0, cfg_check_nonempty,
+	  "file holding the password (instead of api.password)" },
+	{ "api.token_url", CFG_STRING, F(token_url), "https://app.bloomgrowth.com/token", 0, 0, 0, cfg_check_url,
+	  "where to log in with api.username and api.password" },
+	{ "api.token_cache", CFG_STRING, F(token_cache), "/var/lib/bloomsync/token", 0, 0, 0, cfg_check_nonempty,
+	  "file caching the token obtained by logging in (mode 0600)" },
 	{ "api.concurrency", CFG_INT, F(concurrency), NULL, 8, 1, 1024, NULL,
 	  "requests in flight at most" },
 	{ "api.rate_limit", CFG_FLOAT, F(rate_limit), NULL, 10.0, 0, 100000, NULL,
@@ -73,6 +87,8 @@ static const cfg_setting cfg_settings[] = {
 	  "schema that holds the mirror" },
 	{ "postgres.batch_size", CFG_INT, F(batch_size), NULL, 500, 1, 100000, NULL,
 	  "rows per transaction" },
+	{ "sync.streams", CFG_STREAMS, F(streams), NULL, CFG_STREAMS_ALL, 0, 0, NULL,
+	  "users, meetings, todos, scorecard, goals, issues, headlines" },
 	{ "log.level", CFG_LEVEL, F(log_level), "info", 0, 0, 0, NULL,
 	  "error | warn | info | debug" },
 	{ "log.format", CFG_FORMAT, F(log_format), "text", 0, 0, 0, NULL, "text | json" },
@@ -142,8 +158,21 @@ static const char *cfg_expected_name(cfg_type type)
 	switch (type) {
 	case CFG_INT: return "an integer";
 	case CFG_FLOAT: return "a number";
+	case CFG_STREAMS: return "a list of strings";
 	default: return "a string";
 	}
+}
+
+static const char *const cfg_stream_names[] = {
+	"users", "meetings", "todos", "scorecard", "goals", "issues", "headlines",
+};
+
+unsigned cfg_stream_parse(const char *name)
+{
+	for (size_t i = 0; i < sizeof cfg_stream_names / sizeof cfg_stream_names[0]; i++)
+		if (strcmp(cfg_stream_names[i], name) == 0)
+			return 1u << i;
+	return 0;
 }
 
 static const cfg_setting *cfg_find(const char *path)
@@ -209,6 +238,20 @@ static int cfg_check_key(char *value, char *why, size_t whylen)
 	return 0;
 }
 
+static int cfg_check_password(char *value, char *why, size_t whylen)
+{
+	/* Never echo the value. Spaces are fine in a password; line breaks are not. */
+	if (value[0] == '\0') {
+		snprintf(why, whylen, "must not be empty");
+		return -1;
+	}
+	if (cfg_has_control(value, false)) {
+		snprintf(why, whylen, "must not contain control characters");
+		return -1;
+	}
+	return 0;
+}
+
 /* cppcheck-suppress constParameter ; the signature is cfg_check_fn's */
 static int cfg_check_nonempty(char *value, char *why, size_t whylen)
 {
@@ -268,6 +311,9 @@ void cfg_defaults(cfg *out)
 			if (log_format_parse(s->def_str, (log_format *)cfg_field(out, s)) != 0)
 				*(log_format *)cfg_field(out, s) = LOG_FORMAT_TEXT;
 			break;
+		case CFG_STREAMS:
+			*(unsigned *)cfg_field(out, s) = (unsigned)s->def_num;
+			break;
 		}
 	}
 }
@@ -288,6 +334,8 @@ void cfg_free(cfg *c)
 {
 	if (!c)
 		return;
+	if (c->password)
+		explicit_bzero(c->password, strlen(c->password));
 	for (size_t i = 0; i < CFG_SETTING_COUNT; i++) {
 		const cfg_setting *s = &cfg_settings[i];
 		if (s->type == CFG_STRING && s->offset != CFG_NO_FIELD) {
@@ -299,6 +347,7 @@ void cfg_free(cfg *c)
 	free(c->path);
 	c->path = NULL;
 	c->key_source = NULL;
+	c->password_source = NULL;
 }
 
 /* ---- reading the file ---- */
@@ -467,9 +516,36 @@ static int cfg_store_enum(cfg_ctx *ctx, const cfg_setting *s, const config_setti
 	return 0;
 }
 
+/* sync.streams: an array or list of known stream names; users and
+ * meetings are added whatever the list says (see config.h). */
+static int cfg_store_streams(cfg_ctx *ctx, const cfg_setting *s, const config_setting_t *set, int line)
+{
+	unsigned streams = CFG_STREAMS_ALWAYS;
+	int count = config_setting_length(set);
+	for (int i = 0; i < count; i++) {
+		const config_setting_t *elem = config_setting_get_elem(set, (unsigned)i);
+		const char *name = config_setting_get_string(elem);
+		unsigned bit = name ? cfg_stream_parse(name) : 0;
+		if (!name) {
+			cfg_fail(ctx, line, "%s: expected a list of strings, got %s in it", s->path,
+				 cfg_type_name(config_setting_type(elem)));
+			return -1;
+		}
+		if (!bit) {
+			cfg_fail(ctx, line, "%s: unknown stream \"%.80s\" (known: %s)", s->path, name, s->desc);
+			return -1;
+		}
+		streams |= bit;
+	}
+	*(unsigned *)cfg_field(ctx->out, s) = streams;
+	return 0;
+}
+
 static bool cfg_type_fits(cfg_type want, int kind)
 {
 	switch (want) {
+	case CFG_STREAMS:
+		return kind == CONFIG_TYPE_ARRAY || kind == CONFIG_TYPE_LIST;
 	case CFG_INT:
 		return kind == CONFIG_TYPE_INT || kind == CONFIG_TYPE_INT64;
 	case CFG_FLOAT:
@@ -492,6 +568,7 @@ static int cfg_store(cfg_ctx *ctx, const cfg_setting *s, const config_setting_t 
 	case CFG_STRING: return cfg_store_string(ctx, s, set, line);
 	case CFG_INT:
 	case CFG_FLOAT: return cfg_store_number(ctx, s, set, line);
+	case CFG_STREAMS: return cfg_store_streams(ctx, s, set, line);
 	default: return cfg_store_enum(ctx, s, set, line);
 	}
 }
@@ -617,6 +694,154 @@ static int cfg_resolve_key(cfg_ctx *ctx, const config_t *conf, const struct stat
 	return 0;
 }
 
+/* ---- username and password ---- */
+
+/* Replaces *field with a copy of the environment variable name when it is set
+ * and not empty; returns 1 when it did, 0 when unset, -1 on a bad value. */
+static int cfg_env_override(cfg_ctx *ctx, const char *name, cfg_check_fn check, char **field)
+{
+	const char *env = getenv(name);
+	if (!env || !env[0])
+		return 0;
+	char why[200];
+	char *value = strdup(env);
+	if (!value || check(value, why, sizeof why) != 0) {
+		snprintf(ctx->err->msg, sizeof ctx->err->msg, "%s (environment): %s", name,
+			 value ? why : "out of memory");
+		if (value)
+			explicit_bzero(value, strlen(value));
+		free(value);
+		return -1;
+	}
+	if (*field)
+		explicit_bzero(*field, strlen(*field));
+	free(*field);
+	*field = value;
+	return 1;
+}
+
+/* Reads api.password_file (relative paths from the config file's directory);
+ * only a final line break is dropped: a password may end in spaces. */
+static int cfg_read_password_file(cfg_ctx *ctx, const config_setting_t *set)
+{
+	int line = (int)config_setting_source_line(set);
+	const char *name = config_setting_get_string(set);
+	char full[PATH_MAX];
+	const char *slash = strrchr(ctx->path, '/');
+	if (name[0] != '/' && slash)
+		snprintf(full, sizeof full, "%.*s/%s", (int)(slash - ctx->path), ctx->path, name);
+	else
+		snprintf(full, sizeof full, "%s", name);
+	struct stat st;
+	char *text = cfg_slurp(full, CFG_KEY_FILE_MAX, &st);
+	if (!text) {
+		cfg_fail(ctx, line, "api.password_file: cannot read %s: %s", full, strerror(errno));
+		return -1;
+	}
+	size_t len = strlen(text);
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		text[--len] = '\0';
+	char why[200];
+	int rc = -1;
+	if (cfg_check_password(text, why, sizeof why) != 0) {
+		cfg_fail(ctx, line, "api.password_file: the password in %s %s", full, why);
+		goto done;
+	}
+	ctx->out->password = strdup(text);
+	if (!ctx->out->password) {
+		cfg_fail(ctx, line, "api.password_file: out of memory");
+		goto done;
+	}
+	ctx->out->password_source = "api.password_file";
+	if (st.st_mode & (S_IRGRP | S_IROTH))
+		log_warn("%s is readable by group or others (mode %04o) while it holds the api password; "
+			 "run chmod 600 on it", full, (unsigned)(st.st_mode & 07777));
+	rc = 0;
+done:
+	explicit_bzero(text, strlen(text));
+	free(text);
+	return rc;
+}
+
+static void cfg_drop_credentials(cfg *c)
+{
+	free(c->username);
+	c->username = NULL;
+	if (c->password)
+		explicit_bzero(c->password, strlen(c->password));
+	free(c->password);
+	c->password = NULL;
+	c->password_source = NULL;
+}
+
+/* Decides the credentials: BG_USERNAME > api.username, and BG_PASSWORD >
+ * api.password > api.password_file. A username needs a password and the
+ * reverse. A fixed key wins over credentials: it is the more explicit
+ * instruction (and what worked before credentials existed), so the
+ * credentials are dropped with a warning rather than failing the run. */
+static int cfg_resolve_credentials(cfg_ctx *ctx, const config_t *conf, const struct stat *st)
+{
+	const config_setting_t *user = config_lookup(conf, "api.username");
+	const config_setting_t *pass = config_lookup(conf, "api.password");
+	const config_setting_t *pass_file = config_lookup(conf, "api.password_file");
+	cfg *out = ctx->out;
+	if (pass && pass_file) {
+		const config_setting_t *later =
+		    config_setting_source_line(pass_file) > config_setting_source_line(pass) ? pass_file : pass;
+		cfg_fail(ctx, (int)config_setting_source_line(later),
+			 "api.password and api.password_file are both set; keep one of them");
+		return -1;
+	}
+	if (pass && (st->st_mode & (S_IRGRP | S_IROTH)))
+		log_warn("%s is readable by group or others (mode %04o) while it holds api.password; "
+			 "run chmod 600 on it, or use api.password_file or " CFG_PASSWORD_ENV,
+			 ctx->path, (unsigned)(st->st_mode & 07777));
+	int env_user = cfg_env_override(ctx, CFG_USER_ENV, cfg_check_key, &out->username);
+	if (env_user < 0)
+		return -1;
+	int env_pass = cfg_env_override(ctx, CFG_PASSWORD_ENV, cfg_check_password, &out->password);
+	if (env_pass < 0)
+		return -1;
+	const config_setting_t *pass_set = pass ? pass : pass_file;
+	if (!out->username && (env_pass || pass_set)) {
+		if (env_pass)
+			snprintf(ctx->err->msg, sizeof ctx->err->msg,
+				 "%s (environment): a password without a username; set api.username or " CFG_USER_ENV,
+				 CFG_PASSWORD_ENV);
+		else
+			cfg_fail(ctx, (int)config_setting_source_line(pass_set),
+				 "%s: a password without a username; set api.username or " CFG_USER_ENV,
+				 pass ? "api.password" : "api.password_file");
+		return -1;
+	}
+	if (out->username && !env_pass && !pass_set) {
+		if (user)
+			cfg_fail(ctx, (int)config_setting_source_line(user),
+				 "api.username: a username without a password; set api.password, api.password_file or "
+				 CFG_PASSWORD_ENV);
+		else
+			snprintf(ctx->err->msg, sizeof ctx->err->msg,
+				 "%s (environment): a username without a password; set api.password, "
+				 "api.password_file or " CFG_PASSWORD_ENV, CFG_USER_ENV);
+		return -1;
+	}
+	if (!out->username)
+		return 0;
+	if (out->key) {
+		log_warn("%s: both an API key (from %s) and a username and password are set; the key is used "
+			 "and the username and password are ignored", ctx->path, out->key_source);
+		cfg_drop_credentials(out);
+		return 0;
+	}
+	if (env_pass)
+		out->password_source = "environment " CFG_PASSWORD_ENV;
+	else if (pass)
+		out->password_source = "api.password";
+	else
+		return cfg_read_password_file(ctx, pass_file);
+	return 0;
+}
+
 /* ---- loading ---- */
 
 /* Parses text with libconfig and applies it; the config_t is the caller's. */
@@ -635,7 +860,9 @@ static int cfg_apply(cfg_ctx *ctx, config_t *conf, const struct stat *st)
 	}
 	if (cfg_walk(ctx, config_root_setting(conf), "") != 0)
 		return -1;
-	return cfg_resolve_key(ctx, conf, st);
+	if (cfg_resolve_key(ctx, conf, st) != 0)
+		return -1;
+	return cfg_resolve_credentials(ctx, conf, st);
 }
 
 int cfg_load(const char *path, cfg *out, cfg_error *err)
@@ -666,6 +893,7 @@ int cfg_load(const char *path, cfg *out, cfg_error *err)
 	if (cfg_apply(&ctx, &conf, &st) != 0)
 		goto done;
 	log_add_secret(out->key);
+	log_add_secret(out->password);
 	rc = 0;
 done:
 	config_destroy(&conf);

@@ -13,11 +13,44 @@
 
 #define CFG_DEFAULT_PATH "/etc/bloomsync/bloomsync.conf"
 
+/* The streams of sync.streams, one bit each. What each name covers:
+ *   users      search/all (the users table)
+ *   meetings   the users' meeting lists, each meeting's detail and attendees
+ *   todos      the meetings' and the users' todo lists
+ *   scorecard  measurables, meeting_measurables and scores
+ *   goals      goals and goal_meetings (rocks/user, archivedrocks/user)
+ *   issues     the meetings' and the users' issue lists
+ *   headlines  the meetings' and the users' headline lists
+ * users and meetings are always on: every other stream is found through
+ * them, so leaving them out of the list changes nothing. */
+typedef enum {
+	CFG_STREAM_USERS = 1u << 0,
+	CFG_STREAM_MEETINGS = 1u << 1,
+	CFG_STREAM_TODOS = 1u << 2,
+	CFG_STREAM_SCORECARD = 1u << 3,
+	CFG_STREAM_GOALS = 1u << 4,
+	CFG_STREAM_ISSUES = 1u << 5,
+	CFG_STREAM_HEADLINES = 1u << 6,
+} cfg_stream;
+
+#define CFG_STREAMS_ALL 0x7Fu
+#define CFG_STREAMS_ALWAYS (CFG_STREAM_USERS | CFG_STREAM_MEETINGS)
+
+/* The bit of a stream name ("users", ..., "headlines"); 0 when unknown. */
+unsigned cfg_stream_parse(const char *name);
+
 typedef struct cfg {
 	/* api */
 	char *base_url;       /* default "https://app.bloomgrowth.com/api/v1", no trailing slash */
 	char *key;            /* resolved key: BG_API_KEY env > api.key > contents of api.key_file (trimmed); NULL if none */
 	const char *key_source; /* "environment BG_API_KEY" | "api.key" | "api.key_file" | NULL (static string) */
+	/* credentials, the alternative to a fixed key (see cfg_resolve_credentials in config.c):
+	 * both set or both NULL; when a key is set too the key wins and these are NULL */
+	char *username;       /* BG_USERNAME env > api.username */
+	char *password;       /* BG_PASSWORD env > api.password > contents of api.password_file */
+	const char *password_source; /* "environment BG_PASSWORD" | "api.password" | "api.password_file" | NULL */
+	char *token_url;      /* default "https://app.bloomgrowth.com/token" */
+	char *token_cache;    /* token cache file, default "/var/lib/bloomsync/token" */
 	int concurrency;      /* 1..1024, default 8 */
 	double rate_limit;    /* >= 0, default 10.0; 0 = no limit */
 	int timeout_ms;       /* 100..600000, default 30000 */
@@ -26,6 +59,8 @@ typedef struct cfg {
 	char *conninfo;       /* default "dbname=bloom" */
 	char *schema;         /* default "bloom"; must be a plain identifier [a-z_][a-z0-9_]* up to 63 bytes */
 	int batch_size;       /* 1..100000, default 500 */
+	/* sync */
+	unsigned streams;     /* cfg_stream bits; default CFG_STREAMS_ALL; always has CFG_STREAMS_ALWAYS */
 	/* log */
 	log_level log_level;  /* default info */
 	log_format log_format;/* default text */
@@ -43,9 +78,13 @@ typedef struct cfg_error {
 void cfg_defaults(cfg *out);
 
 /* Reads and validates the file at path (defaults fill what is absent), then
- * applies environment overrides (BG_API_KEY). Rejects a missing or unreadable
- * file, syntax errors, unknown settings, wrong types and out-of-range values.
- * Warns (log_warn) when the file holds a key and is readable by group/others.
+ * applies environment overrides (BG_API_KEY, BG_USERNAME, BG_PASSWORD).
+ * Rejects a missing or unreadable file, syntax errors, unknown settings,
+ * wrong types and out-of-range values, and a password without a username
+ * (or the reverse). When a key and credentials are both given the key wins
+ * and the credentials are dropped with a warning. Registers the key and the
+ * password with log_add_secret. Warns (log_warn) when the file holds a key
+ * or a password and is readable by group/others.
  * On error returns -1, fills err, and leaves *out freed (cfg_free-able). */
 int cfg_load(const char *path, cfg *out, cfg_error *err) __attribute__((warn_unused_result));
 

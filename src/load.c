@@ -121,7 +121,7 @@ static void set_error(load_error *err, load_outcome outcome, const char *sqlstat
 	va_end(ap);
 	/* libpq messages end in newlines and may span lines: keep one line */
 	for (char *p = tmp; *p; p++)
-		if (*p == '\n' || *p == '\r')
+		if (*p == '\n' || *p == '\r' || *p == '\t')
 			*p = (p[1] == '\0') ? '\0' : ' ';
 	log_redact(tmp, err->msg, sizeof(err->msg));
 }
@@ -766,44 +766,62 @@ done:
 	return rc;
 }
 
-/* The upsert of one target, as one statement whose single row is
- * (stream, inserted, updated, unchanged). Unchanged rows are not written;
- * their keys go to sync_seen so a complete run knows it saw them. */
-static void build_upsert(sbuf *b, int ti, int64_t run_id)
+/* "the stored row d differs from the new row n": a deleted row, or any
+ * column the target updates IS DISTINCT FROM its new value. */
+static void add_changed(sbuf *b, const mirror_target *t, const char *d, const char *n)
 {
-	const mirror_target *t = mirror_target_get((mirror_target_id)ti);
-	const char *k1 = t->cols[0].name;
-	const char *k2 = t->nkeys > 1 ? t->cols[1].name : NULL;
-
-	sb_printf(b, "WITH src AS (SELECT DISTINCT ON (%s%s%s) * FROM stg_%d ORDER BY %s%s%s, ctid DESC), ", k1,
-		  k2 ? ", " : "", k2 ? k2 : "", ti, k1, k2 ? ", " : "", k2 ? k2 : "");
-	sb_printf(b, "up AS (INSERT INTO %s AS d (", t->table);
-	add_column_list(b, t, "");
-	sb_printf(b, ") SELECT ");
-	add_column_list(b, t, "");
-	sb_printf(b, " FROM src ON CONFLICT (%s%s%s) DO UPDATE SET ", k1, k2 ? ", " : "", k2 ? k2 : "");
-	for (size_t c = 0; c < t->ncols; c++)
-		if (t->update_mask & (1u << c))
-			sb_printf(b, "%s = excluded.%s, ", t->cols[c].name, t->cols[c].name);
-	sb_printf(b, "updated_at = now(), deleted_at = NULL WHERE d.deleted_at IS NOT NULL OR (");
+	sb_printf(b, "(%s.deleted_at IS NOT NULL OR (", d);
 	bool first = true;
 	for (size_t c = 0; c < t->ncols; c++)
 		if (t->update_mask & (1u << c)) {
-			sb_printf(b, "%sd.%s", first ? "" : ", ", t->cols[c].name);
+			sb_printf(b, "%s%s.%s", first ? "" : ", ", d, t->cols[c].name);
 			first = false;
 		}
 	sb_printf(b, ") IS DISTINCT FROM (");
 	first = true;
 	for (size_t c = 0; c < t->ncols; c++)
 		if (t->update_mask & (1u << c)) {
-			sb_printf(b, "%sexcluded.%s", first ? "" : ", ", t->cols[c].name);
+			sb_printf(b, "%s%s.%s", first ? "" : ", ", n, t->cols[c].name);
 			first = false;
 		}
-	sb_printf(b, ") RETURNING d.%s AS k1, %s%s AS k2, (xmax = 0) AS ins), ", k1, k2 ? "d." : "0::bigint", k2 ? k2 : "");
+	sb_printf(b, "))");
+}
+
+/* The upsert of one target, as one statement whose single row is
+ * (stream, inserted, updated, unchanged). Rows whose content did not change
+ * are filtered out by a read-only join first, so they are neither written
+ * nor even locked; their keys go to sync_seen so a complete run knows it
+ * saw them. */
+static void build_upsert(sbuf *b, int ti, int64_t run_id)
+{
+	const mirror_target *t = mirror_target_get((mirror_target_id)ti);
+	const char *k1 = t->cols[0].name;
+	const char *k2 = t->nkeys > 1 ? t->cols[1].name : NULL;
+	char keys[128];
+	snprintf(keys, sizeof(keys), "%s%s%s", k1, k2 ? ", " : "", k2 ? k2 : "");
+
+	sb_printf(b, "WITH src AS (SELECT DISTINCT ON (%s) * FROM stg_%d ORDER BY %s, ctid DESC), ", keys, ti, keys);
+	sb_printf(b, "chg AS (SELECT s.* FROM src s LEFT JOIN %s d ON d.%s = s.%s", t->table, k1, k1);
+	if (k2)
+		sb_printf(b, " AND d.%s = s.%s", k2, k2);
+	sb_printf(b, " WHERE d.%s IS NULL OR ", k1);
+	add_changed(b, t, "d", "s");
+	sb_printf(b, "), up AS (INSERT INTO %s AS d (", t->table);
+	add_column_list(b, t, "");
+	sb_printf(b, ") SELECT ");
+	add_column_list(b, t, "");
+	sb_printf(b, " FROM chg ON CONFLICT (%s) DO UPDATE SET ", keys);
+	for (size_t c = 0; c < t->ncols; c++)
+		if (t->update_mask & (1u << c))
+			sb_printf(b, "%s = excluded.%s, ", t->cols[c].name, t->cols[c].name);
+	sb_printf(b, "updated_at = now(), deleted_at = NULL WHERE ");
+	add_changed(b, t, "d", "excluded");
+	sb_printf(b, " RETURNING (xmax = 0) AS ins), ");
 	sb_printf(b,
 		  "seen AS (INSERT INTO sync_seen (run_id, tbl, k1, k2) SELECT %" PRId64 ", '%s', s.%s, %s%s FROM src s "
-		  "WHERE NOT EXISTS (SELECT 1 FROM up WHERE up.k1 = s.%s AND up.k2 = %s%s) ON CONFLICT DO NOTHING), ",
-		  run_id, t->table, k1, k2 ? "s." : "0", k2 ? k2 : "", k1, k2 ? "s." : "0", k2 ? k2 : "");
+		  "WHERE NOT EXISTS (SELECT 1 FROM chg c WHERE c.%s = s.%s%s%s%s%s) ON CONFLICT DO NOTHING), ",
+		  run_id, t->table, k1, k2 ? "s." : "0", k2 ? k2 : "", k1, k1, k2 ? " AND c." : "", k2 ? k2 : "",
+		  k2 ? " = s." : "", k2 ? k2 : "");
 	sb_printf(b,
 		  "cnt AS (SELECT count(*) FILTER (WHERE ins) AS i, count(*) FILTER (WHERE NOT ins) AS u, "
 		  "(SELECT count(*) FROM src) - count(*) AS n FROM up), ");
@@ -952,9 +970,10 @@ static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_
 		if (any)
 			build_upsert(&sql, ti, batch->run_id);
 	}
-	sb_printf(&sql, "UPDATE sync_units SET state = 1 WHERE run_id = %" PRId64 " AND seq = ANY(", batch->run_id);
+	sb_printf(&sql, "UPDATE sync_units SET state = 1 WHERE run_id = %" PRId64 " AND state = 0 AND seq = ANY(",
+		  batch->run_id);
 	add_seq_list(&sql, batch, false);
-	sb_printf(&sql, "::bigint[]);\nUPDATE sync_units SET state = 2 WHERE run_id = %" PRId64 " AND seq = ANY(",
+	sb_printf(&sql, "::bigint[]);\nUPDATE sync_units SET state = 2 WHERE run_id = %" PRId64 " AND state = 0 AND seq = ANY(",
 		  batch->run_id);
 	add_seq_list(&sql, batch, true);
 	sb_printf(&sql, "::bigint[]);\n");
@@ -1016,9 +1035,12 @@ int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *o
 
 /* ---- the end of a run ---- */
 
-static int mark_deleted(load_db *db, int64_t run_id, uint64_t deleted[MIRROR_TABLE_COUNT], load_error *err)
+static int mark_deleted(load_db *db, int64_t run_id, uint32_t table_mask, uint64_t deleted[MIRROR_TABLE_COUNT],
+			load_error *err)
 {
 	for (int si = 0; si < MIRROR_TABLE_COUNT; si++) {
+		if (!(table_mask & ((uint32_t)1 << si)))
+			continue; /* its stream was not synced: nothing is known about its rows */
 		const char *table = mirror_tables[si];
 		const mirror_target *t = NULL;
 		for (int ti = 0; ti < MIRROR_T_COUNT && !t; ti++)
@@ -1050,14 +1072,14 @@ static int mark_deleted(load_db *db, int64_t run_id, uint64_t deleted[MIRROR_TAB
 }
 
 int load_run_finish(load_db *db, int64_t run_id, const char *status, const char *error, bool apply_deletes,
-		    uint64_t deleted[MIRROR_TABLE_COUNT], load_error *err)
+		    uint32_t table_mask, uint64_t deleted[MIRROR_TABLE_COUNT], load_error *err)
 {
 	if (deleted)
 		memset(deleted, 0, sizeof(uint64_t) * MIRROR_TABLE_COUNT);
 	if (begin(db, err) != 0)
 		return -1;
 	if (apply_deletes) {
-		if (mark_deleted(db, run_id, deleted, err) != 0)
+		if (mark_deleted(db, run_id, table_mask, deleted, err) != 0)
 			goto fail;
 		char sql[256];
 		snprintf(sql, sizeof(sql),

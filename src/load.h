@@ -105,12 +105,14 @@ typedef struct load_batch_result {
 int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *out, load_error *err)
     __attribute__((warn_unused_result));
 
-/* Ends a run: when apply_deletes (the run completed every unit), rows of
- * every mirror table not seen by the run get deleted_at = now(), and the
- * run's unit and seen tables are cleared. Then records status, finished_at
- * and error (NULL for none). deleted[] (may be NULL) gets rows marked per stream. */
+/* Ends a run: when apply_deletes (the run completed every unit), rows not
+ * seen by the run get deleted_at = now() in every mirror table whose bit is
+ * set in table_mask (bit i = mirror_tables[i]; tables of streams the run
+ * did not sync are left alone), and the run's unit and seen tables are
+ * cleared. Then records status, finished_at and error (NULL for none).
+ * deleted[] (may be NULL) gets rows marked per stream. */
 int load_run_finish(load_db *db, int64_t run_id, const char *status, const char *error, bool apply_deletes,
-		    uint64_t deleted[MIRROR_TABLE_COUNT], load_error *err);
+		    uint32_t table_mask, uint64_t deleted[MIRROR_TABLE_COUNT], load_error *err);
 
 /* The run's counts per stream, summed over all its sessions. */
 int load_run_counts(load_db *db, int64_t run_id, load_counts out[MIRROR_TABLE_COUNT], load_error *err);

@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 
+#include "auth.h"
 #include "config.h"
 #include "http.h"
 #include "load.h"
@@ -64,6 +65,8 @@ static const char usage_text[] =
     "  -h, --help              show this help\n"
     "\n"
     "environment: BG_API_KEY (the API key; wins over api.key and api.key_file), BLOOMSYNC_CONFIG,\n"
+    "             BG_USERNAME, BG_PASSWORD (credentials instead of a key; win over api.username,\n"
+    "             api.password and api.password_file; a key wins over credentials),\n"
     "             PGHOST, PGUSER, PGPASSWORD, ... (libpq's, for postgres.conninfo)\n"
     "\n"
     "exit codes:\n"
@@ -71,7 +74,7 @@ static const char usage_text[] =
     "  1  the run failed (see the error; the next sync resumes it)\n"
     "  2  usage or configuration error\n"
     "  3  another sync holds the lock for this database and schema\n"
-    "  4  the API rejected the key\n"
+    "  4  the API rejected the key, or the username and password\n"
     "  5  cancelled by a signal (the next sync resumes)\n";
 
 static const char *const command_help[][2] = {
@@ -222,24 +225,75 @@ static int check_args(const cli *c, const char *const *allowed, int with_value_c
 	return 0;
 }
 
+static void auth_opts_of(const cfg *config, auth_opts *out)
+{
+	*out = (auth_opts){
+	    .token_url = config->token_url,
+	    .username = config->username,
+	    .password = config->password,
+	    .cache_path = config->token_cache,
+	    .timeout_ms = config->timeout_ms,
+	    .max_retries = config->max_retries < 3 ? config->max_retries : 3,
+	};
+}
+
+static void format_utc(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", gmtime_r(&t, &tm));
+}
+
+/* With credentials: the token for this run (cached or from a login). On
+ * failure fills the summary as a run that could not start. */
+static int sync_login(const cfg *config, const auth_opts *ao, char **token, time_t *expires,
+		      pipeline_summary *summary)
+{
+	auth_origin origin;
+	char until[32];
+	auth_status st = auth_get_token(ao, false, token, expires, &origin, summary->error, sizeof(summary->error));
+	if (st != AUTH_OK) {
+		summary->status = st == AUTH_REJECTED ? PIPELINE_AUTH : PIPELINE_FAILED;
+		return -1;
+	}
+	format_utc(*expires, until, sizeof(until));
+	if (origin == AUTH_FROM_CACHE)
+		log_info("using the cached API token of %s (valid until %s)", config->username, until);
+	else
+		log_info("logged in as %s; the token is valid until %s", config->username, until);
+	return 0;
+}
+
 static int cmd_sync(const cli *c, const cfg *config)
 {
-	if (!config->key) {
-		fprintf(stderr, "bloomsync: no API key: set api.key or api.key_file in %s, or BG_API_KEY\n",
-			config->path);
+	if (!config->key && !config->username) {
+		fprintf(stderr, "bloomsync: no API key or credentials: set api.key, api.key_file or BG_API_KEY, "
+				"or api.username and api.password in %s\n", config->path);
 		return EXIT_USAGE;
 	}
-	pipeline_opts opts = {
-	    .config = config,
-	    .token = config->key,
-	    .restart = command_flag(c, "--restart") > 0,
-	    .progress_tty = isatty(STDERR_FILENO) && config->log_format == LOG_FORMAT_TEXT,
-	    .cancel = &cancel_requested,
-	    .version = BLOOMSYNC_VERSION,
-	};
+	auth_opts ao;
+	auth_opts_of(config, &ao);
+	char *token = NULL;
+	time_t expires = 0;
 	pipeline_summary summary;
+	memset(&summary, 0, sizeof(summary));
 	time_t started = time(NULL);
-	pipeline_status st = pipeline_sync(&opts, &summary);
+	pipeline_status st;
+	if (config->username && sync_login(config, &ao, &token, &expires, &summary) != 0) {
+		st = summary.status;
+	} else {
+		pipeline_opts opts = {
+		    .config = config,
+		    .token = token ? token : config->key,
+		    .auth = token ? &ao : NULL,
+		    .token_expires = expires,
+		    .restart = command_flag(c, "--restart") > 0,
+		    .progress_tty = isatty(STDERR_FILENO) && config->log_format == LOG_FORMAT_TEXT,
+		    .cancel = &cancel_requested,
+		    .version = BLOOMSYNC_VERSION,
+		};
+		st = pipeline_sync(&opts, &summary);
+	}
+	auth_token_free(token);
 	const char *metrics_path = c->metrics_file ? c->metrics_file : config->metrics_file;
 	char err[512];
 	if (metrics_path && metrics_write(metrics_path, &summary, started, time(NULL), err, sizeof(err)) != 0)
@@ -325,31 +379,88 @@ static http_cb_result probe_done(void *ctx, void *user, const http_response *res
 	return HTTP_CB_DONE;
 }
 
-static int check_api(const cfg *config)
+/* One GET of users/mine with token; returns -1 (and prints why) when the
+ * request could not even be made. */
+static int probe_api(const cfg *config, const char *token, probe *p)
 {
-	if (!config->key) {
-		printf("api:      FAIL no API key (api.key, api.key_file or BG_API_KEY)\n");
-		return EXIT_USAGE;
-	}
-	http_opts ho = {.base_url = config->base_url, .token = config->key, .concurrency = 1,
+	http_opts ho = {.base_url = config->base_url, .token = token, .concurrency = 1,
 			.timeout_ms = config->timeout_ms, .max_retries = config->max_retries < 2 ? config->max_retries : 2};
-	probe p = {0};
 	char err[256];
-	http_engine *h = http_new(&ho, probe_done, &p, err, sizeof(err));
+	memset(p, 0, sizeof(*p));
+	http_engine *h = http_new(&ho, probe_done, p, err, sizeof(err));
 	if (!h || http_submit(h, "users/mine", NULL) != 0) {
 		printf("api:      FAIL %s\n", h ? "out of memory" : err);
 		http_free(h);
-		return EXIT_RUN_FAILED;
+		return -1;
 	}
-	while (!p.done && http_run(h, 1000) >= 0 && !cancel_requested)
+	while (!p->done && http_run(h, 1000) >= 0 && !cancel_requested)
 		;
 	http_free(h);
+	return 0;
+}
+
+/* With credentials: a token (cached, or from a login) and a description of
+ * it for check's report, never the token or the password itself. */
+static int check_login(const cfg *config, bool force, char **token, char *how, size_t howlen)
+{
+	auth_opts ao;
+	auth_origin origin;
+	time_t expires;
+	char err[512], until[32];
+	auth_opts_of(config, &ao);
+	auth_status st = auth_get_token(&ao, force, token, &expires, &origin, err, sizeof(err));
+	if (st != AUTH_OK) {
+		printf("api:      FAIL %s\n", err);
+		return st == AUTH_REJECTED ? EXIT_AUTH : EXIT_RUN_FAILED;
+	}
+	format_utc(expires, until, sizeof(until));
+	snprintf(how, howlen, "username and password of %s (password from %s), token %s %s, valid until %s",
+		 config->username, config->password_source,
+		 origin == AUTH_FROM_CACHE ? "read from the cache" : "obtained now and cached in", config->token_cache,
+		 until);
+	return EXIT_OK;
+}
+
+static int check_api(const cfg *config)
+{
+	if (!config->key && !config->username) {
+		printf("api:      FAIL no API key (api.key, api.key_file or BG_API_KEY) and no username and "
+		       "password (api.username, api.password or api.password_file, BG_USERNAME, BG_PASSWORD)\n");
+		return EXIT_USAGE;
+	}
+	char how[512];
+	char *token = NULL;
+	probe p;
+	int rc = EXIT_OK;
+	if (config->username)
+		rc = check_login(config, false, &token, how, sizeof(how));
+	else
+		snprintf(how, sizeof(how), "fixed key from %s", config->key_source);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = probe_api(config, token ? token : config->key, &p);
+	if (rc == 0 && token && p.done && p.outcome == HTTP_AUTH) {
+		/* a cached token the API no longer takes: log in once and try again */
+		auth_token_free(token);
+		token = NULL;
+		rc = check_login(config, true, &token, how, sizeof(how));
+		if (rc != EXIT_OK)
+			return rc;
+		rc = probe_api(config, token, &p);
+	}
+	auth_token_free(token);
+	if (rc != 0)
+		return EXIT_RUN_FAILED;
 	if (p.done && p.outcome == HTTP_OK) {
-		printf("api:      ok %s answers, key accepted (from %s)\n", config->base_url, config->key_source);
+		printf("api:      ok %s answers; authenticated with %s\n", config->base_url, how);
 		return EXIT_OK;
 	}
 	if (p.done && p.outcome == HTTP_AUTH) {
-		printf("api:      FAIL the API rejected the key (HTTP %ld; key from %s)\n", p.status, config->key_source);
+		if (config->username)
+			printf("api:      FAIL the API rejected a freshly issued token (HTTP %ld; %s)\n", p.status, how);
+		else
+			printf("api:      FAIL the API rejected the key (HTTP %ld; key from %s)\n", p.status,
+			       config->key_source);
 		return EXIT_AUTH;
 	}
 	printf("api:      FAIL %s: %s\n", config->base_url, p.done ? p.error : "interrupted");

@@ -236,9 +236,9 @@ int metrics_write(const char *path, const pipeline_summary *s, time_t started, t
 	FILE *f = NULL;
 	int fd = -1;
 	int64_t last_success = 0;
-	if (!path || !*path || !s) {
-		metrics_fail(err, errlen, "metrics: no file or no run summary given");
-		goto done;
+	if (!path || !*path || !s) { /* nothing acquired yet: no cleanup to share */
+		metrics_fail(err, errlen, "no metrics file or no run summary given");
+		return -1;
 	}
 	last_success = s->status == PIPELINE_SUCCEEDED ? (int64_t)finished : metrics_previous_success(path);
 	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {

@@ -75,6 +75,57 @@ static const mirror_column scores_cols[] = {
 	{"raw", MIRROR_JSONB, true},
 };
 
+static const mirror_column goals_cols[] = {
+	{"id", MIRROR_BIGINT, true},
+	{"name", MIRROR_TEXT, true},
+	{"owner_id", MIRROR_BIGINT, false},
+	{"due_date", MIRROR_TIMESTAMPTZ, false},
+	{"created_at", MIRROR_TIMESTAMPTZ, false},
+	{"is_complete", MIRROR_BOOL, true},
+	{"completion", MIRROR_TEXT, false},
+	{"is_archived", MIRROR_BOOL, true},
+	{"raw", MIRROR_JSONB, true},
+};
+
+static const mirror_column goal_meetings_cols[] = {
+	{"goal_id", MIRROR_BIGINT, true},
+	{"meeting_id", MIRROR_BIGINT, true},
+	{"raw", MIRROR_JSONB, true},
+};
+
+static const mirror_column issues_cols[] = {
+	{"id", MIRROR_BIGINT, true},
+	{"name", MIRROR_TEXT, true},
+	{"details_url", MIRROR_TEXT, false},
+	{"owner_id", MIRROR_BIGINT, false},
+	{"meeting_id", MIRROR_BIGINT, false},
+	{"meeting_name", MIRROR_TEXT, false},
+	{"created_at", MIRROR_TIMESTAMPTZ, false},
+	{"closed_at", MIRROR_TIMESTAMPTZ, false},
+	{"completed_at", MIRROR_TIMESTAMPTZ, false},
+	{"is_complete", MIRROR_BOOL, true},
+	{"is_archived", MIRROR_BOOL, true},
+	{"raw", MIRROR_JSONB, true},
+};
+
+static const mirror_column headlines_cols[] = {
+	{"id", MIRROR_BIGINT, true},
+	{"name", MIRROR_TEXT, true},
+	{"details_url", MIRROR_TEXT, false},
+	{"owner_id", MIRROR_BIGINT, false},
+	{"meeting_id", MIRROR_BIGINT, false},
+	{"meeting_name", MIRROR_TEXT, false},
+	{"created_at", MIRROR_TIMESTAMPTZ, false},
+	{"closed_at", MIRROR_TIMESTAMPTZ, false},
+	{"is_archived", MIRROR_BOOL, true},
+	{"raw", MIRROR_JSONB, true},
+};
+
+/* An issue's row from a user's list (which carries OriginId) updates every
+ * column but raw: raw comes from the meeting's list (which has no OriginId),
+ * so an issue seen in both keeps one raw whatever order they arrive in. */
+#define USER_ISSUES_UPDATE ALL_BUT_KEYS(11, 1)
+
 /* The list variant only fills in meeting_type and meeting_key on a row the
  * detail already wrote; name and raw come from the detail when it exists. */
 #define MEETINGS_LIST_UPDATE (((uint32_t)1 << 2) | ((uint32_t)1 << 3))
@@ -89,10 +140,16 @@ static const mirror_target targets[MIRROR_T_COUNT] = {
 	{MIRROR_T_MEETING_MEASURABLES, "meeting_measurables", "meeting_measurables", COLS(meeting_measurables_cols), 2,
 	 ALL_BUT_KEYS(3, 2)},
 	{MIRROR_T_SCORES, "scores", "scores", COLS(scores_cols), 1, ALL_BUT_KEYS(10, 1)},
+	{MIRROR_T_GOALS, "goals", "goals", COLS(goals_cols), 1, ALL_BUT_KEYS(9, 1)},
+	{MIRROR_T_GOAL_MEETINGS, "goal_meetings", "goal_meetings", COLS(goal_meetings_cols), 2, ALL_BUT_KEYS(3, 2)},
+	{MIRROR_T_ISSUES, "issues", "issues", COLS(issues_cols), 1, ALL_BUT_KEYS(12, 1)},
+	{MIRROR_T_USER_ISSUES, "issues", "issues", COLS(issues_cols), 1, USER_ISSUES_UPDATE},
+	{MIRROR_T_HEADLINES, "headlines", "headlines", COLS(headlines_cols), 1, ALL_BUT_KEYS(10, 1)},
 };
 
 const char *const mirror_tables[MIRROR_TABLE_COUNT] = {
 	"users", "meetings", "meeting_attendees", "todos", "measurables", "meeting_measurables", "scores",
+	"goals", "goal_meetings", "issues", "headlines",
 };
 
 const mirror_target *mirror_target_get(mirror_target_id id)

@@ -38,6 +38,11 @@ typedef enum {
 	MIRROR_T_MEASURABLES,
 	MIRROR_T_MEETING_MEASURABLES,
 	MIRROR_T_SCORES,
+	MIRROR_T_GOALS,         /* goals, from rocks/user and archivedrocks/user */
+	MIRROR_T_GOAL_MEETINGS, /* goal_meetings, from each goal's Origins */
+	MIRROR_T_ISSUES,        /* issues, from L10/{meetingId}/issues */
+	MIRROR_T_USER_ISSUES,   /* issues, from issues/users/{userId}: raw kept from the meeting list */
+	MIRROR_T_HEADLINES,
 	MIRROR_T_COUNT
 } mirror_target_id;
 
@@ -56,7 +61,7 @@ typedef struct mirror_target {
 const mirror_target *mirror_target_get(mirror_target_id id);
 
 /* The distinct mirror tables, in dependency-free order, for deletes and counts. */
-#define MIRROR_TABLE_COUNT 7
+#define MIRROR_TABLE_COUNT 11
 extern const char *const mirror_tables[MIRROR_TABLE_COUNT];
 
 /* Index of a table name in mirror_tables, or -1. */

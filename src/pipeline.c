@@ -30,6 +30,8 @@ typedef struct job {
 	msg_kind kind;
 	bloom_result *result; /* owned by the job until it is in a batch */
 	uint32_t attempts;
+	unsigned token_gen;  /* the fetch stage's token generation when the unit was (re)sent */
+	bool auth_retried;   /* fetched again after a 401 with a new login */
 	char error[256];
 } job;
 
@@ -89,16 +91,129 @@ typedef struct fetch_stage {
 	queue *results;  /* job* fetched (or failed) */
 	job_list *jobs;
 	int window;      /* requests handed to the engine at most */
+	unsigned streams; /* cfg_stream bits: child units of other streams are dropped */
+	/* renewal of the token (only on this thread, which drives the engine) */
+	const auth_opts *auth; /* NULL with a fixed key */
+	unsigned token_gen;    /* bumped at each new token */
+	time_t token_expires;
 	atomic_bool stop;     /* stop at once, abandoning what is in flight */
 	atomic_bool finished; /* no more jobs will come: exit when idle */
 	pthread_t thread;
 } fetch_stage;
+
+/* The sync.streams stream (cfg_stream bit) a unit kind belongs to. */
+static unsigned unit_stream_bit(bloom_unit_kind kind)
+{
+	switch (kind) {
+	case BLOOM_UNIT_USERS: return CFG_STREAM_USERS;
+	case BLOOM_UNIT_USER_MEETINGS:
+	case BLOOM_UNIT_MEETING:
+	case BLOOM_UNIT_ATTENDEES: return CFG_STREAM_MEETINGS;
+	case BLOOM_UNIT_MEETING_TODOS:
+	case BLOOM_UNIT_USER_TODOS: return CFG_STREAM_TODOS;
+	case BLOOM_UNIT_MEASURABLES:
+	case BLOOM_UNIT_MEETING_SCORES:
+	case BLOOM_UNIT_USER_SCORES: return CFG_STREAM_SCORECARD;
+	case BLOOM_UNIT_GOALS:
+	case BLOOM_UNIT_ARCHIVED_GOALS: return CFG_STREAM_GOALS;
+	case BLOOM_UNIT_MEETING_ISSUES:
+	case BLOOM_UNIT_USER_ISSUES: return CFG_STREAM_ISSUES;
+	case BLOOM_UNIT_MEETING_HEADLINES:
+	case BLOOM_UNIT_USER_HEADLINES: return CFG_STREAM_HEADLINES;
+	default: return 0;
+	}
+}
+
+/* Drops the child units of streams left out of sync.streams. */
+static void filter_children(bloom_result *r, unsigned streams)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < r->nchildren; i++)
+		if (unit_stream_bit(r->children[i].kind) & streams)
+			r->children[kept++] = r->children[i];
+	r->nchildren = kept;
+}
+
+/* The mirror tables (bit = index in mirror_tables) whose stream is on: a
+ * complete run marks deleted rows in those only. A table belongs to the
+ * stream of the unit kinds that write it. */
+static uint32_t table_mask(unsigned streams)
+{
+	uint32_t mask = 0;
+	for (int k = BLOOM_UNIT_USERS; k < BLOOM_UNIT_KIND_END; k++) {
+		int si = mirror_table_index(bloom_unit_stream((bloom_unit_kind)k));
+		if (si >= 0 && (unit_stream_bit((bloom_unit_kind)k) & streams))
+			mask |= (uint32_t)1 << si;
+	}
+	if (streams & CFG_STREAM_SCORECARD)
+		mask |= (uint32_t)1 << mirror_table_index("meeting_measurables");
+	if (streams & CFG_STREAM_GOALS)
+		mask |= (uint32_t)1 << mirror_table_index("goal_meetings");
+	return mask;
+}
 
 static void fetch_deliver(fetch_stage *f, job *j, msg_kind kind)
 {
 	j->kind = kind;
 	if (queue_push(f->results, j) != 0)
 		job_free(f->jobs, j);
+}
+
+/* Logs in again and hands the new token to the engine. On failure fills
+ * j->error and returns the message kind that ends the unit. */
+static int fetch_renew(fetch_stage *f, job *j, long status, msg_kind *kind)
+{
+	char *token = NULL;
+	char err[200];
+	time_t expires = 0;
+	auth_status st = auth_get_token(f->auth, true, &token, &expires, NULL, err, sizeof(err));
+	if (st != AUTH_OK) {
+		snprintf(j->error, sizeof(j->error), "cannot renew the API token: %s", err);
+		*kind = st == AUTH_REJECTED ? MSG_AUTH : MSG_FAILED;
+		return -1;
+	}
+	int rc = http_set_token(f->http, token);
+	auth_token_free(token);
+	if (rc != 0) {
+		snprintf(j->error, sizeof(j->error), "cannot switch to the renewed API token: out of memory");
+		*kind = MSG_FAILED;
+		return -1;
+	}
+	f->token_gen++;
+	f->token_expires = expires;
+	char until[32];
+	struct tm tm;
+	strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%SZ", gmtime_r(&expires, &tm));
+	log_info("the API refused the token (HTTP %ld): logged in again as %s, the new token is valid until %s",
+		 status, f->auth->username, until);
+	return 0;
+}
+
+/* A 401 or 403. With a fixed key the run stops. With credentials the same
+ * unit is fetched again: at once when it was sent with an older token than
+ * the current one, after a new login when the current token itself was
+ * refused; a unit refused again with a token obtained after its own 401
+ * (and not yet expired) stops the run. */
+static http_cb_result fetch_auth_failed(fetch_stage *f, job *j, const http_response *resp)
+{
+	msg_kind kind = MSG_AUTH;
+	if (!f->auth) {
+		snprintf(j->error, sizeof(j->error), "the API rejected the key (HTTP %ld for %s)", resp->status,
+			 resp->path);
+	} else if (j->token_gen != f->token_gen) {
+		j->token_gen = f->token_gen; /* sent with a token replaced since: try the new one */
+		return HTTP_CB_RETRY;
+	} else if (j->auth_retried && time(NULL) < f->token_expires) {
+		snprintf(j->error, sizeof(j->error),
+			 "the API rejected a freshly issued token (HTTP %ld for %s right after logging in as %s)",
+			 resp->status, resp->path, f->auth->username);
+	} else if (fetch_renew(f, j, resp->status, &kind) == 0) {
+		j->auth_retried = true;
+		j->token_gen = f->token_gen;
+		return HTTP_CB_RETRY;
+	}
+	fetch_deliver(f, j, kind);
+	return HTTP_CB_DONE;
 }
 
 /* The engine's verdict plus ours on the body: the one place a fetch ends. */
@@ -125,6 +240,7 @@ static http_cb_result fetch_done(void *ctx, void *user, const http_response *res
 			LOG_AT(LOG_DEBUG, bloom_unit_stream(j->unit.unit.kind), label, "bad body, fetching again: %s", err);
 			return HTTP_CB_RETRY;
 		}
+		filter_children(r, f->streams);
 		j->result = r;
 		fetch_deliver(f, j, MSG_OK);
 		return HTTP_CB_DONE;
@@ -139,10 +255,7 @@ static http_cb_result fetch_done(void *ctx, void *user, const http_response *res
 		}
 		return HTTP_CB_DONE;
 	case HTTP_AUTH:
-		snprintf(j->error, sizeof(j->error), "the API rejected the key (HTTP %ld for %s)", resp->status,
-			 resp->path);
-		fetch_deliver(f, j, MSG_AUTH);
-		return HTTP_CB_DONE;
+		return fetch_auth_failed(f, j, resp);
 	case HTTP_FAILED:
 		/* a body that never parsed keeps its parse error: it says more */
 		if (resp->status < 200 || resp->status >= 300 || !j->error[0])
@@ -162,6 +275,7 @@ static void *fetch_main(void *arg)
 			if (!j)
 				break;
 			char path[256];
+			j->token_gen = f->token_gen;
 			if (bloom_unit_path(&j->unit.unit, path, sizeof(path)) != 0 ||
 			    http_submit(f->http, path, j) != 0) {
 				snprintf(j->error, sizeof(j->error), "cannot queue the request");
@@ -183,6 +297,13 @@ static void *fetch_main(void *arg)
 			free(sentinel);
 	}
 	return NULL;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---- the load stage (the calling thread) ---- */
@@ -209,6 +330,8 @@ typedef struct run_state {
 	char error[512];
 	/* figures */
 	progress_state prog;
+	uint64_t batches;
+	double db_seconds; /* time spent in batch transactions */
 } run_state;
 
 static void stop_run(run_state *s, pipeline_status status, const char *error)
@@ -223,6 +346,32 @@ static void stop_run(run_state *s, pipeline_status status, const char *error)
 	http_wakeup(s->fetch.http);
 }
 
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* After a lost connection (or a transaction PostgreSQL asks to redo):
+ * reconnects with capped backoff, taking the run lock again. Returns 0 when
+ * connected, -1 with err filled when it gives up. */
+static int reconnect_db(run_state *s, load_error *err)
+{
+	int delay = 250;
+	for (int attempt = 0; attempt < DB_RETRY_LIMIT; attempt++) {
+		log_warn("database connection lost (%s); reconnecting in %d ms", err->msg, delay);
+		sleep_ms(delay);
+		delay = delay < 8000 ? delay * 2 : 8000;
+		if (load_reconnect(s->db, err) == 0) {
+			log_info("reconnected to the database");
+			return 0;
+		}
+		if (err->outcome != LOAD_RETRY)
+			return -1;
+	}
+	return -1;
+}
+
 /* Reads more pending units from the checkpoint when the local buffer is empty. */
 static int refill_units(run_state *s)
 {
@@ -230,9 +379,12 @@ static int refill_units(run_state *s)
 		return 0;
 	load_error err;
 	size_t n = 0;
-	if (load_units_next(s->db, s->run.id, s->cursor, s->local, LOCAL_UNITS, &n, &err) != 0) {
-		stop_run(s, PIPELINE_FAILED, err.msg);
-		return -1;
+	int attempts = 0;
+	while (load_units_next(s->db, s->run.id, s->cursor, s->local, LOCAL_UNITS, &n, &err) != 0) {
+		if (err.outcome != LOAD_RETRY || ++attempts > DB_RETRY_LIMIT || reconnect_db(s, &err) != 0) {
+			stop_run(s, PIPELINE_FAILED, err.msg);
+			return -1;
+		}
 	}
 	s->local_n = n;
 	s->local_pos = 0;
@@ -282,11 +434,6 @@ static void free_batch(run_state *s)
 	s->batch_rows = 0;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
 
 /* Commits the open batch; on a lost connection reconnects with backoff and
  * redoes it (the batch is still in memory, so nothing is lost or doubled). */
@@ -300,11 +447,11 @@ static int commit_batch(run_state *s)
 	load_batch b = {.run_id = s->run.id, .items = items, .nitems = s->batch_n};
 	load_batch_result res;
 	load_error err;
-	int delay = 250;
-	for (int attempt = 0;; attempt++) {
-		if (load_batch_commit(s->db, &b, &res, &err) == 0)
-			break;
-		if (err.outcome != LOAD_RETRY || attempt >= DB_RETRY_LIMIT) {
+	double t0 = now_s();
+	int attempts = 0;
+	while (load_batch_commit(s->db, &b, &res, &err) != 0) {
+		/* the batch is still in memory: after a reconnect it is redone whole */
+		if (err.outcome != LOAD_RETRY || ++attempts > DB_RETRY_LIMIT || reconnect_db(s, &err) != 0) {
 			char msg[600];
 			snprintf(msg, sizeof(msg), "cannot write a batch of %zu units: %s", s->batch_n, err.msg);
 			log_error("%s", msg);
@@ -312,17 +459,10 @@ static int commit_batch(run_state *s)
 			free_batch(s);
 			return -1;
 		}
-		log_warn("database connection lost (%s); reconnecting in %d ms", err.msg, delay);
-		do {
-			sleep_ms(delay);
-			delay = delay < 8000 ? delay * 2 : 8000;
-		} while (load_reconnect(s->db, &err) != 0 && err.outcome == LOAD_RETRY && ++attempt < DB_RETRY_LIMIT);
-		if (err.outcome != LOAD_RETRY && err.outcome != LOAD_OK) {
-			stop_run(s, PIPELINE_FAILED, err.msg);
-			free_batch(s);
-			return -1;
-		}
 	}
+	s->batches++;
+	s->db_seconds += now_s() - t0;
+	log_debug("batch of %zu units, %zu rows written in %.1f ms", s->batch_n, res.rows, (now_s() - t0) * 1e3);
 	if (res.children_added > 0)
 		s->more = true;
 	s->prog.units_done += (int64_t)s->batch_n;
@@ -390,12 +530,18 @@ static void consume(run_state *s)
 			refill_units(s);
 			dispatch_units(s);
 		}
-		job *j = queue_pop(s->fetch.results, s->batch_n ? 0 : 100);
+		/* Commit when the batch is full, or when nothing more is waiting and
+		 * the fetch stage is about to run dry (it only gets the children of
+		 * committed units): small batches when the work is scarce, full
+		 * ones when it is plentiful. */
+		bool starving = queue_length(s->fetch.dispatch) < (size_t)s->opts->config->concurrency ||
+				s->stopping;
+		job *j = queue_pop(s->fetch.results, s->batch_n ? (starving ? 0 : 5) : 100);
 		if (j)
 			take_result(s, j);
 		bool drained = j == NULL;
-		if (s->batch_n > 0 &&
-		    (drained || s->batch_rows >= (size_t)batch_size || s->batch_n >= MAX_BATCH_ITEMS))
+		if (s->batch_n > 0 && ((drained && starving) || s->batch_rows >= (size_t)batch_size ||
+				       s->batch_n >= MAX_BATCH_ITEMS))
 			commit_batch(s);
 		progress_update(&s->prog);
 	}
@@ -450,6 +596,9 @@ static int start_fetch(run_state *s, char *error, size_t errlen)
 	fetch_stage *f = &s->fetch;
 	f->jobs = &s->jobs;
 	f->window = c->concurrency * 2;
+	f->streams = c->streams;
+	f->auth = s->opts->auth;
+	f->token_expires = s->opts->token_expires;
 	f->dispatch = queue_new((size_t)c->concurrency * 2);
 	f->results = queue_new((size_t)c->concurrency * 2 + 4);
 	f->http = http_new(&ho, fetch_done, f, error, errlen);
@@ -491,12 +640,6 @@ static void stop_fetch(run_state *s, bool started)
 	}
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static const char *status_word(pipeline_status st)
 {
@@ -515,7 +658,7 @@ static void finish_run(run_state *s, pipeline_summary *out)
 	int rc = -1;
 	for (int attempt = 0; attempt < 4 && rc != 0; attempt++) {
 		rc = load_run_finish(s->db, s->run.id, status_word(s->status), s->error[0] ? s->error : NULL, complete,
-				     deleted, &err);
+				     table_mask(s->opts->config->streams), deleted, &err);
 		if (rc != 0 && (err.outcome != LOAD_RETRY || load_reconnect(s->db, &err) != 0))
 			break;
 	}
@@ -570,6 +713,7 @@ pipeline_status pipeline_sync(const pipeline_opts *opts, pipeline_summary *out)
 		progress_end();
 	}
 	stop_fetch(s, started);
+	log_info("%" PRIu64 " batches, %.2f s in database transactions", s->batches, s->db_seconds);
 	if (s->fetch.http)
 		http_get_stats(s->fetch.http, &out->http);
 	finish_run(s, out);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "config.h"
 #include "http.h"
 #include "load.h"
@@ -28,6 +29,13 @@ typedef enum {
 typedef struct pipeline_opts {
 	const cfg *config;
 	const char *token;             /* the API key / bearer token */
+	/* With credentials (NULL with a fixed key): a 401 makes the fetch stage
+	 * log in again once (auth_get_token, forced), switch the engine to the
+	 * new token and fetch the same unit again; a 401 for a unit already
+	 * retried with the latest token, before that token expires, stops the
+	 * run with PIPELINE_AUTH. */
+	const auth_opts *auth;
+	time_t token_expires;          /* expiry of token (with auth) */
 	bool restart;                  /* abandon an unfinished run instead of resuming it */
 	bool progress_tty;             /* show the in-place progress line */
 	volatile sig_atomic_t *cancel; /* set (by a signal handler) to stop the run */

@@ -96,6 +96,14 @@ static void test_unit_paths(void **state)
 		{{BLOOM_UNIT_USER_TODOS, 9007199254740993}, "todo/user/9007199254740993", "user_todos:9007199254740993",
 		 "user_todos", "todos"},
 		{{BLOOM_UNIT_USER_SCORES, 7}, "scorecard/user/7", "user_scores:7", "user_scores", "scores"},
+		{{BLOOM_UNIT_GOALS, 7}, "rocks/user/7?include_origin=true", "goals:7", "goals", "goals"},
+		{{BLOOM_UNIT_ARCHIVED_GOALS, 7}, "archivedrocks/user/7", "archived_goals:7", "archived_goals", "goals"},
+		{{BLOOM_UNIT_MEETING_ISSUES, 42}, "L10/42/issues?INCLUDE_RESOLVED=true", "meeting_issues:42",
+		 "meeting_issues", "issues"},
+		{{BLOOM_UNIT_USER_ISSUES, 7}, "issues/users/7", "user_issues:7", "user_issues", "issues"},
+		{{BLOOM_UNIT_MEETING_HEADLINES, 42}, "L10/42/headlines?Include_Origin=true", "meeting_headlines:42",
+		 "meeting_headlines", "headlines"},
+		{{BLOOM_UNIT_USER_HEADLINES, 7}, "headline/users/7", "user_headlines:7", "user_headlines", "headlines"},
 	};
 	char buf[128];
 	bloom_unit bad = {BLOOM_UNIT_KIND_END, 1};
@@ -139,12 +147,14 @@ static void test_unit_paths(void **state)
 static void test_users(void **state)
 {
 	bloom_result r;
-	const bloom_unit kids[] = {
-		{BLOOM_UNIT_USER_MEETINGS, 1}, {BLOOM_UNIT_USER_TODOS, 1}, {BLOOM_UNIT_USER_SCORES, 1},
-		{BLOOM_UNIT_USER_MEETINGS, 3}, {BLOOM_UNIT_USER_TODOS, 3}, {BLOOM_UNIT_USER_SCORES, 3},
-		{BLOOM_UNIT_USER_MEETINGS, 4}, {BLOOM_UNIT_USER_TODOS, 4}, {BLOOM_UNIT_USER_SCORES, 4},
-		{BLOOM_UNIT_USER_MEETINGS, 5}, {BLOOM_UNIT_USER_TODOS, 5}, {BLOOM_UNIT_USER_SCORES, 5},
-	};
+#define USER_KIDS(id)                                                                              \
+	{BLOOM_UNIT_USER_MEETINGS, id}, {BLOOM_UNIT_USER_TODOS, id}, {BLOOM_UNIT_USER_SCORES, id},     \
+	    {BLOOM_UNIT_GOALS, id}, {BLOOM_UNIT_ARCHIVED_GOALS, id}, {BLOOM_UNIT_USER_ISSUES, id}, \
+	{                                                                                          \
+		BLOOM_UNIT_USER_HEADLINES, id                                                      \
+	}
+	const bloom_unit kids[] = {USER_KIDS(1), USER_KIDS(3), USER_KIDS(4), USER_KIDS(5)};
+#undef USER_KIDS
 
 	(void)state;
 	parse_ok(BLOOM_UNIT_USERS, 0,
@@ -185,7 +195,7 @@ static void test_users_rejects(void **state)
 	assert_string_equal(r.rejects[1].reason, "Name: missing");
 	assert_string_equal(r.rejects[2].reason, "Email: not a string: 5");
 	/* rejected users reveal no children */
-	assert_int_equal(r.nchildren, 3);
+	assert_int_equal(r.nchildren, 7);
 	assert_int_equal(r.children[0].ref, 1);
 	assert_int_equal(r.children[0].kind, BLOOM_UNIT_USER_MEETINGS);
 	bloom_result_free(&r);
@@ -200,10 +210,11 @@ static void test_user_meetings(void **state)
 {
 	bloom_result r;
 	const bloom_unit kids[] = {
-		{BLOOM_UNIT_MEETING, 456},     {BLOOM_UNIT_ATTENDEES, 456},      {BLOOM_UNIT_MEETING_TODOS, 456},
-		{BLOOM_UNIT_MEASURABLES, 456}, {BLOOM_UNIT_MEETING_SCORES, 456}, {BLOOM_UNIT_MEETING, 457},
-		{BLOOM_UNIT_ATTENDEES, 457},   {BLOOM_UNIT_MEETING_TODOS, 457},  {BLOOM_UNIT_MEASURABLES, 457},
-		{BLOOM_UNIT_MEETING_SCORES, 457},
+		{BLOOM_UNIT_MEETING, 456},          {BLOOM_UNIT_ATTENDEES, 456},      {BLOOM_UNIT_MEETING_TODOS, 456},
+		{BLOOM_UNIT_MEASURABLES, 456},      {BLOOM_UNIT_MEETING_SCORES, 456}, {BLOOM_UNIT_MEETING_ISSUES, 456},
+		{BLOOM_UNIT_MEETING_HEADLINES, 456}, {BLOOM_UNIT_MEETING, 457},        {BLOOM_UNIT_ATTENDEES, 457},
+		{BLOOM_UNIT_MEETING_TODOS, 457},    {BLOOM_UNIT_MEASURABLES, 457},    {BLOOM_UNIT_MEETING_SCORES, 457},
+		{BLOOM_UNIT_MEETING_ISSUES, 457},   {BLOOM_UNIT_MEETING_HEADLINES, 457},
 	};
 
 	(void)state;
@@ -760,6 +771,139 @@ static void test_result_free_zeroed(void **state)
 }
 
 /* Many rows: the buffers grow geometrically and keep every row. */
+/* ---------------------------------------------------- goals, issues, headlines */
+
+#define GOAL_1                                                                                                \
+	"{\"Id\":11,\"Name\":\"Win\\u0000 EU\",\"DueDate\":\"2024-12-31\",\"Complete\":false,\"Completion\":\"OnTrack\"," \
+	"\"CreateTime\":\"2024-06-01T10:00:00.123\",\"Archived\":false,\"Owner\":{\"Id\":3,\"Name\":\"C\"},"                  \
+	"\"Origins\":[{\"Id\":456,\"Name\":\"Weekly\"},{\"Id\":457,\"Name\":\"Ops\"}]}"
+#define GOAL_1_RAW                                                                                           \
+	"{\"Id\":11,\"Name\":\"Win EU\",\"DueDate\":\"2024-12-31\",\"Complete\":false,\"Completion\":\"OnTrack\"," \
+	"\"CreateTime\":\"2024-06-01T10:00:00.123\",\"Archived\":false,\"Owner\":{\"Id\":3,\"Name\":\"C\"},"        \
+	"\"Origins\":[{\"Id\":456,\"Name\":\"Weekly\"},{\"Id\":457,\"Name\":\"Ops\"}]}"
+#define GOAL_2 "{\"Id\":12,\"Name\":\"Q\",\"DueDate\":\"\",\"Complete\":true,\"Completion\":\"\",\"Owner\":null,\"Origins\":[]}"
+
+static void test_goals(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_GOALS, 3, "[" GOAL_1 "," GOAL_2 "]", &r);
+	expect_copy(&r, MIRROR_T_GOALS,
+	            "11\tWin EU\t3\t2024-12-31 00:00:00+00\t2024-06-01 10:00:00.123+00\tf\tOnTrack\tf\t" GOAL_1_RAW "\n"
+	            "12\tQ\t3\t\\N\t\\N\tt\t\\N\tf\t" GOAL_2 "\n");
+	expect_copy(&r, MIRROR_T_GOAL_MEETINGS,
+	            "11\t456\t{\"Id\":456,\"Name\":\"Weekly\"}\n"
+	            "11\t457\t{\"Id\":457,\"Name\":\"Ops\"}\n");
+	assert_int_equal(r.nrows[MIRROR_T_GOALS], 2);
+	assert_int_equal(r.nrows[MIRROR_T_GOAL_MEETINGS], 2);
+	assert_int_equal(r.nul_removed, 1);
+	assert_int_equal(r.nchildren, 0);
+	bloom_result_free(&r);
+
+	/* archivedrocks: archived whatever Archived says, Origins absent is fine */
+	parse_ok(BLOOM_UNIT_ARCHIVED_GOALS, 3, "[{\"Id\":13,\"Name\":\"Old\",\"Complete\":false,\"Archived\":false}]", &r);
+	expect_copy(&r, MIRROR_T_GOALS,
+	            "13\tOld\t3\t\\N\t\\N\tf\t\\N\tt\t{\"Id\":13,\"Name\":\"Old\",\"Complete\":false,\"Archived\":false}\n");
+	assert_int_equal(r.nrows[MIRROR_T_GOAL_MEETINGS], 0);
+	bloom_result_free(&r);
+}
+
+static void test_goal_rejects(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	/* a bad origin rejects the goal and its links, the next goal stays */
+	parse_ok(BLOOM_UNIT_GOALS, 3,
+	         "[{\"Id\":14,\"Name\":\"A\",\"Complete\":false,\"Origins\":[{\"Id\":1},{\"Id\":\"x\"}]},"
+	         "{\"Id\":15,\"Name\":\"B\",\"Complete\":false,\"DueDate\":\"soon\"}," GOAL_2 "]",
+	         &r);
+	assert_int_equal(r.nrows[MIRROR_T_GOALS], 1);
+	assert_int_equal(r.nrows[MIRROR_T_GOAL_MEETINGS], 0);
+	expect_copy(&r, MIRROR_T_GOAL_MEETINGS, "");
+	expect_copy(&r, MIRROR_T_GOALS, "12\tQ\t3\t\\N\t\\N\tt\t\\N\tf\t" GOAL_2 "\n");
+	assert_int_equal(r.nrejects, 2);
+	assert_string_equal(r.rejects[0].stream, "goals");
+	assert_string_equal(r.rejects[0].id, "14");
+	assert_string_equal(r.rejects[0].reason, "Origins[].Id: not an integer: \"x\"");
+	assert_string_equal(r.rejects[1].reason, "DueDate: not a date: \"soon\"");
+	bloom_result_free(&r);
+}
+
+#define ISSUE_M                                                                                             \
+	"{\"Id\":21,\"Name\":\"Churn\",\"DetailsUrl\":\"\",\"Complete\":true,\"CreateTime\":\"2024-06-01T10:00:00Z\","  \
+	"\"CloseTime\":\"2024-06-03T10:00:00\",\"CompleteTime\":\"2024-06-02T10:00:00Z\",\"Archived\":false,\"Owner\":null," \
+	"\"Origin\":\"Weekly\"}"
+#define ISSUE_U                                                                                              \
+	"{\"Id\":22,\"Name\":\"Cost\",\"DetailsUrl\":\"u\",\"Complete\":false,\"CreateTime\":\"\",\"CloseTime\":null,"   \
+	"\"Owner\":{\"Id\":3,\"Name\":\"C\"},\"Origin\":\"\",\"OriginId\":457}"
+
+static void test_issues(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	/* a meeting's list: the meeting is the one asked, even with an OriginId */
+	parse_ok(BLOOM_UNIT_MEETING_ISSUES, 456, "[" ISSUE_M "," ISSUE_U "]", &r);
+	expect_copy(&r, MIRROR_T_ISSUES,
+	            "21\tChurn\t\\N\t\\N\t456\tWeekly\t2024-06-01 10:00:00+00\t2024-06-03 10:00:00+00\t"
+	            "2024-06-02 10:00:00+00\tt\tf\t" ISSUE_M "\n"
+	            "22\tCost\tu\t3\t456\t\\N\t\\N\t\\N\t\\N\tf\tf\t" ISSUE_U "\n");
+	assert_int_equal(r.nrows[MIRROR_T_ISSUES], 2);
+	assert_int_equal(r.nrows[MIRROR_T_USER_ISSUES], 0);
+	bloom_result_free(&r);
+
+	/* a user's list: OriginId, into the target that keeps the meeting list's raw */
+	parse_ok(BLOOM_UNIT_USER_ISSUES, 3, "[" ISSUE_U "," ISSUE_M "]", &r);
+	expect_copy(&r, MIRROR_T_USER_ISSUES,
+	            "22\tCost\tu\t3\t457\t\\N\t\\N\t\\N\t\\N\tf\tf\t" ISSUE_U "\n"
+	            "21\tChurn\t\\N\t\\N\t\\N\tWeekly\t2024-06-01 10:00:00+00\t2024-06-03 10:00:00+00\t"
+	            "2024-06-02 10:00:00+00\tt\tf\t" ISSUE_M "\n");
+	assert_int_equal(r.nrows[MIRROR_T_ISSUES], 0);
+	bloom_result_free(&r);
+
+	/* Complete is required; a non-boolean Archived is rejected */
+	parse_ok(BLOOM_UNIT_USER_ISSUES, 3,
+	         "[{\"Id\":23,\"Name\":\"x\"},{\"Id\":24,\"Name\":\"y\",\"Complete\":false,\"Archived\":1}]", &r);
+	assert_int_equal(r.nrows[MIRROR_T_USER_ISSUES], 0);
+	assert_int_equal(r.nrejects, 2);
+	assert_string_equal(r.rejects[0].stream, "issues");
+	assert_string_equal(r.rejects[0].reason, "Complete: missing");
+	assert_string_equal(r.rejects[1].reason, "Archived: not a boolean: 1");
+	bloom_result_free(&r);
+}
+
+#define HEADLINE_1                                                                                         \
+	"{\"Id\":31,\"Name\":\"Won\",\"DetailsUrl\":null,\"Owner\":{\"Id\":3,\"Name\":\"C\"},"                   \
+	"\"CreateTime\":\"2024-06-01T10:00:00+02:00\",\"CloseTime\":\"\",\"Archived\":true,\"Origin\":\"Weekly\"," \
+	"\"OriginId\":456}"
+
+static void test_headlines(void **state)
+{
+	bloom_result r;
+	const char *row = "31\tWon\t\\N\t3\t456\tWeekly\t2024-06-01 10:00:00+02:00\t\\N\tt\t" HEADLINE_1 "\n";
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_MEETING_HEADLINES, 456, "[" HEADLINE_1 "]", &r);
+	expect_copy(&r, MIRROR_T_HEADLINES, row);
+	bloom_result_free(&r);
+	parse_ok(BLOOM_UNIT_USER_HEADLINES, 3, "[" HEADLINE_1 "]", &r);
+	expect_copy(&r, MIRROR_T_HEADLINES, row);
+	bloom_result_free(&r);
+
+	/* no Archived key: false; null Name: rejected */
+	parse_ok(BLOOM_UNIT_USER_HEADLINES, 3, "[{\"Id\":32,\"Name\":\"n\",\"OriginId\":457},{\"Id\":33,\"Name\":null}]", &r);
+	expect_copy(&r, MIRROR_T_HEADLINES,
+	            "32\tn\t\\N\t\\N\t457\t\\N\t\\N\t\\N\tf\t{\"Id\":32,\"Name\":\"n\",\"OriginId\":457}\n");
+	assert_int_equal(r.nrejects, 1);
+	assert_string_equal(r.rejects[0].reason, "Name: null");
+	bloom_result_free(&r);
+
+	parse_fails(BLOOM_UNIT_MEETING_HEADLINES, "{\"Id\":1}");
+	parse_fails(BLOOM_UNIT_GOALS, "[");
+}
+
 static void test_many_rows(void **state)
 {
 	enum { N = 20000 };
@@ -812,6 +956,10 @@ int main(void)
 		cmocka_unit_test(test_bad_shapes),
 		cmocka_unit_test(test_error_message),
 		cmocka_unit_test(test_result_free_zeroed),
+		cmocka_unit_test(test_goals),
+		cmocka_unit_test(test_goal_rejects),
+		cmocka_unit_test(test_issues),
+		cmocka_unit_test(test_headlines),
 		cmocka_unit_test(test_many_rows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -49,6 +49,8 @@ static int setup(void **state)
 		return -1;
 	snprintf(fx->path, sizeof fx->path, "%s/bloomsync.conf", fx->dir);
 	unsetenv("BG_API_KEY");
+	unsetenv("BG_USERNAME");
+	unsetenv("BG_PASSWORD");
 	log_init(LOG_INFO, LOG_FORMAT_TEXT);
 	*state = fx;
 	return 0;
@@ -62,6 +64,8 @@ static int teardown(void **state)
 	int rc = system(cmd);
 	free(fx);
 	unsetenv("BG_API_KEY");
+	unsetenv("BG_USERNAME");
+	unsetenv("BG_PASSWORD");
 	log_shutdown();
 	return rc == 0 ? 0 : -1;
 }
@@ -230,6 +234,45 @@ static void test_unknown_setting(void **state)
 {
 	expect_error(*state, "# typo\napi = {\n  concurreny = 8;\n};\n",
 		     "3: unknown setting 'api.concurreny'");
+}
+
+static void test_streams(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+
+	cfg_defaults(&c);
+	assert_int_equal(c.streams, CFG_STREAMS_ALL);
+	cfg_free(&c);
+	write_conf(fx, "sync = {\n  streams = [\"todos\", \"goals\"];\n};\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	/* users and meetings are always on */
+	assert_int_equal(c.streams, CFG_STREAM_USERS | CFG_STREAM_MEETINGS | CFG_STREAM_TODOS | CFG_STREAM_GOALS);
+	cfg_free(&c);
+	write_conf(fx, "sync = { streams = ( \"issues\", \"headlines\", \"scorecard\", \"users\", \"meetings\" ); };\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_int_equal(c.streams, CFG_STREAMS_ALL & ~(unsigned)(CFG_STREAM_TODOS | CFG_STREAM_GOALS));
+	cfg_free(&c);
+	write_conf(fx, "sync = { streams = []; };\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_int_equal(c.streams, CFG_STREAMS_ALWAYS);
+	cfg_free(&c);
+	assert_int_equal(cfg_stream_parse("scorecard"), CFG_STREAM_SCORECARD);
+	assert_int_equal(cfg_stream_parse("Goals"), 0);
+	assert_int_equal(cfg_stream_parse(""), 0);
+}
+
+static void test_streams_errors(void **state)
+{
+	expect_error(*state, "api = { };\nsync = {\n  streams = [\"users\", \"rocks\"];\n};\n",
+		     "3: sync.streams: unknown stream \"rocks\" (known: users, meetings, todos, scorecard, goals, "
+		     "issues, headlines)");
+	expect_error(*state, "sync = {\n  streams = \"todos\";\n};\n",
+		     "2: sync.streams: expected a list of strings, got a string");
+	expect_error(*state, "sync = {\n  streams = [1, 2];\n};\n",
+		     "2: sync.streams: expected a list of strings, got an integer in it");
+	expect_error(*state, "sync = {\n  stream = [\"todos\"];\n};\n", "2: unknown setting 'sync.stream'");
 }
 
 static void test_unknown_top_level_setting(void **state)
@@ -495,6 +538,132 @@ static void test_warns_when_config_with_key_is_readable(void **state)
 	free(out);
 }
 
+/* ---- username and password ---- */
+
+static void test_credentials_in_file(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	write_conf(fx, "api = {\n username = \"bot@example.com\";\n password = \"pa ss-w0rd\";\n"
+		       " token_url = \"http://127.0.0.1:9/Token/\";\n token_cache = \"/tmp/x/token\";\n};\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_null(c.key);
+	assert_string_equal(c.username, "bot@example.com");
+	assert_string_equal(c.password, "pa ss-w0rd");
+	assert_string_equal(c.password_source, "api.password");
+	assert_string_equal(c.token_url, "http://127.0.0.1:9/Token");
+	assert_string_equal(c.token_cache, "/tmp/x/token");
+	cfg_free(&c);
+	assert_null(c.password);
+	assert_null(c.password_source);
+	/* Defaults of the endpoint and the cache. */
+	write_conf(fx, "api = { username = \"bot@example.com\"; password = \"pw-1234\"; };\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_string_equal(c.token_url, "https://app.bloomgrowth.com/token");
+	assert_string_equal(c.token_cache, "/var/lib/bloomsync/token");
+	cfg_free(&c);
+}
+
+static void test_password_file(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	char pw_path[200];
+	snprintf(pw_path, sizeof pw_path, "%s/api.password", fx->dir);
+	write_file(pw_path, " spaced pw \n", 0600);
+	write_conf(fx, "api = {\n username = \"bot@example.com\";\n password_file = \"api.password\";\n};\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_string_equal(c.password, " spaced pw ");
+	assert_string_equal(c.password_source, "api.password_file");
+	cfg_free(&c);
+	char want[300];
+	snprintf(want, sizeof want, "3: api.password_file: cannot read %s/nope: No such file or directory", fx->dir);
+	expect_error(fx, "api = {\n username = \"bot@example.com\";\n password_file = \"nope\";\n};\n", want);
+	expect_error(fx, "api = {\n username = \"u@x\";\n password = \"a\";\n password_file = \"p\";\n};\n",
+		     "4: api.password and api.password_file are both set; keep one of them");
+}
+
+static void test_environment_credentials_win(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	setenv("BG_USERNAME", "env@example.com", 1);
+	setenv("BG_PASSWORD", "env-pw-9876", 1);
+	write_conf(fx, "api = { username = \"file@example.com\"; password_file = \"/nonexistent/pw\"; };\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_string_equal(c.username, "env@example.com");
+	assert_string_equal(c.password, "env-pw-9876");
+	assert_string_equal(c.password_source, "environment BG_PASSWORD");
+	cfg_free(&c);
+	/* The environment alone is enough. */
+	write_conf(fx, "");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_string_equal(c.username, "env@example.com");
+	cfg_free(&c);
+	setenv("BG_PASSWORD", "bad\npw", 1);
+	assert_int_equal(cfg_load(fx->path, &c, &err), -1);
+	assert_string_equal(err.msg, "BG_PASSWORD (environment): must not contain control characters");
+}
+
+static void test_password_without_username(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	expect_error(fx, "api = {\n concurrency = 2;\n password = \"pw-1234\";\n};\n",
+		     "3: api.password: a password without a username; set api.username or BG_USERNAME");
+	expect_error(fx, "api = {\n username = \"bot@example.com\";\n};\n",
+		     "2: api.username: a username without a password; set api.password, "
+		     "api.password_file or BG_PASSWORD");
+	setenv("BG_PASSWORD", "env-pw-9876", 1);
+	write_conf(fx, "");
+	assert_int_equal(cfg_load(fx->path, &c, &err), -1);
+	assert_string_equal(err.msg,
+			    "BG_PASSWORD (environment): a password without a username; set api.username or BG_USERNAME");
+	assert_null(strstr(err.msg, "env-pw-9876"));
+}
+
+static void load_key_and_credentials(void *arg)
+{
+	fixture *fx = arg;
+	cfg c;
+	cfg_error err;
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_string_equal(c.key, "fixed-key-1234");
+	assert_null(c.username);
+	assert_null(c.password);
+	cfg_free(&c);
+}
+
+static void test_key_wins_over_credentials(void **state)
+{
+	fixture *fx = *state;
+	write_conf(fx, "api = { key = \"fixed-key-1234\"; username = \"bot@example.com\"; "
+		       "password = \"hidden-pw-5555\"; };\n");
+	char *out = capture_stderr(load_key_and_credentials, fx);
+	assert_non_null(strstr(out, " warn "));
+	assert_non_null(strstr(out, "the key is used and the username and password are ignored"));
+	assert_null(strstr(out, "hidden-pw-5555"));
+	assert_null(strstr(out, "fixed-key-1234"));
+	free(out);
+}
+
+static void test_password_is_registered_as_secret(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	char out[200];
+	write_conf(fx, "api = { username = \"bot@example.com\"; password = \"hush-pw-2024\"; };\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	log_redact("login with hush-pw-2024 failed", out, sizeof out);
+	assert_string_equal(out, "login with [redacted] failed");
+	cfg_free(&c);
+}
+
 /* The shipped example must load and say exactly the defaults. */
 static void test_example_config_is_the_defaults(void **state)
 {
@@ -515,6 +684,10 @@ static void test_example_config_is_the_defaults(void **state)
 	assert_string_equal(c.schema, d.schema);
 	assert_null(c.key);
 	assert_null(c.metrics_file);
+	assert_null(c.username);
+	assert_null(c.password);
+	assert_string_equal(c.token_url, d.token_url);
+	assert_string_equal(c.token_cache, d.token_cache);
 	assert_int_equal(c.concurrency, d.concurrency);
 	assert_true(c.rate_limit == d.rate_limit);
 	assert_int_equal(c.timeout_ms, d.timeout_ms);
@@ -522,6 +695,7 @@ static void test_example_config_is_the_defaults(void **state)
 	assert_int_equal(c.batch_size, d.batch_size);
 	assert_int_equal(c.log_level, d.log_level);
 	assert_int_equal(c.log_format, d.log_format);
+	assert_int_equal(c.streams, d.streams);
 	cfg_free(&c);
 	cfg_free(&d);
 }
@@ -555,6 +729,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_directory_is_not_a_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_setting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_streams, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_streams_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_top_level_setting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_range, setup, teardown),
@@ -576,6 +752,12 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_example_config_is_the_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_twice_is_safe, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_credentials_in_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_password_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_environment_credentials_win, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_password_without_username, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_wins_over_credentials, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_password_is_registered_as_secret, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

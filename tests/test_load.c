@@ -141,7 +141,7 @@ static void test_upsert_is_idempotent(void **state)
 	int si = mirror_table_index("todos");
 	assert_int_equal(out.streams[si].inserted, 2);
 	/* same rows: a new run's unit */
-	assert_int_equal(load_run_finish(db, run.id, "failed", NULL, false, NULL, &err), 0);
+	assert_int_equal(load_run_finish(db, run.id, "failed", NULL, false, 0, NULL, &err), 0);
 	assert_int_equal(load_run_open(db, true, "test", &run, &err), 0);
 	bloom_result_free(r);
 	free(r);

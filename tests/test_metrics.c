@@ -226,9 +226,9 @@ static void test_format(void **state)
 			fail_msg("sample before its # TYPE line: '%s'", line);
 		samples++;
 	}
-	/* status 5, success, id, start, end, duration, resumed; requests, retries 7 each;
-	 * rows 7 x 6; rejected, peak, last success */
-	assert_int_equal(samples, 5 + 6 + 7 + 7 + 42 + 3);
+	/* status 5, success, id, start, end, duration, resumed; per stream: requests,
+	 * retries and 6 row outcomes; rejected, peak, last success */
+	assert_int_equal(samples, 5 + 6 + MIRROR_TABLE_COUNT * (2 + 6) + 3);
 	regfree(&sample);
 	regfree(&comment);
 	free(text);

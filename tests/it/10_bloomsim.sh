@@ -164,6 +164,54 @@ for uid in users:
         add_todo(obj, raw)
     add_scores(get("scorecard/user/%d" % uid))
 
+# goals, issues, headlines (docs/bloomsim.md "Goals, issues and headlines")
+goals, gm, issues, heads = {}, set(), {}, {}
+def add_goal(obj, raw, archived_list):
+    remember("goal", obj, raw)
+    goals[obj["Id"]] = {"id": obj["Id"], "name": clean(obj["Name"], False), "owner_id": obj["Owner"]["Id"],
+        "due_date": ts(obj.get("DueDate")), "created_at": ts(obj.get("CreateTime")),
+        "is_complete": obj["Complete"], "completion": clean(obj.get("Completion")),
+        "is_archived": True if archived_list else bool(obj.get("Archived"))}
+    for o in obj.get("Origins") or []:
+        gm.add((obj["Id"], o["Id"]))
+def owner(obj):
+    return None if obj.get("Owner") is None else obj["Owner"]["Id"]
+def add_issue(obj, raw, meeting):
+    # a meeting's list has no OriginId: otherwise the same bytes
+    remember("issue", obj, re.sub(r',"OriginId":\d+', "", raw))
+    issues[obj["Id"]] = {"id": obj["Id"], "name": clean(obj["Name"], False), "details_url": clean(obj.get("DetailsUrl")),
+        "owner_id": owner(obj), "meeting_id": meeting if meeting is not None else obj.get("OriginId"),
+        "meeting_name": clean(obj.get("Origin")), "created_at": ts(obj.get("CreateTime")),
+        "closed_at": ts(obj.get("CloseTime")), "completed_at": ts(obj.get("CompleteTime")),
+        "is_complete": obj["Complete"], "is_archived": bool(obj.get("Archived"))}
+def add_headline(obj, raw, meeting):
+    remember("headline", obj, raw)
+    heads[obj["Id"]] = {"id": obj["Id"], "name": clean(obj["Name"], False), "details_url": clean(obj.get("DetailsUrl")),
+        "owner_id": owner(obj), "meeting_id": meeting if meeting is not None else obj.get("OriginId"),
+        "meeting_name": clean(obj.get("Origin")), "created_at": ts(obj.get("CreateTime")),
+        "closed_at": ts(obj.get("CloseTime")), "is_archived": bool(obj.get("Archived"))}
+for mid in list_rows:
+    plain = json.loads(get("L10/%d/issues" % mid))
+    for obj, raw in raw_items(get("L10/%d/issues?INCLUDE_RESOLVED=true" % mid)):
+        assert "OriginId" not in obj, "a meeting's issue list carries OriginId"
+        add_issue(obj, raw, mid)
+    assert all(not i["Complete"] for i in plain), "resolved issues listed without INCLUDE_RESOLVED"
+    assert all("Origin" not in h for h in json.loads(get("L10/%d/headlines" % mid)))
+    for obj, raw in raw_items(get("L10/%d/headlines?Include_Origin=true" % mid)):
+        add_headline(obj, raw, mid)
+for uid in users:
+    assert all("Origins" not in g for g in json.loads(get("rocks/user/%d" % uid)))
+    for obj, raw in raw_items(get("rocks/user/%d?include_origin=true" % uid)):
+        add_goal(obj, raw, False)
+    for obj, raw in raw_items(get("archivedrocks/user/%d" % uid)):
+        add_goal(obj, raw, True)
+    for obj, raw in raw_items(get("issues/users/%d" % uid)):
+        add_issue(obj, raw, None)
+    for obj, raw in raw_items(get("headline/users/%d" % uid)):
+        add_headline(obj, raw, None)
+assert any(i["owner_id"] is None for i in issues.values()), "no issue with a null Owner"
+assert any(len([1 for g, m in gm if g == k]) > 1 for k in goals), "no goal with several Origins"
+
 mirror = {
     "users": [users[k] for k in sorted(users)],
     "meetings": [meetings[k] for k in sorted(meetings)],
@@ -172,6 +220,10 @@ mirror = {
     "measurables": [meas[k] for k in sorted(meas)],
     "meeting_measurables": [{"meeting_id": m, "measurable_id": k} for m, k in sorted(mm)],
     "scores": [scores[k] for k in sorted(scores)],
+    "goals": [goals[k] for k in sorted(goals)],
+    "goal_meetings": [{"goal_id": g, "meeting_id": m} for g, m in sorted(gm)],
+    "issues": [issues[k] for k in sorted(issues)],
+    "headlines": [heads[k] for k in sorted(heads)],
 }
 expect = json.loads(subprocess.run(["curl", "-sS", "http://127.0.0.1:%s/__expect" % port],
                                    check=True, capture_output=True).stdout)
@@ -188,13 +240,14 @@ expect_file_ok() { # FILE
 	py '
 import json, sys
 d = json.load(open(sys.argv[1]))
-keys = {"users","meetings","meeting_attendees","todos","measurables","meeting_measurables","scores"}
+keys = {"users","meetings","meeting_attendees","todos","measurables","meeting_measurables","scores",
+        "goals","goal_meetings","issues","headlines"}
 assert set(d) == keys, set(d)
 assert all(len(d[k]) > 0 for k in keys)
 assert d["users"] == sorted(d["users"], key=lambda r: r["id"])
 ' "$1"
 }
-check "expect file is valid json with seven tables" \
+check "expect file is valid json with eleven tables" \
 	sh -c "'$BLOOMSIM' --key x --expect '$T/e0.json' && python3 -c 'import sys' && true"
 check "expect file content" expect_file_ok "$T/e0.json"
 check "expect file for a 5-user org" sh -c "'$BLOOMSIM' --users 5 --expect '$T/e5.json'"

@@ -60,7 +60,7 @@ check "mirror equals the mutated org's expected mirror" mirror_equals bloom "$TE
 removed=$(python3 - "$TEST_TMP/expect1.json" "$TEST_TMP/expect2.json" <<'PY'
 import json, sys
 a, b = (json.load(open(f)) for f in sys.argv[1:3])
-key = lambda r: tuple(r.get(k) for k in ("id", "meeting_id", "user_id", "measurable_id") if k in r)
+key = lambda r: (r["id"],) if "id" in r else tuple(r[k] for k in ("goal_id", "meeting_id", "user_id", "measurable_id") if k in r)
 print(sum(len({key(r) for r in a[t]} - {key(r) for r in b[t]}) for t in a))
 PY
 )
@@ -70,7 +70,11 @@ deleted=$(q "SELECT (SELECT count(*) FROM bloom.users WHERE deleted_at IS NOT NU
   + (SELECT count(*) FROM bloom.todos WHERE deleted_at IS NOT NULL)
   + (SELECT count(*) FROM bloom.measurables WHERE deleted_at IS NOT NULL)
   + (SELECT count(*) FROM bloom.meeting_measurables WHERE deleted_at IS NOT NULL)
-  + (SELECT count(*) FROM bloom.scores WHERE deleted_at IS NOT NULL)")
+  + (SELECT count(*) FROM bloom.scores WHERE deleted_at IS NOT NULL)
+  + (SELECT count(*) FROM bloom.goals WHERE deleted_at IS NOT NULL)
+  + (SELECT count(*) FROM bloom.goal_meetings WHERE deleted_at IS NOT NULL)
+  + (SELECT count(*) FROM bloom.issues WHERE deleted_at IS NOT NULL)
+  + (SELECT count(*) FROM bloom.headlines WHERE deleted_at IS NOT NULL)")
 check "rows removed upstream ($removed) are exactly the rows marked deleted ($deleted)" test "$removed" -gt 0 -a "$removed" = "$deleted"
 
 # status shows the runs
@@ -111,5 +115,19 @@ check "an unknown setting names file, line and setting, exit 2 (rc $rc)" test $?
 expect_eq "a missing config file exits 2" $? 2
 "$BLOOMSYNC" frobnicate 2>/dev/null
 expect_eq "an unknown command exits 2" $? 2
+
+# valgrind (memcheck) on a full sync of the plain build: no leaks, no errors
+if command -v valgrind >/dev/null && [ -x "${BLOOMSYNC_PLAIN:-}" ]; then
+	new_db sync20vg || exit 1
+	write_conf "$TEST_TMP/vg.conf"
+	valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
+		"$BLOOMSYNC_PLAIN" -c "$TEST_TMP/vg.conf" sync 2>"$TEST_TMP/vg.err"
+	rc=$?
+	[ $rc -eq 0 ] || grep -E '==[0-9]+==' "$TEST_TMP/vg.err" | head -n 40 | sed 's/^/# /'
+	expect_eq "valgrind reports no leaks and no errors on a full sync" "$rc" 0
+	check "the valgrind run mirrors the org exactly" mirror_equals bloom "$TEST_TMP/expect2.json"
+else
+	ok "valgrind full sync # SKIP valgrind or the plain build is not available"
+fi
 
 finish

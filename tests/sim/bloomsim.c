@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "sim_api.h"
+#include "sim_auth.h"
 #include "sim_buf.h"
 #include "sim_expect.h"
 #include "sim_org.h"
@@ -51,6 +52,9 @@ typedef struct config {
 	long mutate;
 	const char *expect;
 	long threads;
+	const char *username; /* the token endpoint's user (with password) */
+	const char *password;
+	long token_ttl_s;
 } config;
 
 typedef struct server {
@@ -66,6 +70,8 @@ typedef struct server {
 	atomic_long endpoints[SIM_EP_COUNT];
 	atomic_long status[MAX_STATUS];
 	atomic_long fault_count[F_COUNT];
+	sim_auth *auth; /* NULL without --username */
+	atomic_long tokens_issued, token_rejected;
 } server;
 
 enum { REQ_NEW = 0, REQ_WAITING };
@@ -74,6 +80,7 @@ typedef struct req {
 	server *srv;
 	struct MHD_Connection *conn;
 	bool admin;
+	bool token; /* POST /Token */
 	int state;
 	sim_buf upload;
 	int status;
@@ -120,6 +127,9 @@ static const option options[] = {
 	{ "mutate", OPT_LONG, OFF(mutate), 0, 10000, "mutation rounds before serving (0)" },
 	{ "expect", OPT_STR, OFF(expect), 0, 0, "write the expected mirror JSON to FILE and exit" },
 	{ "threads", OPT_LONG, OFF(threads), 1, 256, "HTTP threads (2)" },
+	{ "username", OPT_STR, OFF(username), 0, 0, "user accepted by POST /Token (with --password)" },
+	{ "password", OPT_STR, OFF(password), 0, 0, "password accepted by POST /Token" },
+	{ "token-ttl-s", OPT_LONG, OFF(token_ttl_s), 1, 1e9, "lifetime of an issued token (1209599)" },
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -141,6 +151,7 @@ static void config_defaults(config *c)
 	c->faults.stall_ms = 60000;
 	c->fault_seed = 1;
 	c->threads = 2;
+	c->token_ttl_s = 1209599;
 }
 
 static int set_option(config *c, const option *o, const char *value)
@@ -197,6 +208,10 @@ static int parse_args(config *c, int argc, char **argv)
 	}
 	if (c->expect == NULL && (c->port < 0 || c->key == NULL || c->key[0] == '\0')) {
 		fprintf(stderr, "bloomsim: --port and --key are required\n");
+		return -1;
+	}
+	if ((c->username == NULL) != (c->password == NULL)) {
+		fprintf(stderr, "bloomsim: --username and --password go together\n");
 		return -1;
 	}
 	return 0;
@@ -267,6 +282,8 @@ static void stats_reset(server *srv)
 		atomic_store(&srv->status[i], 0);
 	for (i = 0; i < F_COUNT; i++)
 		atomic_store(&srv->fault_count[i], 0);
+	atomic_store(&srv->tokens_issued, 0);
+	atomic_store(&srv->token_rejected, 0);
 }
 
 static void stats_json(server *srv, sim_buf *b)
@@ -290,7 +307,8 @@ static void stats_json(server *srv, sim_buf *b)
 	sim_buf_adds(b, "},\"faults\":{");
 	for (i = 0; i < F_COUNT; i++)
 		sim_buf_addf(b, "%s\"%s\":%ld", i ? "," : "", fault_names[i], atomic_load(&srv->fault_count[i]));
-	sim_buf_adds(b, "}}\n");
+	sim_buf_addf(b, "},\"tokens_issued\":%ld,\"token_rejected\":%ld}\n", atomic_load(&srv->tokens_issued),
+		     atomic_load(&srv->token_rejected));
 }
 
 /* ---- admin ---- */
@@ -384,6 +402,9 @@ static void admin(server *srv, req *r, const char *url, const char *method)
 		req_set_buf(r, b.len ? 200 : 500, &b);
 	} else if (post && strcasecmp(url, "/__faults") == 0) {
 		admin_faults(srv, r, &b);
+	} else if (get && strcasecmp(url, "/__tokens") == 0) {
+		sim_auth_tokens_json(srv->auth, &b);
+		req_set_buf(r, 200, &b);
 	} else {
 		req_set_text(r, 404, "{\"error\":\"unknown admin endpoint\"}\n");
 	}
@@ -406,6 +427,10 @@ static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char 
 		return MHD_YES;
 	if (strcasecmp(key, "include_closed") == 0)
 		qc->q.include_closed = strcasecmp(value, "true") == 0;
+	else if (strcasecmp(key, "include_resolved") == 0)
+		qc->q.include_resolved = strcasecmp(value, "true") == 0;
+	else if (strcasecmp(key, "include_origin") == 0)
+		qc->q.include_origin = strcasecmp(value, "true") == 0;
 	else if (strcasecmp(key, "page") == 0)
 		qc->q.page = strtol(value, NULL, 10);
 	else if (strcasecmp(key, "pagesize") == 0)
@@ -421,7 +446,29 @@ static bool authorized(server *srv, struct MHD_Connection *conn)
 
 	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
 		return false;
-	return strcmp(auth + 7, srv->cfg.key) == 0;
+	return strcmp(auth + 7, srv->cfg.key) == 0 || sim_auth_valid(srv->auth, auth + 7);
+}
+
+/* POST /Token: a login with the form body (not an API request: not counted
+ * in total, endpoints or status, and never faulted or delayed). */
+static void token_endpoint(server *srv, req *r, const char *method)
+{
+	sim_buf b;
+	int status;
+
+	sim_buf_init(&b);
+	if (strcmp(method, "POST") != 0) {
+		req_set_text(r, 405, "{\"Message\":\"The requested resource does not support this method.\"}");
+	} else if (srv->auth == NULL) {
+		atomic_fetch_add(&srv->token_rejected, 1);
+		req_set_text(r, 400, "{\"error\":\"invalid_grant\",\"error_description\":"
+				     "\"The user name or password is incorrect.\"}");
+	} else {
+		status = sim_auth_token(srv->auth, r->upload.data ? r->upload.data : "", r->upload.len, &b);
+		atomic_fetch_add(status == 200 ? &srv->tokens_issued : &srv->token_rejected, 1);
+		req_set_buf(r, status, &b);
+	}
+	sim_buf_free(&b);
 }
 
 static int pick_fault(server *srv, long seq, const faults *f)
@@ -441,7 +488,7 @@ static int pick_fault(server *srv, long seq, const faults *f)
 
 static void serve_api(server *srv, req *r, sim_endpoint ep, int64_t id)
 {
-	query_ctx qc = { { false, 1, 0, NULL }, 0 };
+	query_ctx qc = { .q = { .include_closed = false, .page = 1, .page_size = 0, .term = NULL }, .page_size_param = 0 };
 	sim_buf b;
 	int status;
 
@@ -546,9 +593,10 @@ static req *req_new(server *srv, struct MHD_Connection *conn, const char *url)
 	r->srv = srv;
 	r->conn = conn;
 	r->admin = strncmp(url, "/__", 3) == 0;
+	r->token = strcasecmp(url, "/token") == 0 || strcasecmp(url, "/token/") == 0;
 	r->retry_after = -1;
 	sim_buf_init(&r->upload);
-	if (!r->admin) {
+	if (!r->admin && !r->token) {
 		now = atomic_fetch_add(&srv->inflight, 1) + 1;
 		peak = atomic_load(&srv->peak);
 		while (now > peak && !atomic_compare_exchange_weak(&srv->peak, &peak, now))
@@ -584,6 +632,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		admin(srv, r, url, method);
 		return send_response(r);
 	}
+	if (r->token) {
+		token_endpoint(srv, r, method);
+		return send_response(r);
+	}
 	return api(srv, r, url, method);
 }
 
@@ -596,7 +648,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)toe;
 	if (r == NULL)
 		return;
-	if (!r->admin)
+	if (!r->admin && !r->token)
 		atomic_fetch_sub(&srv->inflight, 1);
 	sim_buf_free(&r->upload);
 	free(r->body);
@@ -714,11 +766,20 @@ int main(int argc, char **argv)
 		return rc == 0 ? 0 : 1;
 	}
 	srv.faults = srv.cfg.faults;
+	if (srv.cfg.username != NULL) {
+		srv.auth = sim_auth_new(srv.cfg.username, srv.cfg.password, srv.cfg.token_ttl_s);
+		if (srv.auth == NULL) {
+			fprintf(stderr, "bloomsim: out of memory\n");
+			sim_org_free(srv.org);
+			return 1;
+		}
+	}
 	pthread_rwlock_init(&srv.org_lock, NULL);
 	pthread_mutex_init(&srv.fault_lock, NULL);
 	rc = serve(&srv);
 	pthread_mutex_destroy(&srv.fault_lock);
 	pthread_rwlock_destroy(&srv.org_lock);
+	sim_auth_free(srv.auth);
 	sim_org_free(srv.org);
 	return rc == 0 ? 0 : 1;
 }

@@ -24,6 +24,12 @@ static const char *const endpoint_names[SIM_EP_COUNT] = {
 	[SIM_EP_TODO_USER] = "todo/user/{id}",
 	[SIM_EP_TODO] = "todo/{id}",
 	[SIM_EP_WEEKS_CURRENT] = "weeks/current",
+	[SIM_EP_ROCKS_USER] = "rocks/user/{id}",
+	[SIM_EP_ARCHIVED_ROCKS_USER] = "archivedrocks/user/{id}",
+	[SIM_EP_L10_ISSUES] = "L10/{id}/issues",
+	[SIM_EP_ISSUES_USER] = "issues/users/{id}",
+	[SIM_EP_L10_HEADLINES] = "L10/{id}/headlines",
+	[SIM_EP_HEADLINE_USER] = "headline/users/{id}",
 };
 
 const char *sim_api_endpoint_name(sim_endpoint ep)
@@ -81,6 +87,10 @@ static sim_endpoint route_l10(char **seg, int n, int64_t *id)
 		return SIM_EP_L10_TODOS;
 	if (strcmp(seg[2], "measurables") == 0)
 		return SIM_EP_L10_MEASURABLES;
+	if (strcmp(seg[2], "issues") == 0)
+		return SIM_EP_L10_ISSUES;
+	if (strcmp(seg[2], "headlines") == 0)
+		return SIM_EP_L10_HEADLINES;
 	return SIM_EP_OTHER;
 }
 
@@ -104,6 +114,16 @@ static sim_endpoint route_segments(char **seg, int n, int64_t *id)
 		return SIM_EP_TODO;
 	if (n == 2 && strcmp(seg[0], "weeks") == 0 && strcmp(seg[1], "current") == 0)
 		return SIM_EP_WEEKS_CURRENT;
+	if (n == 3 && parse_id(seg[2], id)) {
+		if (strcmp(seg[0], "rocks") == 0 && strcmp(seg[1], "user") == 0)
+			return SIM_EP_ROCKS_USER;
+		if (strcmp(seg[0], "archivedrocks") == 0 && strcmp(seg[1], "user") == 0)
+			return SIM_EP_ARCHIVED_ROCKS_USER;
+		if (strcmp(seg[0], "issues") == 0 && strcmp(seg[1], "users") == 0)
+			return SIM_EP_ISSUES_USER;
+		if (strcmp(seg[0], "headline") == 0 && strcmp(seg[1], "users") == 0)
+			return SIM_EP_HEADLINE_USER;
+	}
 	return SIM_EP_OTHER;
 }
 
@@ -342,7 +362,10 @@ static void write_meas(sim_buf *out, const sim_org *org, long k, sim_buf *tmp)
 	sim_buf_adds(out, ",\"Target\":");
 	v = sim_org_meas_target(org, k, &target);
 	opt_num(out, v, target);
-	sim_buf_addf(out, ",\"AltTarget\":null,\"Direction\":\"%s\",\"Modifiers\":\"%s\",\"Owner\":",
+	/* Between takes its upper bound from AltTarget: target + 20 */
+	sim_buf_adds(out, ",\"AltTarget\":");
+	opt_num(out, strcmp(sim_org_meas_direction(org, k), "Between") == 0 ? v : SIM_NULL, target + 20);
+	sim_buf_addf(out, ",\"Direction\":\"%s\",\"Modifiers\":\"%s\",\"Owner\":",
 		     sim_org_meas_direction(org, k), sim_org_meas_unit(org, k));
 	write_user_short(out, org, org->meas[k].owner, false, tmp);
 	sim_buf_adds(out, ",\"Admin\":");
@@ -386,6 +409,108 @@ static void write_score(sim_buf *out, const sim_org *org, long s, sim_buf *tmp)
 	sim_buf_addf(out, ",\"ForWeek\":%d,\"DateEntered\":", sim_org_score_week_id(org, s));
 	sim_api_write_date(out, sim_org_score_entered(org, s));
 	sim_buf_adds(out, ",\"Meta\":{\"Source\":\"sim\"}}");
+}
+
+static void write_goal(sim_buf *out, const sim_org *org, long g, bool origins, sim_buf *tmp)
+{
+	const sim_goal *goal = &org->goals[g];
+	long long id = (long long)sim_org_goal_id(g);
+	sim_date due, create;
+	bool archived;
+	int i;
+
+	sim_buf_addf(out, "{\"Id\":%lld,\"Type\":\"Rock\",\"Key\":\"Rock_%lld\",\"Name\":", id, id);
+	sim_org_goal_name(org, g, tmp);
+	text(out, tmp);
+	sim_org_goal_dates(org, g, &due, &create);
+	sim_buf_adds(out, ",\"DueDate\":");
+	sim_api_write_date(out, due);
+	sim_buf_addf(out, ",\"Complete\":%s,\"Completion\":", sim_org_goal_complete(org, g) ? "true" : "false");
+	sim_buf_add_jstrs(out, sim_org_goal_completion(org, g));
+	sim_buf_adds(out, ",\"CreateTime\":");
+	sim_api_write_date(out, create);
+	if (sim_org_goal_archived_key(org, g, &archived) == SIM_VALUE)
+		sim_buf_addf(out, ",\"Archived\":%s", archived ? "true" : "false");
+	sim_buf_adds(out, ",\"Owner\":");
+	write_user_short(out, org, goal->owner, false, tmp);
+	if (origins) {
+		sim_buf_adds(out, ",\"Origins\":[");
+		for (i = 0; i < SIM_GOAL_ORIGINS && goal->origins[i] >= 0; i++) {
+			sim_buf_addf(out, "%s{\"Id\":%lld,\"Name\":", i ? "," : "",
+				     (long long)sim_org_meeting_id(goal->origins[i]));
+			sim_org_meeting_name(org, goal->origins[i], tmp);
+			text(out, tmp);
+			sim_buf_adds(out, ",\"Type\":\"L10Meeting\"}");
+		}
+		sim_buf_adds(out, "]");
+	}
+	sim_buf_addf(out, ",\"Ordering\":%ld}", g % 10);
+}
+
+static void write_origin(sim_buf *out, const sim_org *org, long m, bool with_id, sim_buf *tmp)
+{
+	sim_buf_adds(out, ",\"Origin\":");
+	sim_org_meeting_name(org, m, tmp);
+	text(out, tmp);
+	if (with_id)
+		sim_buf_addf(out, ",\"OriginId\":%lld", (long long)sim_org_meeting_id(m));
+}
+
+/* Meeting lists leave OriginId out (the meeting is the one asked). */
+static void write_issue(sim_buf *out, const sim_org *org, long i, bool origin_id, sim_buf *tmp)
+{
+	const sim_item *it = &org->issues[i];
+	long long id = (long long)sim_org_issue_id(i);
+	sim_date create, close, complete;
+	sim_val v;
+
+	sim_buf_addf(out, "{\"Id\":%lld,\"Type\":\"IssueModel\",\"Key\":\"IssueModel_%lld\",\"Name\":", id, id);
+	sim_org_issue_name(org, i, tmp);
+	text(out, tmp);
+	sim_buf_adds(out, ",\"DetailsUrl\":");
+	v = sim_org_issue_details(org, i, tmp);
+	opt_text(out, v, tmp);
+	sim_org_issue_dates(org, i, &create, &close, &complete);
+	sim_buf_addf(out, ",\"Complete\":%s,\"CreateTime\":", it->closed ? "true" : "false");
+	sim_api_write_date(out, create);
+	sim_buf_adds(out, ",\"CloseTime\":");
+	sim_api_write_date(out, close);
+	key_date(out, "CompleteTime", complete);
+	sim_buf_addf(out, ",\"Archived\":%s,\"Owner\":", it->archived ? "true" : "false");
+	if (it->owner < 0)
+		sim_buf_adds(out, "null");
+	else
+		write_user_short(out, org, it->owner, false, tmp);
+	write_origin(out, org, it->meeting, origin_id, tmp);
+	sim_buf_addf(out, ",\"Priority\":%ld}", i % 4);
+}
+
+static void write_headline(sim_buf *out, const sim_org *org, long h, bool origin, sim_buf *tmp)
+{
+	const sim_item *it = &org->headlines[h];
+	long long id = (long long)sim_org_headline_id(h);
+	sim_date create, close;
+	sim_val v;
+
+	sim_buf_addf(out, "{\"Id\":%lld,\"Type\":\"HeadlineModel\",\"Key\":\"HeadlineModel_%lld\",\"Name\":",
+		     id, id);
+	sim_org_headline_name(org, h, tmp);
+	text(out, tmp);
+	sim_buf_adds(out, ",\"DetailsUrl\":");
+	v = sim_org_headline_details(org, h, tmp);
+	opt_text(out, v, tmp);
+	sim_buf_adds(out, ",\"Owner\":");
+	write_user_short(out, org, it->owner, false, tmp);
+	sim_org_headline_dates(org, h, &create, &close);
+	sim_buf_adds(out, ",\"CreateTime\":");
+	sim_api_write_date(out, create);
+	sim_buf_adds(out, ",\"CloseTime\":");
+	sim_api_write_date(out, close);
+	if (sim_org_headline_has_archived(org, h))
+		sim_buf_addf(out, ",\"Archived\":%s", it->archived ? "true" : "false");
+	if (origin)
+		write_origin(out, org, it->meeting, true, tmp);
+	sim_buf_adds(out, "}");
 }
 
 /* ---- endpoints ---- */
@@ -552,7 +677,7 @@ static void write_weeks(sim_buf *out, const sim_org *org)
 static void ep_scorecard_meeting(sim_buf *out, const sim_org *org, long m, sim_buf *tmp)
 {
 	const sim_index *ix = &org->meeting_meas;
-	sim_query all = { false, 1, 0, NULL };
+	sim_query all = { .include_closed = false, .page = 1, .page_size = 0, .term = NULL };
 	bool first = true;
 	pager p;
 	long i;
@@ -588,6 +713,78 @@ static void ep_weeks_current(sim_buf *out)
 			  "\"ForWeek\":\"2024-04-14T00:00:00\",\"LocalDate\":{\"Date\":\"2024-04-08T00:00:00\"}}");
 }
 
+static void ep_user_goals(sim_buf *out, const sim_org *org, long u, bool archived, const sim_query *q, sim_buf *tmp)
+{
+	const sim_index *ix = &org->user_goals;
+	bool first = true;
+	long i;
+
+	sim_buf_adds(out, "[");
+	for (i = ix->start[u]; i < ix->start[u + 1]; i++) {
+		long g = ix->items[i];
+
+		if (org->goals[g].archived != archived)
+			continue;
+		if (!first)
+			sim_buf_add(out, ",", 1);
+		first = false;
+		/* archivedrocks takes no include_origin: it always carries Origins */
+		write_goal(out, org, g, archived || q->include_origin, tmp);
+	}
+	sim_buf_adds(out, "]");
+}
+
+static void ep_user_items(sim_buf *out, const sim_org *org, long u, bool issues, sim_buf *tmp)
+{
+	const sim_index *ix = issues ? &org->user_issues : &org->user_headlines;
+	long i;
+
+	sim_buf_adds(out, "[");
+	for (i = ix->start[u]; i < ix->start[u + 1]; i++) {
+		if (i > ix->start[u])
+			sim_buf_add(out, ",", 1);
+		if (issues)
+			write_issue(out, org, ix->items[i], true, tmp);
+		else
+			write_headline(out, org, ix->items[i], true, tmp);
+	}
+	sim_buf_adds(out, "]");
+}
+
+static void ep_meeting_issues(sim_buf *out, const sim_org *org, long m, const sim_query *q, sim_buf *tmp)
+{
+	const sim_index *ix = &org->meeting_issues;
+	bool first = true;
+	long i;
+
+	sim_buf_adds(out, "[");
+	for (i = ix->start[m]; i < ix->start[m + 1]; i++) {
+		long row = ix->items[i];
+
+		if (org->issues[row].closed && !q->include_resolved)
+			continue;
+		if (!first)
+			sim_buf_add(out, ",", 1);
+		first = false;
+		write_issue(out, org, row, false, tmp);
+	}
+	sim_buf_adds(out, "]");
+}
+
+static void ep_meeting_headlines(sim_buf *out, const sim_org *org, long m, const sim_query *q, sim_buf *tmp)
+{
+	const sim_index *ix = &org->meeting_headlines;
+	long i;
+
+	sim_buf_adds(out, "[");
+	for (i = ix->start[m]; i < ix->start[m + 1]; i++) {
+		if (i > ix->start[m])
+			sim_buf_add(out, ",", 1);
+		write_headline(out, org, ix->items[i], q->include_origin, tmp);
+	}
+	sim_buf_adds(out, "]");
+}
+
 static int by_user(sim_buf *out, const sim_org *org, sim_endpoint ep, int64_t id, const sim_query *q, sim_buf *tmp)
 {
 	long u = sim_org_find_user(org, id);
@@ -598,6 +795,10 @@ static int by_user(sim_buf *out, const sim_org *org, sim_endpoint ep, int64_t id
 	case SIM_EP_USER: write_user_short(out, org, u, true, tmp); break;
 	case SIM_EP_L10_USER_LIST: ep_user_list(out, org, u, q, tmp); break;
 	case SIM_EP_SCORECARD_USER: ep_scorecard_user(out, org, u, tmp); break;
+	case SIM_EP_ROCKS_USER: ep_user_goals(out, org, u, false, q, tmp); break;
+	case SIM_EP_ARCHIVED_ROCKS_USER: ep_user_goals(out, org, u, true, q, tmp); break;
+	case SIM_EP_ISSUES_USER: ep_user_items(out, org, u, true, tmp); break;
+	case SIM_EP_HEADLINE_USER: ep_user_items(out, org, u, false, tmp); break;
 	default: ep_user_todos(out, org, u, q, tmp); break;
 	}
 	return 200;
@@ -614,6 +815,8 @@ static int by_meeting(sim_buf *out, const sim_org *org, sim_endpoint ep, int64_t
 	case SIM_EP_L10_ATTENDEES: ep_attendees(out, org, m, q, tmp); break;
 	case SIM_EP_L10_TODOS: ep_meeting_todos(out, org, m, q, tmp); break;
 	case SIM_EP_L10_MEASURABLES: ep_measurables(out, org, m, q, tmp); break;
+	case SIM_EP_L10_ISSUES: ep_meeting_issues(out, org, m, q, tmp); break;
+	case SIM_EP_L10_HEADLINES: ep_meeting_headlines(out, org, m, q, tmp); break;
 	default: ep_scorecard_meeting(out, org, m, tmp); break;
 	}
 	return 200;
@@ -632,12 +835,18 @@ static int dispatch(sim_buf *out, const sim_org *org, sim_endpoint ep, int64_t i
 	case SIM_EP_L10_USER_LIST:
 	case SIM_EP_SCORECARD_USER:
 	case SIM_EP_TODO_USER:
+	case SIM_EP_ROCKS_USER:
+	case SIM_EP_ARCHIVED_ROCKS_USER:
+	case SIM_EP_ISSUES_USER:
+	case SIM_EP_HEADLINE_USER:
 		return by_user(out, org, ep, id, q, tmp);
 	case SIM_EP_L10_MEETING:
 	case SIM_EP_L10_ATTENDEES:
 	case SIM_EP_L10_TODOS:
 	case SIM_EP_L10_MEASURABLES:
 	case SIM_EP_SCORECARD_MEETING:
+	case SIM_EP_L10_ISSUES:
+	case SIM_EP_L10_HEADLINES:
 		return by_meeting(out, org, ep, id, q, tmp);
 	case SIM_EP_TODO:
 		t = sim_org_find_todo(org, id);

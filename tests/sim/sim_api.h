@@ -28,6 +28,12 @@ typedef enum {
 	SIM_EP_TODO_USER,
 	SIM_EP_TODO,
 	SIM_EP_WEEKS_CURRENT,
+	SIM_EP_ROCKS_USER,
+	SIM_EP_ARCHIVED_ROCKS_USER,
+	SIM_EP_L10_ISSUES,
+	SIM_EP_ISSUES_USER,
+	SIM_EP_L10_HEADLINES,
+	SIM_EP_HEADLINE_USER,
 	SIM_EP_COUNT
 } sim_endpoint;
 
@@ -38,6 +44,8 @@ typedef struct sim_query {
 	long page;      /* 1-based */
 	long page_size;
 	const char *term; /* search/all term, decoded; NULL or "%" for all */
+	bool include_resolved; /* INCLUDE_RESOLVED=true: L10/{id}/issues lists resolved ones too */
+	bool include_origin;   /* include_origin=true: rocks carry Origins, meeting headlines Origin/OriginId */
 } sim_query;
 
 /* The stats name of an endpoint ("L10/{id}/todos"); never NULL. */

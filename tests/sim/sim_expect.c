@@ -14,6 +14,9 @@ typedef struct ctx {
 	bool *todos;     /* mirrored todos */
 	bool *meas;      /* mirrored measurables */
 	bool *scores;    /* mirrored scores */
+	bool *goals;     /* mirrored goals */
+	bool *issues;    /* mirrored issues */
+	bool *headlines; /* mirrored headlines */
 	int64_t *ids;    /* scratch for sorting, n_users + n_meas entries */
 	bool first;      /* no row written yet in the current table */
 } ctx;
@@ -310,6 +313,128 @@ static void scores(ctx *c)
 		col_time(c, "entered_at", sim_org_score_entered(org, s));
 		sim_buf_adds(c->out, "}");
 	}
+	sim_buf_adds(c->out, "\n]");
+}
+
+/* Goals: rows of rocks/user and archivedrocks/user; is_archived is true
+ * for the latter, else the Archived key (absent = false). */
+static void goals(ctx *c)
+{
+	const sim_org *org = c->org;
+	sim_date due, create;
+	bool archived;
+	long g;
+
+	table_begin(c, "goals", false);
+	for (g = 0; g < org->n_goals; g++) {
+		const sim_goal *goal = &org->goals[g];
+
+		if (!c->goals[g])
+			continue;
+		row_begin(c, "id", sim_org_goal_id(g));
+		sim_org_goal_name(org, g, &c->tmp);
+		col_text(c, "name", &c->tmp, false);
+		col_int(c, "owner_id", sim_org_user_id(goal->owner));
+		sim_org_goal_dates(org, g, &due, &create);
+		col_time(c, "due_date", due);
+		col_time(c, "created_at", create);
+		sim_buf_addf(c->out, ",\"is_complete\":%s", sim_org_goal_complete(org, g) ? "true" : "false");
+		sim_buf_clear(&c->tmp);
+		sim_buf_adds(&c->tmp, sim_org_goal_completion(org, g));
+		col_text(c, "completion", &c->tmp, true);
+		if (sim_org_goal_archived_key(org, g, &archived) != SIM_VALUE)
+			archived = false;
+		sim_buf_addf(c->out, ",\"is_archived\":%s}", goal->archived || archived ? "true" : "false");
+	}
+	sim_buf_adds(c->out, "\n]");
+}
+
+static void goal_meetings(ctx *c)
+{
+	const sim_org *org = c->org;
+	long g;
+	int i;
+
+	table_begin(c, "goal_meetings", false);
+	for (g = 0; g < org->n_goals; g++) {
+		if (!c->goals[g])
+			continue;
+		for (i = 0; i < SIM_GOAL_ORIGINS && org->goals[g].origins[i] >= 0; i++) {
+			row_begin(c, "goal_id", sim_org_goal_id(g));
+			sim_buf_addf(c->out, ",\"meeting_id\":%lld}",
+				     (long long)sim_org_meeting_id(org->goals[g].origins[i]));
+		}
+	}
+	sim_buf_adds(c->out, "\n]");
+}
+
+/* The columns issues and headlines share: owner, meeting (the one asked, or
+ * OriginId: the same meeting) and its name (Origin). */
+static void item_common(ctx *c, const sim_item *it)
+{
+	if (it->owner < 0)
+		sim_buf_adds(c->out, ",\"owner_id\":null");
+	else
+		col_int(c, "owner_id", sim_org_user_id(it->owner));
+	col_int(c, "meeting_id", sim_org_meeting_id(it->meeting));
+	sim_org_meeting_name(c->org, it->meeting, &c->tmp);
+	col_text(c, "meeting_name", &c->tmp, true);
+}
+
+static void issues(ctx *c)
+{
+	const sim_org *org = c->org;
+	sim_date create, close, complete;
+	sim_val v;
+	long i;
+
+	table_begin(c, "issues", false);
+	for (i = 0; i < org->n_issues; i++) {
+		const sim_item *it = &org->issues[i];
+
+		if (!c->issues[i])
+			continue;
+		row_begin(c, "id", sim_org_issue_id(i));
+		sim_org_issue_name(org, i, &c->tmp);
+		col_text(c, "name", &c->tmp, false);
+		v = sim_org_issue_details(org, i, &c->tmp);
+		col_opt_text(c, "details_url", v, &c->tmp);
+		item_common(c, it);
+		sim_org_issue_dates(org, i, &create, &close, &complete);
+		col_time(c, "created_at", create);
+		col_time(c, "closed_at", close);
+		col_time(c, "completed_at", complete);
+		sim_buf_addf(c->out, ",\"is_complete\":%s,\"is_archived\":%s}", it->closed ? "true" : "false",
+			     it->archived ? "true" : "false");
+	}
+	sim_buf_adds(c->out, "\n]");
+}
+
+static void headlines(ctx *c)
+{
+	const sim_org *org = c->org;
+	sim_date create, close;
+	sim_val v;
+	long h;
+
+	table_begin(c, "headlines", false);
+	for (h = 0; h < org->n_headlines; h++) {
+		const sim_item *it = &org->headlines[h];
+		bool archived = it->archived && sim_org_headline_has_archived(org, h);
+
+		if (!c->headlines[h])
+			continue;
+		row_begin(c, "id", sim_org_headline_id(h));
+		sim_org_headline_name(org, h, &c->tmp);
+		col_text(c, "name", &c->tmp, false);
+		v = sim_org_headline_details(org, h, &c->tmp);
+		col_opt_text(c, "details_url", v, &c->tmp);
+		item_common(c, it);
+		sim_org_headline_dates(org, h, &create, &close);
+		col_time(c, "created_at", create);
+		col_time(c, "closed_at", close);
+		sim_buf_addf(c->out, ",\"is_archived\":%s}", archived ? "true" : "false");
+	}
 	sim_buf_adds(c->out, "\n]\n}\n");
 }
 
@@ -337,6 +462,9 @@ static void mark(ctx *c)
 			c->meetings[org->attends[ix->items[i]].meeting] = true;
 		mark_all(&org->user_todos, u, c->todos);
 		mark_all(&org->user_scores, u, c->scores);
+		mark_all(&org->user_goals, u, c->goals);
+		mark_all(&org->user_issues, u, c->issues);
+		mark_all(&org->user_headlines, u, c->headlines);
 	}
 	for (m = 0; m < org->n_meetings; m++) {
 		const sim_index *ix = &org->meeting_meas;
@@ -344,6 +472,8 @@ static void mark(ctx *c)
 		if (!c->meetings[m])
 			continue;
 		mark_all(&org->meeting_todos, m, c->todos);
+		mark_all(&org->meeting_issues, m, c->issues);
+		mark_all(&org->meeting_headlines, m, c->headlines);
 		mark_all(ix, m, c->meas);
 		for (i = ix->start[m]; i < ix->start[m + 1]; i++)
 			mark_all(&org->meas_scores, ix->items[i], c->scores);
@@ -365,7 +495,11 @@ int sim_expect_write(const sim_org *org, sim_buf *out)
 	c.meas = calloc((size_t)org->n_meas + 1, sizeof *c.meas);
 	c.scores = calloc((size_t)org->n_scores + 1, sizeof *c.scores);
 	c.ids = calloc((size_t)(org->n_users + org->n_meas) + 1, sizeof *c.ids);
-	if (c.meetings == NULL || c.todos == NULL || c.meas == NULL || c.scores == NULL || c.ids == NULL)
+	c.goals = calloc((size_t)org->n_goals + 1, sizeof *c.goals);
+	c.issues = calloc((size_t)org->n_issues + 1, sizeof *c.issues);
+	c.headlines = calloc((size_t)org->n_headlines + 1, sizeof *c.headlines);
+	if (c.meetings == NULL || c.todos == NULL || c.meas == NULL || c.scores == NULL || c.ids == NULL ||
+	    c.goals == NULL || c.issues == NULL || c.headlines == NULL)
 		goto done;
 	mark(&c);
 	users(&c);
@@ -375,6 +509,10 @@ int sim_expect_write(const sim_org *org, sim_buf *out)
 	measurables(&c);
 	meeting_measurables(&c);
 	scores(&c);
+	goals(&c);
+	goal_meetings(&c);
+	issues(&c);
+	headlines(&c);
 	if (sim_buf_ok(out) && sim_buf_ok(&c.tmp))
 		rc = 0;
 done:
@@ -383,6 +521,9 @@ done:
 	free(c.meas);
 	free(c.scores);
 	free(c.ids);
+	free(c.goals);
+	free(c.issues);
+	free(c.headlines);
 	sim_buf_free(&c.tmp);
 	return rc;
 }

@@ -32,6 +32,10 @@ static const char *const directions[6] = {
 	"GreaterThan", "LessThanOrEqual", "LessThan", "EqualTo", "GreaterThanNotEqual", "Between",
 };
 static const char *const units[5] = { "None", "Dollar", "Percent", "Pound", "Euros" };
+static const char *const completions[4] = { "OnTrack", "AtRisk", "OffTrack", "Complete" };
+static const char *const issue_topics[6] = {
+	"churn in SMB", "late invoices", "hiring freeze", "server costs", "vendor delay", "NPS drop",
+};
 
 /* ---- ids and lookups ---- */
 
@@ -448,6 +452,184 @@ sim_date sim_org_score_entered(const sim_org *org, long s)
 	}
 }
 
+/* ---- goals, issues, headlines ---- */
+
+int64_t sim_org_goal_id(long g)
+{
+	return SIM_GOAL_BASE + g;
+}
+
+int64_t sim_org_issue_id(long i)
+{
+	return SIM_ISSUE_BASE + i;
+}
+
+int64_t sim_org_headline_id(long h)
+{
+	return SIM_HEADLINE_BASE + h;
+}
+
+static void long_words(sim_buf *out, const char *head, size_t len)
+{
+	static const char unit[] = "alpha beta — é 🚀 数据 ";
+
+	sim_buf_adds(out, head);
+	while (out->len < len && sim_buf_ok(out))
+		sim_buf_adds(out, unit);
+}
+
+void sim_org_goal_name(const sim_org *org, long g, sim_buf *out)
+{
+	static const char nul_name[] = "Launch\0 EU";
+	uint64_t h = sim_rng_hash(org->params.seed, (uint64_t)g, 20);
+
+	sim_buf_clear(out);
+	switch (g) {
+	case 0: sim_buf_add(out, nul_name, sizeof nul_name - 1); break;
+	case 1: long_words(out, "Long goal: ", 6000); break;
+	case 2: sim_buf_adds(out, "Goal \"quoted\"\tand\nnew line \\ \\N"); break;
+	default: sim_buf_addf(out, "Goal %ld: %s %s", g, todo_verbs[h % 8], todo_objects[(h >> 8) % 8]);
+	}
+	add_suffix(out, org->goals[g].rename);
+}
+
+void sim_org_goal_dates(const sim_org *org, long g, sim_date *due, sim_date *create)
+{
+	uint64_t h = sim_rng_hash(org->params.seed, (uint64_t)g, 21);
+	int64_t made = BASE_TIME + (int64_t)(h % (300 * DAY));
+
+	*create = mk(SIM_DATE_Z, made);
+	*due = mk(SIM_DATE_Z, (made / DAY + 30 + (int64_t)(h >> 40) % 60) * DAY + 12 * 3600);
+	switch (g) {
+	case 0: *create = mkf(SIM_DATE_Z, made, 3, 123); break;
+	case 1: *due = mk(SIM_DATE_NULL, 0); break;
+	case 2: *due = mk(SIM_DATE_EMPTY, 0); create->kind = SIM_DATE_NOZ; break;
+	case 3: *due = mk(SIM_DATE_DAY, 1727654400LL); break; /* 2024-09-30 */
+	default:
+		if (g % 6 == 5)
+			create->kind = SIM_DATE_NOZ;
+	}
+}
+
+const char *sim_org_goal_completion(const sim_org *org, long g)
+{
+	uint64_t h = sim_rng_hash(org->params.seed, (uint64_t)g, 22);
+
+	if (g == 2)
+		return "";
+	if (g == 4)
+		return "OnTrack"; /* yet Complete: done wins */
+	return completions[(h + org->goals[g].progress) % 4];
+}
+
+bool sim_org_goal_complete(const sim_org *org, long g)
+{
+	return g == 4 || strcmp(sim_org_goal_completion(org, g), "Complete") == 0;
+}
+
+sim_val sim_org_goal_archived_key(const sim_org *org, long g, bool *value)
+{
+	*value = org->goals[g].archived && g != 3; /* goal 3: archived, yet says false */
+	return g == 0 ? SIM_ABSENT : SIM_VALUE;
+}
+
+void sim_org_issue_name(const sim_org *org, long i, sim_buf *out)
+{
+	static const char nul_name[] = "Churn\0 spike";
+	uint64_t h = sim_rng_hash(org->params.seed, (uint64_t)i, 23);
+
+	sim_buf_clear(out);
+	switch (i) {
+	case 0: sim_buf_add(out, nul_name, sizeof nul_name - 1); break;
+	case 1: long_words(out, "Long issue: ", 35000); break;
+	case 2: sim_buf_adds(out, "Nobody owns \"this\"\tone\n\\N"); break;
+	default: sim_buf_addf(out, "Issue %ld: %s", i, issue_topics[h % 6]);
+	}
+	add_suffix(out, org->issues[i].rename);
+}
+
+sim_val sim_org_issue_details(const sim_org *org, long i, sim_buf *out)
+{
+	(void)org;
+	sim_buf_clear(out);
+	if (i == 5)
+		return SIM_NULL;
+	if (i != 4)
+		sim_buf_addf(out, "https://app.example.com/issue/%lld", (long long)sim_org_issue_id(i));
+	return SIM_VALUE;
+}
+
+static int64_t closed_when(uint16_t closed, int64_t made)
+{
+	if (closed == 1)
+		return made + 3 * DAY + 600;
+	return BASE_TIME + 200 * DAY + (int64_t)closed * DAY;
+}
+
+void sim_org_issue_dates(const sim_org *org, long i, sim_date *create, sim_date *close, sim_date *complete)
+{
+	const sim_item *it = &org->issues[i];
+	uint64_t h = sim_rng_hash(org->params.seed, (uint64_t)i, 24);
+	int64_t made = BASE_TIME + 30 * DAY + (int64_t)(h % (120 * DAY));
+
+	*create = mk(i == 1 || i % 7 == 6 ? SIM_DATE_NOZ : SIM_DATE_Z, made);
+	*close = mk(SIM_DATE_NULL, 0);
+	*complete = mk(SIM_DATE_ABSENT, 0);
+	if (it->closed) {
+		int64_t when = closed_when(it->closed, made);
+
+		*close = mk(SIM_DATE_Z, when);
+		*complete = i == 3 ? mkf(SIM_DATE_Z, when, 7, 1234567) : mk(SIM_DATE_Z, when);
+		if (i == 5)
+			*complete = mk(SIM_DATE_ABSENT, 0);
+	}
+	if (i == 4)
+		*create = mk(SIM_DATE_EMPTY, 0);
+}
+
+void sim_org_headline_name(const sim_org *org, long hl, sim_buf *out)
+{
+	static const char nul_name[] = "Won\0 the ACME deal";
+	uint64_t h = sim_rng_hash(org->params.seed, (uint64_t)hl, 25);
+
+	sim_buf_clear(out);
+	switch (hl) {
+	case 0: sim_buf_add(out, nul_name, sizeof nul_name - 1); break;
+	case 1: long_words(out, "Long headline: ", 5000); break;
+	case 2: sim_buf_adds(out, "Customer said \"wow\"\t\\N"); break;
+	default: sim_buf_addf(out, "Headline %ld: %s", hl, todo_objects[h % 8]);
+	}
+	add_suffix(out, org->headlines[hl].rename);
+}
+
+sim_val sim_org_headline_details(const sim_org *org, long hl, sim_buf *out)
+{
+	(void)org;
+	sim_buf_clear(out);
+	if (hl == 2)
+		return SIM_NULL;
+	sim_buf_addf(out, "https://app.example.com/headline/%lld", (long long)sim_org_headline_id(hl));
+	return SIM_VALUE;
+}
+
+void sim_org_headline_dates(const sim_org *org, long hl, sim_date *create, sim_date *close)
+{
+	const sim_item *it = &org->headlines[hl];
+	uint64_t h = sim_rng_hash(org->params.seed, (uint64_t)hl, 26);
+	int64_t made = BASE_TIME + 40 * DAY + (int64_t)(h % (100 * DAY));
+
+	*create = mk(hl % 4 == 3 ? SIM_DATE_NOZ : SIM_DATE_Z, made);
+	*close = it->closed ? mk(SIM_DATE_Z, closed_when(it->closed, made)) : mk(SIM_DATE_NULL, 0);
+	if (hl == 2)
+		*close = mk(SIM_DATE_EMPTY, 0);
+}
+
+bool sim_org_headline_has_archived(const sim_org *org, long hl)
+{
+	(void)org;
+	return hl != 1;
+}
+
 /* ---- indexes ---- */
 
 typedef int (*key_fn)(const sim_org *org, long row, int32_t keys[2]);
@@ -499,6 +681,38 @@ static int key_score_user(const sim_org *org, long row, int32_t keys[2])
 {
 	keys[0] = org->scores[row].user;
 	return org->scores[row].alive;
+}
+
+static int key_goal_user(const sim_org *org, long row, int32_t keys[2])
+{
+	keys[0] = org->goals[row].owner;
+	return org->goals[row].alive;
+}
+
+static int key_issue_meeting(const sim_org *org, long row, int32_t keys[2])
+{
+	keys[0] = org->issues[row].meeting;
+	return org->issues[row].alive;
+}
+
+static int key_issue_user(const sim_org *org, long row, int32_t keys[2])
+{
+	const sim_item *it = &org->issues[row];
+
+	keys[0] = it->owner;
+	return it->alive && it->owner >= 0 && it->closed == 0;
+}
+
+static int key_headline_meeting(const sim_org *org, long row, int32_t keys[2])
+{
+	keys[0] = org->headlines[row].meeting;
+	return org->headlines[row].alive;
+}
+
+static int key_headline_user(const sim_org *org, long row, int32_t keys[2])
+{
+	keys[0] = org->headlines[row].owner;
+	return org->headlines[row].alive && org->headlines[row].owner >= 0;
 }
 
 static void index_free(sim_index *ix)
@@ -556,7 +770,12 @@ static int rebuild(sim_org *org)
 	    index_build(org, &org->user_todos, org->n_users, org->n_todos, key_todo_user) ||
 	    index_build(org, &org->meeting_meas, org->n_meetings, org->n_meas, key_meas_meeting) ||
 	    index_build(org, &org->meas_scores, org->n_meas, org->n_scores, key_score_meas) ||
-	    index_build(org, &org->user_scores, org->n_users, org->n_scores, key_score_user))
+	    index_build(org, &org->user_scores, org->n_users, org->n_scores, key_score_user) ||
+	    index_build(org, &org->user_goals, org->n_users, org->n_goals, key_goal_user) ||
+	    index_build(org, &org->meeting_issues, org->n_meetings, org->n_issues, key_issue_meeting) ||
+	    index_build(org, &org->user_issues, org->n_users, org->n_issues, key_issue_user) ||
+	    index_build(org, &org->meeting_headlines, org->n_meetings, org->n_headlines, key_headline_meeting) ||
+	    index_build(org, &org->user_headlines, org->n_users, org->n_headlines, key_headline_user))
 		return -1;
 	return 0;
 }
@@ -643,6 +862,102 @@ void sim_org_default_params(sim_org_params *p)
 	p->personal_todos = 2;
 	p->measurables_per_meeting = 3;
 	p->weeks = 6;
+	p->goals_per_user = 2;
+	p->issues_per_meeting = 6;
+	p->headlines_per_meeting = 3;
+}
+
+static int reserve_items(sim_org *org, long goals, long issues, long headlines)
+{
+	if (grow((void **)&org->goals, &org->cap_goals, org->n_goals + goals, sizeof *org->goals) ||
+	    grow((void **)&org->issues, &org->cap_issues, org->n_issues + issues, sizeof *org->issues) ||
+	    grow((void **)&org->headlines, &org->cap_headlines, org->n_headlines + headlines, sizeof *org->headlines))
+		return -1;
+	return 0;
+}
+
+/* A goal of user u, from u's first meeting (every user attends u % M);
+ * a goal in five has no Origins, a goal in seven two. */
+static long add_goal(sim_org *org, long u, bool archived)
+{
+	long g = org->n_goals++;
+	sim_goal *goal = &org->goals[g];
+	long M = org->n_meetings, m = u % M;
+	int i;
+
+	goal->owner = (int32_t)u;
+	for (i = 0; i < SIM_GOAL_ORIGINS; i++)
+		goal->origins[i] = -1;
+	if (g % 5 != 4)
+		goal->origins[0] = (int32_t)m;
+	if (g % 7 == 6 && M > 1) {
+		long other = (m + 1) % M;
+		goal->origins[0] = (int32_t)(m < other ? m : other);
+		goal->origins[1] = (int32_t)(m < other ? other : m);
+	}
+	goal->rename = 0;
+	goal->progress = 0;
+	goal->archived = archived;
+	goal->alive = true;
+	return g;
+}
+
+static long add_item(sim_item *items, long *n, long owner, long meeting, uint16_t closed, bool archived)
+{
+	sim_item *it = &items[*n];
+
+	it->owner = (int32_t)owner;
+	it->meeting = (int32_t)meeting;
+	it->rename = 0;
+	it->closed = closed;
+	it->archived = archived;
+	it->alive = true;
+	return (*n)++;
+}
+
+static long random_attendee(const sim_org *org, long m, sim_rng *rng);
+
+static void gen_goals(sim_org *org, sim_rng *rng)
+{
+	static const int fixed_owner[SIM_FIXED_GOALS] = { 0, 1, 2, 3, 0 };
+	long u, i, g;
+
+	for (i = 0; i < SIM_FIXED_GOALS; i++) {
+		g = add_goal(org, fixed_owner[i] % org->n_users, i == 3 || i == 4);
+		if (i == 0) { /* several Origins */
+			for (long m = 0; m < SIM_GOAL_ORIGINS; m++)
+				org->goals[g].origins[m] = m < org->n_meetings ? (int32_t)m : -1;
+		} else if (i == 1) {
+			org->goals[g].origins[0] = -1;
+		}
+	}
+	for (u = 0; u < org->n_users; u++)
+		for (i = 0; i < org->params.goals_per_user; i++)
+			add_goal(org, u, sim_rng_below(rng, 8) == 0);
+}
+
+static void gen_items(sim_org *org, sim_rng *rng)
+{
+	long m, i, n;
+
+	for (i = 0; i < SIM_FIXED_ISSUES; i++)
+		add_item(org->issues, &org->n_issues, i == 2 ? -1 : (long)(i % 5) % org->n_users, 0,
+			 (i == 3 || i == 5) ? 1 : 0, i == 6);
+	for (i = 0; i < SIM_FIXED_HEADLINES; i++)
+		add_item(org->headlines, &org->n_headlines, (long)(i % 5) % org->n_users, 0, i == 3 ? 1 : 0, i == 3);
+	for (m = 0; m < org->n_meetings; m++) {
+		n = org->params.issues_per_meeting - (m == 0 ? SIM_FIXED_ISSUES : 0);
+		for (i = 0; i < n; i++) {
+			long owner = random_attendee(org, m, rng);
+
+			add_item(org->issues, &org->n_issues, sim_rng_below(rng, 9) == 0 ? -1 : owner, m,
+				 sim_rng_below(rng, 4) == 0 ? 1 : 0, sim_rng_below(rng, 12) == 0);
+		}
+		n = org->params.headlines_per_meeting - (m == 0 ? SIM_FIXED_HEADLINES : 0);
+		for (i = 0; i < n; i++)
+			add_item(org->headlines, &org->n_headlines, random_attendee(org, m, rng), m,
+				 sim_rng_below(rng, 3) == 0 ? 1 : 0, sim_rng_below(rng, 10) == 0);
+	}
 }
 
 static bool attends_already(const sim_org *org, long from, long m)
@@ -744,7 +1059,9 @@ static bool params_ok(const sim_org_params *p)
 	return p->users >= 1 && p->meetings >= 1 && p->users <= 5000000 && p->meetings <= 1000000 &&
 	       p->todos_per_meeting >= 0 && p->todos_per_meeting <= 10000 && p->personal_todos >= 0 &&
 	       p->personal_todos <= 1000 && p->measurables_per_meeting >= 1 &&
-	       p->measurables_per_meeting <= 1000 && p->weeks >= 1 && p->weeks <= 520;
+	       p->measurables_per_meeting <= 1000 && p->weeks >= 1 && p->weeks <= 520 && p->goals_per_user >= 0 &&
+	       p->goals_per_user <= 1000 && p->issues_per_meeting >= 0 && p->issues_per_meeting <= 10000 &&
+	       p->headlines_per_meeting >= 0 && p->headlines_per_meeting <= 10000;
 }
 
 sim_org *sim_org_new(const sim_org_params *p)
@@ -773,6 +1090,12 @@ sim_org *sim_org_new(const sim_org_params *p)
 		goto fail;
 	gen_todos(org, &rng);
 	gen_scorecards(org, &rng);
+	if (reserve_items(org, SIM_FIXED_GOALS + p->users * p->goals_per_user,
+			  SIM_FIXED_ISSUES + p->meetings * p->issues_per_meeting,
+			  SIM_FIXED_HEADLINES + p->meetings * p->headlines_per_meeting))
+		goto fail;
+	gen_goals(org, &rng);
+	gen_items(org, &rng);
 	if (rebuild(org))
 		goto fail;
 	return org;
@@ -792,6 +1115,14 @@ void sim_org_free(sim_org *org)
 	index_free(&org->meeting_meas);
 	index_free(&org->meas_scores);
 	index_free(&org->user_scores);
+	index_free(&org->user_goals);
+	index_free(&org->meeting_issues);
+	index_free(&org->user_issues);
+	index_free(&org->meeting_headlines);
+	index_free(&org->user_headlines);
+	free(org->goals);
+	free(org->issues);
+	free(org->headlines);
 	free(org->users);
 	free(org->attends);
 	free(org->todos);
@@ -963,6 +1294,96 @@ static void mutate_additions(sim_org *org, sim_rng *rng, long g, long new_users,
 	}
 }
 
+/* Goals, issues and headlines: owners that went take theirs along; then
+ * renames, progress, resolutions, an archived goal, removals and additions.
+ * Its own generator, so the older kinds of change stay as they were. */
+static void mutate_items(sim_org *org, long g, long adds)
+{
+	sim_rng rng;
+	long i;
+
+	rng.state = sim_rng_hash(org->params.seed, 0x5354, (uint64_t)g);
+	for (i = 0; i < org->n_goals; i++)
+		if (!org->users[org->goals[i].owner].alive)
+			org->goals[i].alive = false;
+	for (i = 0; i < org->n_issues; i++)
+		if (org->issues[i].owner >= 0 && !org->users[org->issues[i].owner].alive)
+			org->issues[i].alive = false;
+	for (i = 0; i < org->n_headlines; i++)
+		if (!org->users[org->headlines[i].owner].alive)
+			org->headlines[i].alive = false;
+	PICKS(atleast1(org->n_goals / 20)) {
+		sim_goal *goal = &org->goals[sim_rng_below(&rng, (uint64_t)org->n_goals)];
+
+		if (goal->alive) {
+			goal->rename++;
+			goal->progress++;
+			done_++;
+		}
+	}
+	PICKS(1) {
+		long row = (long)sim_rng_below(&rng, (uint64_t)org->n_goals);
+
+		if (row >= SIM_FIXED_GOALS && org->goals[row].alive && !org->goals[row].archived) {
+			org->goals[row].archived = true;
+			done_++;
+		}
+	}
+	PICKS(atleast1(org->n_issues / 20)) {
+		long row = (long)sim_rng_below(&rng, (uint64_t)org->n_issues);
+		sim_item *it = &org->issues[row];
+
+		if (it->alive) {
+			it->rename++;
+			if (row >= SIM_FIXED_ISSUES && it->closed == 0)
+				it->closed = (uint16_t)(g + 1);
+			done_++;
+		}
+	}
+	PICKS(atleast1(org->n_headlines / 20)) {
+		sim_item *it = &org->headlines[sim_rng_below(&rng, (uint64_t)org->n_headlines)];
+
+		if (it->alive) {
+			it->rename++;
+			done_++;
+		}
+	}
+	PICKS(atleast1(org->n_goals / 30)) {
+		long row = (long)sim_rng_below(&rng, (uint64_t)org->n_goals);
+
+		if (row >= SIM_FIXED_GOALS && org->goals[row].alive) {
+			org->goals[row].alive = false;
+			done_++;
+		}
+	}
+	PICKS(atleast1(org->n_issues / 30)) {
+		long row = (long)sim_rng_below(&rng, (uint64_t)org->n_issues);
+
+		if (row >= SIM_FIXED_ISSUES && org->issues[row].alive) {
+			org->issues[row].alive = false;
+			done_++;
+		}
+	}
+	PICKS(atleast1(org->n_headlines / 30)) {
+		long row = (long)sim_rng_below(&rng, (uint64_t)org->n_headlines);
+
+		if (row >= SIM_FIXED_HEADLINES && org->headlines[row].alive) {
+			org->headlines[row].alive = false;
+			done_++;
+		}
+	}
+	for (i = 0; i < adds; i++) {
+		long u = (long)sim_rng_below(&rng, (uint64_t)org->n_users);
+		long m = (long)sim_rng_below(&rng, (uint64_t)org->n_meetings);
+
+		if (!org->users[u].alive)
+			u = 0;
+		add_goal(org, u, false);
+		add_item(org->issues, &org->n_issues, u, m, 0, false);
+		add_item(org->headlines, &org->n_headlines, u, m, 0, false);
+	}
+}
+
 long sim_org_mutate(sim_org *org)
 {
 	long g = org->generation + 1;
@@ -980,6 +1401,9 @@ long sim_org_mutate(sim_org *org)
 	if (mutate_removals(org, &rng))
 		return -1;
 	mutate_additions(org, &rng, g, new_users, new_attends, new_scores);
+	if (reserve_items(org, new_users, new_users, new_users))
+		return -1;
+	mutate_items(org, g, new_users);
 	org->generation = g;
 	if (rebuild(org))
 		return -1;

@@ -30,10 +30,17 @@
 #define SIM_MEAS_BASE 300000000LL
 #define SIM_DIVIDER_BASE 390000000LL
 #define SIM_SCORE_BASE 400000000LL
+#define SIM_GOAL_BASE 500000000LL
+#define SIM_ISSUE_BASE 600000000LL
+#define SIM_HEADLINE_BASE 700000000LL
 
 #define SIM_FIXED_USERS 5
 #define SIM_FIXED_TODOS 8
 #define SIM_FIXED_SCORES 5
+#define SIM_FIXED_GOALS 5
+#define SIM_FIXED_ISSUES 7
+#define SIM_FIXED_HEADLINES 4
+#define SIM_GOAL_ORIGINS 3
 
 /* A value that may be absent from the JSON object, null, or present. */
 typedef enum { SIM_ABSENT = 0, SIM_NULL, SIM_VALUE } sim_val;
@@ -90,6 +97,25 @@ typedef struct sim_score {
 	bool alive;
 } sim_score;
 
+typedef struct sim_goal {
+	int32_t owner;                     /* user row */
+	int32_t origins[SIM_GOAL_ORIGINS]; /* meeting rows, ascending; -1 = none */
+	uint32_t rename;                   /* edit counter of the name */
+	uint16_t progress;                 /* edit counter of Completion */
+	bool archived;                     /* listed by archivedrocks, not rocks */
+	bool alive;
+} sim_goal;
+
+/* An issue or a headline: both belong to one meeting. */
+typedef struct sim_item {
+	int32_t owner;   /* user row; -1: Owner null (issues only) */
+	int32_t meeting; /* meeting row */
+	uint32_t rename; /* edit counter */
+	uint16_t closed; /* 0 open; 1 closed at generation; g + 1 closed in round g */
+	bool archived;
+	bool alive;
+} sim_item;
+
 /* Rows grouped by a key: rows of group g are items[start[g] .. start[g+1]). */
 typedef struct sim_index {
 	int32_t *start;
@@ -105,6 +131,9 @@ typedef struct sim_org_params {
 	long personal_todos;    /* per user */
 	long measurables_per_meeting;
 	long weeks;             /* scores per measurable */
+	long goals_per_user;
+	long issues_per_meeting;
+	long headlines_per_meeting;
 } sim_org_params;
 
 typedef struct sim_org {
@@ -121,7 +150,13 @@ typedef struct sim_org {
 	long n_meas;
 	sim_score *scores;
 	long n_scores;
-	long cap_users, cap_attends, cap_todos, cap_scores;
+	sim_goal *goals;
+	long n_goals;
+	sim_item *issues;
+	long n_issues;
+	sim_item *headlines;
+	long n_headlines;
+	long cap_users, cap_attends, cap_todos, cap_scores, cap_goals, cap_issues, cap_headlines;
 	/* derived, rebuilt after every change; only alive rows */
 	sim_index meeting_attendees; /* meeting -> attend rows */
 	sim_index user_meetings;     /* user -> attend rows */
@@ -130,6 +165,11 @@ typedef struct sim_org {
 	sim_index meeting_meas;      /* meeting -> measurable rows */
 	sim_index meas_scores;       /* measurable -> score rows */
 	sim_index user_scores;       /* accountable user -> score rows */
+	sim_index user_goals;        /* owner -> goal rows (archived included) */
+	sim_index meeting_issues;    /* meeting -> issue rows (resolved included) */
+	sim_index user_issues;       /* owner -> open issue rows */
+	sim_index meeting_headlines; /* meeting -> headline rows */
+	sim_index user_headlines;    /* owner -> headline rows */
 } sim_org;
 
 /* Fill p with the defaults (40 users, 8 meetings, seed 1). */
@@ -191,6 +231,24 @@ sim_val sim_org_score_target(const sim_org *org, long s, double *v);
 sim_val sim_org_score_value(const sim_org *org, long s, double *v);
 sim_date sim_org_score_entered(const sim_org *org, long s);
 int sim_org_score_week_id(const sim_org *org, long s);
+
+/* Goals, issues and headlines: ids, strings and values. */
+int64_t sim_org_goal_id(long g);
+int64_t sim_org_issue_id(long i);
+int64_t sim_org_headline_id(long h);
+void sim_org_goal_name(const sim_org *org, long g, sim_buf *out);
+void sim_org_goal_dates(const sim_org *org, long g, sim_date *due, sim_date *create);
+const char *sim_org_goal_completion(const sim_org *org, long g); /* may be "" */
+bool sim_org_goal_complete(const sim_org *org, long g);
+sim_val sim_org_goal_archived_key(const sim_org *org, long g, bool *value); /* the Archived key as served */
+void sim_org_issue_name(const sim_org *org, long i, sim_buf *out);
+sim_val sim_org_issue_details(const sim_org *org, long i, sim_buf *out);
+/* Issue dates; *complete is SIM_DATE_ABSENT when the key is left out. */
+void sim_org_issue_dates(const sim_org *org, long i, sim_date *create, sim_date *close, sim_date *complete);
+void sim_org_headline_name(const sim_org *org, long h, sim_buf *out);
+sim_val sim_org_headline_details(const sim_org *org, long h, sim_buf *out);
+void sim_org_headline_dates(const sim_org *org, long h, sim_date *create, sim_date *close);
+bool sim_org_headline_has_archived(const sim_org *org, long h); /* false: the Archived key is left out */
 
 /* Convert seconds since the epoch to broken-down UTC fields. */
 void sim_org_civil(int64_t secs, int *year, int *mon, int *day, int *hour, int *min, int *sec);
