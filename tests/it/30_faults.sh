@@ -7,7 +7,7 @@
 # Every scenario has its own database (new_db) so none sees another's runs.
 . "$(dirname "$0")/lib.sh"
 
-TABLES="users meetings meeting_attendees todos measurables meeting_measurables scores"
+TABLES=$MIRROR_ALL_TABLES
 
 # deleted_rows SCHEMA: rows marked deleted over all mirror tables.
 deleted_rows() {
