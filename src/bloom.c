@@ -1128,7 +1128,10 @@ wrong:
 	return -1;
 }
 
-int bloom_parse(const bloom_unit *u, const char *body, size_t len, bloom_result *out, char *err, size_t errlen)
+/* Maps the elements of one body into out (rows, rejects and children are
+ * appended). -1 with err: bad body (out untouched) or out of memory. */
+static int parse_into(const bloom_unit *u, const char *body, size_t len, bloom_result *out, size_t *nelements,
+		      char *err, size_t errlen)
 {
 	mapper map = mapper_for(u->kind);
 	json_t *root = NULL, *elements = NULL, *elem;
@@ -1136,8 +1139,7 @@ int bloom_parse(const bloom_unit *u, const char *body, size_t len, bloom_result 
 	size_t index;
 	int rc = -1;
 
-	memset(out, 0, sizeof(*out));
-	out->unit = *u;
+	*nelements = 0;
 	if (errlen > 0)
 		err[0] = '\0';
 	if (!map) {
@@ -1148,9 +1150,11 @@ int bloom_parse(const bloom_unit *u, const char *body, size_t len, bloom_result 
 	if (!root || find_elements(u->kind, root, &elements, err, errlen) < 0)
 		goto cleanup;
 	if (u->kind == BLOOM_UNIT_MEETING) {
+		*nelements = 1;
 		if (map_element(&c, map, root) < 0)
 			goto nomem;
 	} else if (elements) {
+		*nelements = json_array_size(elements);
 		json_array_foreach(elements, index, elem) {
 			if (map_element(&c, map, elem) < 0)
 				goto nomem;
@@ -1162,9 +1166,40 @@ nomem:
 	snprintf(err, errlen, "out of memory");
 cleanup:
 	json_decref(root);
+	return rc;
+}
+
+int bloom_parse(const bloom_unit *u, const char *body, size_t len, bloom_result *out, char *err, size_t errlen)
+{
+	size_t nelements;
+
+	memset(out, 0, sizeof(*out));
+	out->unit = *u;
+	int rc = parse_into(u, body, len, out, &nelements, err, errlen);
 	if (rc < 0)
 		bloom_result_free(out);
 	return rc;
+}
+
+int bloom_parse_page(const bloom_unit *u, const char *body, size_t len, bloom_result *out, size_t *elements,
+		     char *err, size_t errlen)
+{
+	return parse_into(u, body, len, out, elements, err, errlen);
+}
+
+bool bloom_unit_pages(bloom_unit_kind kind)
+{
+	switch (kind) {
+	case BLOOM_UNIT_USERS:
+	case BLOOM_UNIT_USER_MEETINGS:
+	case BLOOM_UNIT_ATTENDEES:
+	case BLOOM_UNIT_MEETING_TODOS:
+	case BLOOM_UNIT_MEASURABLES:
+	case BLOOM_UNIT_USER_TODOS:
+		return true;
+	default:
+		return false;
+	}
 }
 
 void bloom_result_free(bloom_result *out)

@@ -95,6 +95,19 @@ typedef struct bloom_result {
 int bloom_parse(const bloom_unit *u, const char *body, size_t len, bloom_result *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* For a list endpoint asked page by page (api.page_size): parses one more
+ * page of unit u's body and appends its rows, rejects and children to out,
+ * which bloom_parse or an earlier call filled; *elements gets how many
+ * array elements the page held (a short page is the last). Returns -1 when
+ * the body is not JSON of the expected shape, leaving out as it was (the
+ * page can be fetched again), or on allocation failure (then out must be
+ * freed). */
+int bloom_parse_page(const bloom_unit *u, const char *body, size_t len, bloom_result *out, size_t *elements,
+		     char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* True for the list endpoints that answer pages when asked (page, pageSize). */
+bool bloom_unit_pages(bloom_unit_kind kind);
+
 /* Frees what out holds and zeroes it; safe on a zeroed result. */
 void bloom_result_free(bloom_result *out);
 

@@ -81,6 +81,8 @@ static const cfg_setting cfg_settings[] = {
 	  "timeout of one request, in milliseconds" },
 	{ "api.max_retries", CFG_INT, F(max_retries), NULL, 6, 0, 100, NULL,
 	  "retries of a failed request before its unit fails" },
+	{ "api.page_size", CFG_INT, F(page_size), NULL, 0, 0, 100000, NULL,
+	  "ask list endpoints for pages of this many items (page, pageSize); 0 = whole arrays, as the v1 API answers" },
 	{ "postgres.conninfo", CFG_STRING, F(conninfo), "dbname=bloom", 0, 0, 0, NULL,
 	  "libpq conninfo string or URI; PG* variables apply" },
 	{ "postgres.schema", CFG_STRING, F(schema), "bloom", 0, 0, 0, cfg_check_schema,

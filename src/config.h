@@ -55,6 +55,7 @@ typedef struct cfg {
 	double rate_limit;    /* >= 0, default 10.0; 0 = no limit */
 	int timeout_ms;       /* 100..600000, default 30000 */
 	int max_retries;      /* 0..100, default 6 */
+	int page_size;        /* 0..100000, default 0: list endpoints answer whole arrays (the real API) */
 	/* postgres */
 	char *conninfo;       /* default "dbname=bloom" */
 	char *schema;         /* default "bloom"; must be a plain identifier [a-z_][a-z0-9_]* up to 63 bytes */

@@ -32,6 +32,8 @@ typedef struct job {
 	uint32_t attempts;
 	unsigned token_gen;  /* the fetch stage's token generation when the unit was (re)sent */
 	bool auth_retried;   /* fetched again after a 401 with a new login */
+	int page;            /* with api.page_size: the page asked for (1-based), else 0 */
+	uint32_t attempts_before; /* HTTP attempts of the pages already fetched */
 	char error[256];
 } job;
 
@@ -92,6 +94,7 @@ typedef struct fetch_stage {
 	job_list *jobs;
 	int window;      /* requests handed to the engine at most */
 	unsigned streams; /* cfg_stream bits: child units of other streams are dropped */
+	int page_size;    /* api.page_size: 0 = whole arrays */
 	/* renewal of the token (only on this thread, which drives the engine) */
 	const auth_opts *auth; /* NULL with a fixed key */
 	unsigned token_gen;    /* bumped at each new token */
@@ -216,6 +219,63 @@ static http_cb_result fetch_auth_failed(fetch_stage *f, job *j, const http_respo
 	return HTTP_CB_DONE;
 }
 
+/* Builds the request path of a job: the unit's path, plus the page asked
+ * for when list endpoints are read page by page. */
+static int job_path(const fetch_stage *f, job *j, char *path, size_t pathlen)
+{
+	if (bloom_unit_path(&j->unit.unit, path, pathlen) != 0)
+		return -1;
+	if (f->page_size <= 0 || !bloom_unit_pages(j->unit.unit.kind))
+		return 0;
+	if (j->page < 1)
+		j->page = 1;
+	size_t used = strlen(path);
+	int n = snprintf(path + used, pathlen - used, "%cpage=%d&pageSize=%d", strchr(path, '?') ? '&' : '?', j->page,
+			 f->page_size);
+	return n < 0 || (size_t)n >= pathlen - used ? -1 : 0;
+}
+
+/* A 2xx body: parse it into the job's result (appending, page after page,
+ * when the list is paged); a bad body is fetched again. */
+static http_cb_result fetch_ok(fetch_stage *f, job *j, const http_response *resp, const char *label)
+{
+	char err[200];
+	size_t elements = 0;
+	if (!j->result) {
+		j->result = calloc(1, sizeof(*j->result));
+		if (!j->result) {
+			snprintf(j->error, sizeof(j->error), "%s: out of memory", label);
+			fetch_deliver(f, j, MSG_FAILED);
+			return HTTP_CB_DONE;
+		}
+		j->result->unit = j->unit.unit;
+	}
+	if (bloom_parse_page(&j->unit.unit, resp->body, resp->body_len, j->result, &elements, err, sizeof(err)) != 0) {
+		snprintf(j->error, sizeof(j->error), "%s: %s", label, err);
+		if (strcmp(err, "out of memory") == 0) {
+			fetch_deliver(f, j, MSG_FAILED);
+			return HTTP_CB_DONE;
+		}
+		LOG_AT(LOG_DEBUG, bloom_unit_stream(j->unit.unit.kind), label, "bad body, fetching again: %s", err);
+		return HTTP_CB_RETRY;
+	}
+	j->error[0] = '\0';
+	if (j->page > 0 && elements >= (size_t)f->page_size) {
+		/* a full page: there may be more */
+		char path[320];
+		j->page++;
+		j->attempts_before = j->attempts;
+		if (job_path(f, j, path, sizeof(path)) == 0 && http_submit(f->http, path, j) == 0)
+			return HTTP_CB_DONE;
+		snprintf(j->error, sizeof(j->error), "%s: cannot queue page %d", label, j->page);
+		fetch_deliver(f, j, MSG_FAILED);
+		return HTTP_CB_DONE;
+	}
+	filter_children(j->result, f->streams);
+	fetch_deliver(f, j, MSG_OK);
+	return HTTP_CB_DONE;
+}
+
 /* The engine's verdict plus ours on the body: the one place a fetch ends. */
 static http_cb_result fetch_done(void *ctx, void *user, const http_response *resp)
 {
@@ -223,28 +283,10 @@ static http_cb_result fetch_done(void *ctx, void *user, const http_response *res
 	job *j = user;
 	char label[64];
 	bloom_unit_label(&j->unit.unit, label, sizeof(label));
-	j->attempts = (uint32_t)resp->attempts;
+	j->attempts = j->attempts_before + (uint32_t)resp->attempts;
 	switch (resp->outcome) {
-	case HTTP_OK: {
-		bloom_result *r = calloc(1, sizeof(*r));
-		if (!r) {
-			snprintf(j->error, sizeof(j->error), "%s: out of memory", label);
-			fetch_deliver(f, j, MSG_FAILED);
-			return HTTP_CB_DONE;
-		}
-		char err[200];
-		if (bloom_parse(&j->unit.unit, resp->body, resp->body_len, r, err, sizeof(err)) != 0) {
-			bloom_result_free(r);
-			free(r);
-			snprintf(j->error, sizeof(j->error), "%s: %s", label, err);
-			LOG_AT(LOG_DEBUG, bloom_unit_stream(j->unit.unit.kind), label, "bad body, fetching again: %s", err);
-			return HTTP_CB_RETRY;
-		}
-		filter_children(r, f->streams);
-		j->result = r;
-		fetch_deliver(f, j, MSG_OK);
-		return HTTP_CB_DONE;
-	}
+	case HTTP_OK:
+		return fetch_ok(f, j, resp, label);
 	case HTTP_NOT_FOUND:
 		if (bloom_unit_404_is_vanished(j->unit.unit.kind)) {
 			LOG_AT(LOG_INFO, bloom_unit_stream(j->unit.unit.kind), label, "vanished (404), skipped");
@@ -274,10 +316,9 @@ static void *fetch_main(void *arg)
 			job *j = queue_pop(f->dispatch, 0);
 			if (!j)
 				break;
-			char path[256];
+			char path[320];
 			j->token_gen = f->token_gen;
-			if (bloom_unit_path(&j->unit.unit, path, sizeof(path)) != 0 ||
-			    http_submit(f->http, path, j) != 0) {
+			if (job_path(f, j, path, sizeof(path)) != 0 || http_submit(f->http, path, j) != 0) {
 				snprintf(j->error, sizeof(j->error), "cannot queue the request");
 				fetch_deliver(f, j, MSG_FAILED);
 			}
@@ -597,6 +638,7 @@ static int start_fetch(run_state *s, char *error, size_t errlen)
 	f->jobs = &s->jobs;
 	f->window = c->concurrency * 2;
 	f->streams = c->streams;
+	f->page_size = c->page_size;
 	f->auth = s->opts->auth;
 	f->token_expires = s->opts->token_expires;
 	f->dispatch = queue_new((size_t)c->concurrency * 2);

@@ -79,8 +79,8 @@ start_sim() {
 	sim_out="$TMP/sim.$SIM_N.out"
 	"$BLOOMSIM" --port 0 --key "$KEY" "$@" >"$sim_out" 2>"$sim_out.err" &
 	SIM_PID=$!
-	i=0
-	while [ ! -s "$sim_out" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+	wait_n=0
+	while [ ! -s "$sim_out" ] && [ $wait_n -lt 200 ]; do sleep 0.05; wait_n=$((wait_n + 1)); done
 	port=$(head -n 1 "$sim_out")
 	if [ -z "$port" ]; then
 		cat "$sim_out.err" >&2
@@ -125,10 +125,10 @@ now() { date +%s.%N; }
 # cutime/cstime (it gets there when the postmaster reaps them).
 pg_settle() {
 	pm=$(head -n 1 "$PG_DATADIR/postmaster.pid")
-	i=0
-	while [ $i -lt 40 ] && ps -o args= --ppid "$pm" | grep -q "^postgres: $PGUSER "; do
+	settle_n=0
+	while [ $settle_n -lt 40 ] && ps -o args= --ppid "$pm" | grep -q "^postgres: $PGUSER "; do
 		sleep 0.05
-		i=$((i + 1))
+		settle_n=$((settle_n + 1))
 	done
 	sleep 0.05
 }
@@ -238,11 +238,11 @@ say "2. CPU per request: medium org, L=0, C=$CPU_C, $CPU_RUNS runs"
 start_sim $MEDIUM --latency-ms 0
 rec cpu.C "$CPU_C"
 rec cpu.runs "$CPU_RUNS"
-i=1
-while [ $i -le "$CPU_RUNS" ]; do
-	fresh "bench_cpu_$i" "$CPU_C"
-	run_sync "cpu.$i" || true
-	i=$((i + 1))
+cpu_run=1
+while [ $cpu_run -le "$CPU_RUNS" ]; do
+	fresh "bench_cpu_$cpu_run" "$CPU_C"
+	run_sync "cpu.$cpu_run" || true
+	cpu_run=$((cpu_run + 1))
 done
 # and the same org again with nothing changed: fetch and compare only
 run_sync "cpu.nochange" || true
