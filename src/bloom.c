@@ -1074,10 +1074,12 @@ static const char *json_type_name(const json_t *v)
 	}
 }
 
-static json_t *load_body(const char *body, size_t len, bloom_result *out, char *err, size_t errlen)
+/* flags: JSON_DECODE_ANY for an array element, which may be a scalar. */
+static json_t *load_json(const char *body, size_t len, size_t flags, bloom_result *out, char *err, size_t errlen)
 {
 	json_error_t jerr;
-	json_t *root = json_loadb(body ? body : "", body ? len : 0, JSON_ALLOW_NUL, &jerr);
+	flags |= JSON_ALLOW_NUL;
+	json_t *root = json_loadb(body ? body : "", body ? len : 0, flags, &jerr);
 
 	if (!root && body && strstr(jerr.text, "NUL byte in object key")) {
 		size_t fixed_len = 0, removed = 0;
@@ -1086,7 +1088,7 @@ static json_t *load_body(const char *body, size_t len, bloom_result *out, char *
 			snprintf(err, errlen, "out of memory");
 			return NULL;
 		}
-		root = json_loadb(fixed, fixed_len, JSON_ALLOW_NUL, &jerr);
+		root = json_loadb(fixed, fixed_len, flags, &jerr);
 		free(fixed);
 		if (root)
 			out->nul_removed += removed;
@@ -1094,6 +1096,11 @@ static json_t *load_body(const char *body, size_t len, bloom_result *out, char *
 	if (!root)
 		snprintf(err, errlen, "invalid json at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
 	return root;
+}
+
+static json_t *load_body(const char *body, size_t len, bloom_result *out, char *err, size_t errlen)
+{
+	return load_json(body, len, 0, out, err, errlen);
 }
 
 /* Finds the array of elements in root for unit kind; *elements is NULL when
@@ -1128,8 +1135,141 @@ wrong:
 	return -1;
 }
 
+/* How far a result had grown, so a body that turns out bad half-way can be
+ * taken back out of it. */
+typedef struct mark {
+	size_t len[MIRROR_T_COUNT], nrows[MIRROR_T_COUNT];
+	size_t nchildren, nrejects, skipped, nul_removed;
+} mark;
+
+static void mark_take(const bloom_result *r, mark *m)
+{
+	for (int t = 0; t < MIRROR_T_COUNT; t++) {
+		m->len[t] = r->copy[t].len;
+		m->nrows[t] = r->nrows[t];
+	}
+	m->nchildren = r->nchildren;
+	m->nrejects = r->nrejects;
+	m->skipped = r->skipped;
+	m->nul_removed = r->nul_removed;
+}
+
+static void mark_restore(bloom_result *r, const mark *m)
+{
+	for (int t = 0; t < MIRROR_T_COUNT; t++) {
+		r->copy[t].len = m->len[t];
+		if (r->copy[t].data)
+			r->copy[t].data[m->len[t]] = '\0';
+		r->nrows[t] = m->nrows[t];
+	}
+	for (size_t i = m->nrejects; i < r->nrejects; i++) {
+		free(r->rejects[i].stream);
+		free(r->rejects[i].id);
+		free(r->rejects[i].reason);
+		free(r->rejects[i].raw);
+	}
+	r->nrejects = m->nrejects;
+	r->nchildren = m->nchildren;
+	r->skipped = m->skipped;
+	r->nul_removed = m->nul_removed;
+}
+
+static size_t skip_ws(const char *b, size_t len, size_t i)
+{
+	while (i < len && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* The index just past the JSON value that starts at b[i], found by its
+ * structure alone (json_loadb then validates the slice); i when there is no
+ * value there, 0 when the body ends inside it. */
+static size_t value_end(const char *b, size_t len, size_t i)
+{
+	int depth = 0;
+	bool in_string = false;
+	for (; i < len; i++) {
+		if (in_string) {
+			if (b[i] == '\\') {
+				i++;
+			} else if (b[i] == '"') {
+				in_string = false;
+				if (depth == 0)
+					return i + 1;
+			}
+			continue;
+		}
+		switch (b[i]) {
+		case '"': in_string = true; break;
+		case '{':
+		case '[': depth++; break;
+		case '}':
+		case ']':
+			if (depth == 0)
+				return i; /* the end of the enclosing array: a scalar ends here */
+			if (--depth == 0)
+				return i + 1;
+			break;
+		case ',':
+			if (depth == 0)
+				return i;
+			break;
+		default: break;
+		}
+	}
+	return 0;
+}
+
+/* A top-level array body, one element at a time: only one element's JSON
+ * tree exists at once, so a list of 20,000 users costs its body and rows,
+ * not a tree of it. Returns 1 when the body is not an array (the caller
+ * parses it whole for the error message), -1 on a bad body, -2 when out of
+ * memory. */
+static int map_array_body(ctx *c, mapper map, const char *body, size_t len, size_t *n, char *err, size_t errlen)
+{
+	size_t i = skip_ws(body, len, 0);
+	if (i >= len || body[i] != '[')
+		return 1;
+	i = skip_ws(body, len, i + 1);
+	if (i < len && body[i] == ']') {
+		i++;
+	} else {
+		for (;;) {
+			size_t end = value_end(body, len, i);
+			if (end <= i) {
+				snprintf(err, errlen, "invalid json: %s at byte %zu", end ? "no value" : "body ends inside a value", i);
+				return -1;
+			}
+			json_t *elem = load_json(body + i, end - i, JSON_DECODE_ANY, c->out, err, errlen);
+			if (!elem)
+				return -1;
+			int rc = map_element(c, map, elem);
+			json_decref(elem);
+			if (rc < 0)
+				return -2;
+			(*n)++;
+			i = skip_ws(body, len, end);
+			if (i < len && body[i] == ',') {
+				i = skip_ws(body, len, i + 1);
+				continue;
+			}
+			if (i < len && body[i] == ']') {
+				i++;
+				break;
+			}
+			snprintf(err, errlen, "invalid json: expected ',' or ']' at byte %zu", i);
+			return -1;
+		}
+	}
+	if (skip_ws(body, len, i) != len) {
+		snprintf(err, errlen, "invalid json: data after the array at byte %zu", i);
+		return -1;
+	}
+	return 0;
+}
+
 /* Maps the elements of one body into out (rows, rejects and children are
- * appended). -1 with err: bad body (out untouched) or out of memory. */
+ * appended). -1 with err: bad body (out as it was) or out of memory. */
 static int parse_into(const bloom_unit *u, const char *body, size_t len, bloom_result *out, size_t *nelements,
 		      char *err, size_t errlen)
 {
@@ -1138,6 +1278,7 @@ static int parse_into(const bloom_unit *u, const char *body, size_t len, bloom_r
 	ctx c = {.unit = u, .out = out};
 	size_t index;
 	int rc = -1;
+	mark before;
 
 	*nelements = 0;
 	if (errlen > 0)
@@ -1145,6 +1286,18 @@ static int parse_into(const bloom_unit *u, const char *body, size_t len, bloom_r
 	if (!map) {
 		snprintf(err, errlen, "unknown unit kind %d", (int)u->kind);
 		goto cleanup;
+	}
+	mark_take(out, &before);
+	if (is_array_kind(u->kind) && body) {
+		int st = map_array_body(&c, map, body, len, nelements, err, errlen);
+		if (st == 0)
+			return 0;
+		if (st == -2)
+			goto nomem;
+		mark_restore(out, &before);
+		*nelements = 0;
+		if (st < 0)
+			return -1;
 	}
 	root = load_body(body, len, out, err, errlen);
 	if (!root || find_elements(u->kind, root, &elements, err, errlen) < 0)

@@ -226,32 +226,30 @@ static int cfg_check_url(char *value, char *why, size_t whylen)
 	return 0;
 }
 
-static int cfg_check_key(char *value, char *why, size_t whylen)
+/* A key or password: never echoed in the message, it is a secret. A key
+ * goes into an HTTP header, so no spaces either; a password may hold them. */
+static int cfg_check_secret(const char *value, bool spaces_ok, char *why, size_t whylen)
 {
-	/* Never echo the value: it is a secret. */
 	if (value[0] == '\0') {
 		snprintf(why, whylen, "must not be empty");
 		return -1;
 	}
-	if (cfg_has_control(value, true)) {
-		snprintf(why, whylen, "must not contain spaces or control characters");
+	if (cfg_has_control(value, !spaces_ok)) {
+		snprintf(why, whylen, spaces_ok ? "must not contain control characters"
+						: "must not contain spaces or control characters");
 		return -1;
 	}
 	return 0;
 }
 
+static int cfg_check_key(char *value, char *why, size_t whylen)
+{
+	return cfg_check_secret(value, false, why, whylen);
+}
+
 static int cfg_check_password(char *value, char *why, size_t whylen)
 {
-	/* Never echo the value. Spaces are fine in a password; line breaks are not. */
-	if (value[0] == '\0') {
-		snprintf(why, whylen, "must not be empty");
-		return -1;
-	}
-	if (cfg_has_control(value, false)) {
-		snprintf(why, whylen, "must not contain control characters");
-		return -1;
-	}
-	return 0;
+	return cfg_check_secret(value, true, why, whylen);
 }
 
 /* cppcheck-suppress constParameter ; the signature is cfg_check_fn's */

@@ -629,24 +629,20 @@ static int ensure_staging(load_db *db, load_error *err)
 	return rc;
 }
 
-/* Streams data through COPY ... FROM STDIN. */
-static int copy_in(load_db *db, const char *sql, const char *const *chunks, const size_t *lens, size_t nchunks,
-		   load_error *err)
+/* COPY ... FROM STDIN in three steps, so data can be streamed in pieces. */
+static int copy_begin(load_db *db, const char *sql, load_error *err)
 {
 	PGresult *res = PQexec(db->conn, sql);
 	if (PQresultStatus(res) != PGRES_COPY_IN)
 		return fail_result(db, res, err, "cannot start COPY");
 	PQclear(res);
-	for (size_t i = 0; i < nchunks; i++) {
-		if (lens[i] == 0)
-			continue;
-		if (PQputCopyData(db->conn, chunks[i], (int)lens[i]) != 1) {
-			PQputCopyEnd(db->conn, "aborted");
-			return fail_result(db, PQgetResult(db->conn), err, "COPY failed");
-		}
-	}
-	if (PQputCopyEnd(db->conn, NULL) != 1)
-		return fail_result(db, NULL, err, "COPY failed");
+	return 0;
+}
+
+/* Collects the results that end a COPY; 0 when it succeeded. */
+static int copy_finish(load_db *db, load_error *err)
+{
+	PGresult *res;
 	int rc = 0;
 	while ((res = PQgetResult(db->conn)) != NULL) {
 		if (rc == 0 && PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -656,6 +652,45 @@ static int copy_in(load_db *db, const char *sql, const char *const *chunks, cons
 		PQclear(res);
 	}
 	return rc;
+}
+
+static int copy_put(load_db *db, const char *data, size_t len, load_error *err)
+{
+	while (len > 0) {
+		/* PQputCopyData takes an int length */
+		int piece = len > (1u << 30) ? (1 << 30) : (int)len;
+		if (PQputCopyData(db->conn, data, piece) != 1) {
+			PQputCopyEnd(db->conn, "aborted");
+			if (copy_finish(db, err) == 0)
+				set_error(err, LOAD_RETRY, NULL, "COPY failed: %s", PQerrorMessage(db->conn));
+			return -1;
+		}
+		data += piece;
+		len -= (size_t)piece;
+	}
+	return 0;
+}
+
+static int copy_end(load_db *db, load_error *err)
+{
+	if (PQputCopyEnd(db->conn, NULL) != 1) {
+		if (copy_finish(db, err) == 0)
+			set_error(err, LOAD_RETRY, NULL, "COPY failed: %s", PQerrorMessage(db->conn));
+		return -1;
+	}
+	return copy_finish(db, err);
+}
+
+/* Streams data through COPY ... FROM STDIN. */
+static int copy_in(load_db *db, const char *sql, const char *const *chunks, const size_t *lens, size_t nchunks,
+		   load_error *err)
+{
+	if (copy_begin(db, sql, err) != 0)
+		return -1;
+	for (size_t i = 0; i < nchunks; i++)
+		if (copy_put(db, chunks[i], lens[i], err) != 0)
+			return -1;
+	return copy_end(db, err);
 }
 
 static int copy_target_sql(sbuf *sql, int ti)
@@ -857,21 +892,54 @@ static void tally_batch(const load_batch *batch, load_counts *s)
 	}
 }
 
-/* COPYs the children the batch revealed and its rejected records (those the
- * mapping rejected, plus `refused`: rows PostgreSQL refused, COPY lines). */
-static int copy_children_and_rejects(load_db *db, const load_batch *batch, const sbuf *refused, load_error *err)
+#define COPY_PIECE (64 * 1024) /* children are streamed in pieces this big */
+
+/* COPYs the children the batch revealed into stg_units, in pieces: a users
+ * list reveals several units per user, and they need not all sit in one
+ * buffer. */
+static int copy_children(load_db *db, const load_batch *batch, load_error *err)
 {
-	sbuf kids = {0}, rej = {0};
+	bool any = false;
+	for (size_t i = 0; i < batch->nitems && !any; i++)
+		any = batch->items[i].result && batch->items[i].result->nchildren > 0;
+	if (!any)
+		return 0;
+	if (copy_begin(db, "COPY stg_units (kind, ref, parent) FROM STDIN", err) != 0)
+		return -1;
+	sbuf kids = {0};
+	int rc = 0;
+	for (size_t i = 0; i < batch->nitems && rc == 0; i++) {
+		const bloom_result *r = batch->items[i].result;
+		for (size_t c = 0; r && c < r->nchildren && rc == 0; c++) {
+			sb_printf(&kids, "%s\t%" PRId64 "\t%" PRId64 "\n", bloom_unit_kind_name(r->children[c].kind),
+				  r->children[c].ref, batch->items[i].seq);
+			if (kids.failed) {
+				set_error(err, LOAD_ERROR, NULL, "out of memory");
+				PQputCopyEnd(db->conn, "out of memory");
+				copy_finish(db, NULL);
+				rc = -1;
+			} else if (kids.len >= COPY_PIECE) {
+				rc = copy_put(db, kids.data, kids.len, err);
+				kids.len = 0;
+			}
+		}
+	}
+	if (rc == 0)
+		rc = copy_put(db, kids.data, kids.len, err) == 0 ? copy_end(db, err) : -1;
+	sb_free(&kids);
+	return rc;
+}
+
+/* COPYs the batch's rejected records: those the mapping rejected, plus
+ * `refused` (COPY lines of rows PostgreSQL refused). */
+static int copy_rejects(load_db *db, const load_batch *batch, const sbuf *refused, load_error *err)
+{
+	sbuf rej = {0};
 	if (refused->len)
 		sb_add(&rej, refused->data, refused->len);
 	for (size_t i = 0; i < batch->nitems; i++) {
 		const bloom_result *r = batch->items[i].result;
-		if (!r)
-			continue;
-		for (size_t c = 0; c < r->nchildren; c++)
-			sb_printf(&kids, "%s\t%" PRId64 "\t%" PRId64 "\n", bloom_unit_kind_name(r->children[c].kind),
-				  r->children[c].ref, batch->items[i].seq);
-		for (size_t j = 0; j < r->nrejects; j++) {
+		for (size_t j = 0; r && j < r->nrejects; j++) {
 			const bloom_reject *rj = &r->rejects[j];
 			sb_printf(&rej, "%" PRId64 "\t", batch->run_id);
 			sb_copy_text(&rej, rj->stream);
@@ -885,20 +953,14 @@ static int copy_children_and_rejects(load_db *db, const load_batch *batch, const
 		}
 	}
 	int rc = 0;
-	if (kids.failed || rej.failed) {
+	if (rej.failed) {
 		set_error(err, LOAD_ERROR, NULL, "out of memory");
 		rc = -1;
-	}
-	if (rc == 0 && kids.len) {
-		const char *chunks[] = {kids.data};
-		rc = copy_in(db, "COPY stg_units (kind, ref, parent) FROM STDIN", chunks, &kids.len, 1, err);
-	}
-	if (rc == 0 && rej.len) {
+	} else if (rej.len) {
 		const char *chunks[] = {rej.data};
 		rc = copy_in(db, "COPY rejected_records (run_id, stream, record_id, reason, raw) FROM STDIN", chunks,
 			     &rej.len, 1, err);
 	}
-	sb_free(&kids);
 	sb_free(&rej);
 	return rc;
 }
@@ -960,7 +1022,7 @@ static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_
 	for (int ti = 0; ti < MIRROR_T_COUNT; ti++)
 		if (copy_target(db, batch, ti, &out->rows, isolate ? &refused : NULL, out->streams, err) != 0)
 			goto fail;
-	if (copy_children_and_rejects(db, batch, &refused, err) != 0)
+	if (copy_children(db, batch, err) != 0 || copy_rejects(db, batch, &refused, err) != 0)
 		goto fail;
 
 	for (int ti = 0; ti < MIRROR_T_COUNT; ti++) {

@@ -226,6 +226,10 @@ say "1. fetch efficiency: medium org, L=$FETCH_L ms, C in $FETCH_CS"
 # shellcheck disable=SC2086
 start_sim $MEDIUM --latency-ms "$FETCH_L" --jitter-ms 0
 rec fetch.L "$FETCH_L"
+rec fetch.cs "$FETCH_CS"
+rec org.medium "$MEDIUM"
+rec org.large "$LARGE"
+rec org.tenx "$TENX"
 for c in $FETCH_CS; do
 	fresh "bench_fetch_$c" "$c"
 	run_sync "fetch.$c" || true
@@ -251,6 +255,7 @@ run_sync "cpu.nochange" || true
 say "3. loader: large org ($LARGE), L=0, C=$LOAD_C"
 # shellcheck disable=SC2086
 start_sim $LARGE --latency-ms 0
+rec load.C "$LOAD_C"
 fresh bench_load "$LOAD_C"
 if run_sync load.first; then
 	rec load.rows "$(mirror_rows)"
@@ -331,7 +336,9 @@ set output "$OUT/concurrency.png"
 set title "bloomsync fetch: medium org, bloomsim latency L = $FETCH_L ms"
 set xlabel "concurrency C (requests in flight)"
 set ylabel "requests/s"
-set logscale xy 2
+set logscale x 2
+set logscale y 10
+set xtics ($(echo "$FETCH_CS" | sed 's/ /, /g'))
 set xrange [0.8:80]
 set yrange [20:*]
 set key top left

@@ -60,7 +60,7 @@ class Report:
         l_ms = self.num("fetch.L")
         targets = {16: 0.90, 64: 0.80}
         points = []
-        for c in (1, 4, 16, 64):
+        for c in [int(x) for x in self.raw.get("fetch.cs", "1 4 16 64").split()]:
             p = "fetch.%d" % c
             name = "C=%d, L=%g ms: efficiency" % (c, l_ms)
             if not self.has(p):
@@ -123,7 +123,8 @@ class Report:
         rows, wall = self.num("load.rows"), self.num("load.first.wall")
         req = self.num("load.first.req")
         sync_rps = rows / wall
-        self.add("3 load", "large org, L=0: initial load rows/s",
+        self.add("3 load", "large org (%s), L=0, C=%d: initial load rows/s" % (
+                     self.raw.get("org.large", "?"), self.num("load.C") or 0),
                  "%.0f  (%d rows, %d req in %.2f s; bloomsync CPU %.1f s, PostgreSQL CPU %.1f s)" % (
                      sync_rps, rows, req, wall,
                      self.num("load.first.user") + self.num("load.first.sys"),
@@ -160,9 +161,9 @@ class Report:
 
     def memory(self, cpu_run):
         c = self.num("mem.C")
-        sizes = [("default org (40 users, 8 meetings)", "mem.default"),
-                 ("medium org (2000 users, 400 meetings)", cpu_run),
-                 ("10x medium (20000 users, 4000 meetings)", "mem.tenx")]
+        sizes = [("default org (no size flags)", "mem.default"),
+                 ("medium org (%s)" % self.raw.get("org.medium", "?"), cpu_run),
+                 ("10x medium (%s)" % self.raw.get("org.tenx", "?"), "mem.tenx")]
         rss = {}
         for name, p in sizes:
             if p is None or self.num(p + ".rss") is None:

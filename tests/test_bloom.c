@@ -930,6 +930,46 @@ static void test_many_rows(void **state)
 	free(body);
 }
 
+/* ---------------------------------------------------------------- pages */
+
+#define ATT(id) "{\"Id\":" #id ",\"Name\":\"a ]}[{ \\\" \\\\\",\"Tags\":[[1],{\"x\":\"]\"}]}"
+
+/* Array bodies are read one element at a time: brackets and escaped quotes
+ * inside strings, nested arrays, odd whitespace; and pages appended to one
+ * result, a bad page leaving it as it was. */
+static void test_pages_and_element_scanner(void **state)
+{
+	bloom_unit u = {BLOOM_UNIT_ATTENDEES, 9};
+	bloom_result r;
+	size_t n = 0;
+	char err[256];
+	const char *page1 = " [ " ATT(1) " ,\n\t" ATT(2) " ] \n";
+	const char *page2 = "[" ATT(3) "]";
+	const char *cut = "[" ATT(4) ",{\"Id\":5,\"Name\":\"x";
+	const char *trailing = "[" ATT(6) "] x";
+	const char *empty_slot = "[" ATT(7) ",]";
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_ATTENDEES, 9, page1, &r);
+	assert_int_equal(r.nrows[MIRROR_T_ATTENDEES], 2);
+	assert_int_equal(bloom_parse_page(&u, page2, strlen(page2), &r, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(r.nrows[MIRROR_T_ATTENDEES], 3);
+	size_t len = r.copy[MIRROR_T_ATTENDEES].len;
+	const char *bad[] = {cut, trailing, empty_slot};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(bloom_parse_page(&u, bad[i], strlen(bad[i]), &r, &n, err, sizeof(err)), -1);
+		assert_true(err[0] != '\0');
+		/* nothing of the bad page stays */
+		assert_int_equal(r.nrows[MIRROR_T_ATTENDEES], 3);
+		assert_int_equal(r.copy[MIRROR_T_ATTENDEES].len, len);
+	}
+	assert_non_null(strstr(r.copy[MIRROR_T_ATTENDEES].data, "9\t3\t"));
+	assert_true(bloom_unit_pages(BLOOM_UNIT_USERS));
+	assert_false(bloom_unit_pages(BLOOM_UNIT_MEETING));
+	bloom_result_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -961,6 +1001,7 @@ int main(void)
 		cmocka_unit_test(test_issues),
 		cmocka_unit_test(test_headlines),
 		cmocka_unit_test(test_many_rows),
+		cmocka_unit_test(test_pages_and_element_scanner),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
