@@ -55,10 +55,18 @@ psql -X -P pager=off -c "SELECT 'users' AS table, count(*) FROM bloom.users UNIO
   SELECT 'todos', count(*) FROM bloom.todos UNION ALL
   SELECT 'measurables', count(*) FROM bloom.measurables UNION ALL
   SELECT 'meeting_measurables', count(*) FROM bloom.meeting_measurables UNION ALL
-  SELECT 'scores', count(*) FROM bloom.scores"
+  SELECT 'scores', count(*) FROM bloom.scores UNION ALL
+  SELECT 'goals', count(*) FROM bloom.goals UNION ALL
+  SELECT 'goal_meetings', count(*) FROM bloom.goal_meetings UNION ALL
+  SELECT 'issues', count(*) FROM bloom.issues UNION ALL
+  SELECT 'headlines', count(*) FROM bloom.headlines"
 psql -X -P pager=off -c "SELECT id, left(name, 30) AS name, email, title, is_placeholder FROM bloom.users ORDER BY id LIMIT 5"
 psql -X -P pager=off -c "SELECT id, left(name, 30) AS name, meeting_type, created_at FROM bloom.meetings ORDER BY id LIMIT 5"
 psql -X -P pager=off -c "SELECT id, left(name, 30) AS name, due_date, is_complete, meeting_id, owner_id FROM bloom.todos ORDER BY id LIMIT 5"
 psql -X -P pager=off -c "SELECT id, left(name, 30) AS name, target, unit, direction FROM bloom.measurables ORDER BY id LIMIT 5"
 psql -X -P pager=off -c "SELECT id, measurable_id, week, week_id, value, target FROM bloom.scores ORDER BY id LIMIT 5"
+psql -X -P pager=off -c "SELECT id, left(name, 30) AS name, owner_id, due_date, completion, is_archived FROM bloom.goals ORDER BY id LIMIT 5"
+psql -X -P pager=off -c "SELECT id, left(name, 30) AS name, meeting_id, owner_id, is_complete FROM bloom.issues ORDER BY id LIMIT 5"
+echo "== a dashboard view: to-do completion per meeting and week"
+psql -X -P pager=off -c "SELECT meeting_id, week, todos_due, completed_on_time, completion_rate FROM bloom.todo_completion_weekly ORDER BY week DESC, meeting_id LIMIT 5"
 build/bloomsync -c "$TMP/bloomsync.conf" status
