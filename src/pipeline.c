@@ -623,6 +623,12 @@ static int open_database(run_state *s, pipeline_summary *out)
 	return 0;
 }
 
+static size_t queue_depth(int concurrency)
+{
+	size_t depth = (size_t)concurrency * 8;
+	return depth < 64 ? 64 : depth;
+}
+
 static int start_fetch(run_state *s, char *error, size_t errlen)
 {
 	const cfg *c = s->opts->config;
@@ -641,8 +647,11 @@ static int start_fetch(run_state *s, char *error, size_t errlen)
 	f->page_size = c->page_size;
 	f->auth = s->opts->auth;
 	f->token_expires = s->opts->token_expires;
-	f->dispatch = queue_new((size_t)c->concurrency * 2);
-	f->results = queue_new((size_t)c->concurrency * 2 + 4);
+	/* Both queues hold a few round trips' worth of work, so the fetch stage
+	 * neither runs dry nor blocks while the consumer is inside a batch
+	 * transaction (tens of milliseconds for a full batch). Still bounded. */
+	f->dispatch = queue_new(queue_depth(c->concurrency));
+	f->results = queue_new(queue_depth(c->concurrency));
 	f->http = http_new(&ho, fetch_done, f, error, errlen);
 	if (!f->dispatch || !f->results || !f->http) {
 		if (f->dispatch && f->results && !f->http)

@@ -62,7 +62,8 @@ class Report:
         points = []
         for c in [int(x) for x in self.raw.get("fetch.cs", "1 4 16 64").split()]:
             p = "fetch.%d" % c
-            name = "C=%d, L=%g ms: efficiency" % (c, l_ms)
+            org = self.raw.get(p + ".org")
+            name = "C=%d, L=%g ms%s: efficiency" % (c, l_ms, ", org " + org if org else "")
             if not self.has(p):
                 self.missing("1 fetch", name)
                 continue
@@ -209,6 +210,9 @@ METHOD = """\
   (one L), and the last detail requests can start only after the last list
   that names them (one more L) -- so 2 x L beyond the Little's-law term.
   Latency has no jitter here, so L is exact. Efficiency = floor / wall time.
+  C=1 runs on a quarter of the medium org unless BENCH_FULL=1 (one request
+  after the other at 20 ms would take most of the bench's ten minutes; its
+  requests/s and efficiency do not depend on the org's size).
 - CPU per request: bloomsync's user+sys from /usr/bin/time; bloomsim's and
   PostgreSQL's from /proc/PID/stat (utime+stime; for PostgreSQL the postmaster,
   its reaped children -- the backends -- and its live children) before and after
