@@ -155,9 +155,13 @@ CREATE INDEX sync_units_pending_idx ON sync_units (run_id, seq) WHERE state = 0;
 
 -- Keys of unchanged rows seen by a run (rows it inserted or updated carry
 -- updated_at >= the run's start). Deletes after a complete run use both.
-CREATE TABLE sync_seen (
+-- tbl is the table's index in bloomsync's table list. UNLOGGED: it is
+-- written for every unchanged row of every run and needs no WAL; a crash of
+-- the server empties it, which the run's marker row (tbl = -1, written when
+-- the run starts) reveals: such a run then marks nothing deleted.
+CREATE UNLOGGED TABLE sync_seen (
 	run_id bigint NOT NULL,
-	tbl    text NOT NULL,
+	tbl    smallint NOT NULL,
 	k1     bigint NOT NULL,
 	k2     bigint NOT NULL DEFAULT 0,
 	PRIMARY KEY (run_id, tbl, k1, k2)
