@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "load_migrations.h"
@@ -26,6 +27,13 @@ struct load_db {
 	bool staging_ready; /* temp staging tables exist on this connection */
 	uint64_t batches;   /* committed on this connection */
 };
+
+static double mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 /* ---- small string builder ---- */
 
@@ -1062,11 +1070,13 @@ static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_
 	sbuf sql = {0}, refused = {0};
 	if (ensure_staging(db, err) != 0 || begin(db, err) != 0)
 		return -1;
+	double t0 = mono_ms();
 	for (int ti = 0; ti < MIRROR_T_COUNT; ti++)
 		if (copy_target(db, batch, ti, &out->rows, isolate ? &refused : NULL, out->streams, err) != 0)
 			goto fail;
 	if (copy_children(db, batch, err) != 0 || copy_rejects(db, batch, &refused, err) != 0)
 		goto fail;
+	double t_copied = mono_ms();
 
 	for (int ti = 0; ti < MIRROR_T_COUNT; ti++)
 		if (target_has_rows(batch, ti))
@@ -1110,6 +1120,7 @@ static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_
 	}
 	if (run_statements(db, sql.data, out, err) != 0)
 		goto fail;
+	log_debug("batch: copy %.1f ms, upserts and commit %.1f ms", t_copied - t0, mono_ms() - t_copied);
 	sb_free(&sql);
 	sb_free(&refused);
 	return 0;
