@@ -149,7 +149,8 @@ CREATE TABLE sync_units (
 	ref       bigint NOT NULL,
 	parent    bigint,
 	state     smallint NOT NULL DEFAULT 0,
-	PRIMARY KEY (run_id, kind, ref)
+	PRIMARY KEY (run_id, seq),
+	UNIQUE (run_id, kind, ref)
 );
 CREATE INDEX sync_units_pending_idx ON sync_units (run_id, seq) WHERE state = 0;
 

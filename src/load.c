@@ -1081,10 +1081,11 @@ static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_
 	for (int ti = 0; ti < MIRROR_T_COUNT; ti++)
 		if (target_has_rows(batch, ti))
 			build_upsert(&sql, ti, batch->run_id);
-	sb_printf(&sql, "UPDATE sync_units SET state = 1 WHERE run_id = %" PRId64 " AND state = 0 AND seq = ANY(",
-		  batch->run_id);
+	/* by primary key: the partial index of pending units would serve too, if
+	 * the planner knew how many are pending, which it does not mid-run */
+	sb_printf(&sql, "UPDATE sync_units SET state = 1 WHERE run_id = %" PRId64 " AND seq = ANY(", batch->run_id);
 	add_seq_list(&sql, batch, false);
-	sb_printf(&sql, "::bigint[]);\nUPDATE sync_units SET state = 2 WHERE run_id = %" PRId64 " AND state = 0 AND seq = ANY(",
+	sb_printf(&sql, "::bigint[]);\nUPDATE sync_units SET state = 2 WHERE run_id = %" PRId64 " AND seq = ANY(",
 		  batch->run_id);
 	add_seq_list(&sql, batch, true);
 	sb_printf(&sql, "::bigint[]);\n");

@@ -54,6 +54,13 @@ done
 
 TMP=$(mktemp -d /tmp/bloomsync-bench.XXXXXX)
 chmod 755 "$TMP"
+# Private copies: a rebuild while the bench runs must not mix two versions.
+mkdir -p "$TMP/bin"
+cp "$BLOOMSYNC" "$TMP/bin/bloomsync" && cp "$BLOOMSIM" "$TMP/bin/bloomsim" || { rm -rf "$TMP"; exit 1; }
+BLOOMSYNC="$TMP/bin/bloomsync"
+BLOOMSIM="$TMP/bin/bloomsim"
+SOURCE=$(git describe --always --dirty 2>/dev/null || echo unknown)
+CPU_BEFORE=$(head -n 1 /proc/stat)
 RAW="$TMP/raw.txt"
 : >"$RAW"
 KEY="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
@@ -335,12 +342,15 @@ stop_sim
 
 # The machine, the table, the plot.
 rec machine.nproc "$(nproc)"
+BUSY=$(printf '%s\n%s\n' "$CPU_BEFORE" "$(head -n 1 /proc/stat)" |
+	awk '{ b = $2 + $3 + $4 + $7 + $8 + $9; t = b + $5 + $6; if (NR == 1) { b0 = b; t0 = t } else printf "%.0f%%", 100 * (b - b0) / (t - t0) }')
 {
 	echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1) ($(nproc) cores visible to nproc)"
 	echo "- memory: $(free -h | awk '/^Mem:/ { print $2 " total, " $7 " available" }')"
 	echo "- kernel: $(uname -sr); PostgreSQL $(sed -n 's/^pg.version //p' "$RAW") (fsync off, scratch server); $(cc --version 2>/dev/null | head -n 1)"
 	echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-	echo "- source: $(git describe --always --dirty 2>/dev/null || echo unknown)"
+	echo "- all cores busy during the bench: $BUSY (/proc/stat, everything on the machine: the bench's own processes and any other work sharing the cores)"
+	echo "- source: $SOURCE (git describe --always --dirty when the bench started)"
 } >"$TMP/machine.md"
 {
 	echo '```'
@@ -358,7 +368,7 @@ python3 tests/bench_report.py "$RAW" "$TMP/machine.md" "$OUT/results.md" "$TMP/c
 gnuplot <<GP || broke "gnuplot failed"
 set terminal pngcairo size 800,560 noenhanced font ",11"
 set output "$OUT/concurrency.png"
-set title "bloomsync fetch: medium org, bloomsim latency L = $FETCH_L ms"
+set title "bloomsync fetch: medium org$([ -z "${BENCH_FULL:-}" ] && echo " (C=1: a quarter of it)"), bloomsim latency L = $FETCH_L ms"
 set xlabel "concurrency C (requests in flight)"
 set ylabel "requests/s"
 set logscale x 2
