@@ -608,9 +608,20 @@ static int cfg_walk(cfg_ctx *ctx, const config_setting_t *group, const char *pre
 
 /* ---- the API key ---- */
 
-/* Reads the key file named by the api.key_file setting (relative paths are
- * taken from the config file's directory) into ctx->out->key. */
-static int cfg_read_key_file(cfg_ctx *ctx, const config_setting_t *set)
+/* A file that holds a secret (api.key_file, api.password_file): read it
+ * (a relative path is taken from the config file's directory), trim it
+ * (a key loses surrounding white space; a password only a final line break,
+ * since it may end in spaces), check it, and store it in *dst with its
+ * source. Warns when others may read the file; never prints the secret. */
+typedef struct secret_file {
+	const char *setting;  /* "api.key_file" */
+	const char *what;     /* "key" */
+	bool keep_spaces;     /* a password: trim line breaks only */
+	int (*check)(char *value, char *why, size_t whylen);
+} secret_file;
+
+static int cfg_read_secret_file(cfg_ctx *ctx, const config_setting_t *set, const secret_file *sf, char **dst,
+				const char **source)
 {
 	int line = (int)config_setting_source_line(set);
 	const char *name = config_setting_get_string(set);
@@ -623,35 +634,42 @@ static int cfg_read_key_file(cfg_ctx *ctx, const config_setting_t *set)
 	struct stat st;
 	char *text = cfg_slurp(full, CFG_KEY_FILE_MAX, &st);
 	if (!text) {
-		cfg_fail(ctx, line, "api.key_file: cannot read %s: %s", full, strerror(errno));
+		cfg_fail(ctx, line, "%s: cannot read %s: %s", sf->setting, full, strerror(errno));
 		return -1;
 	}
 	char *start = text;
-	while (*start && isspace((unsigned char)*start))
+	while (!sf->keep_spaces && *start && isspace((unsigned char)*start))
 		start++;
 	size_t len = strlen(start);
-	while (len > 0 && isspace((unsigned char)start[len - 1]))
+	while (len > 0 && (sf->keep_spaces ? (start[len - 1] == '\n' || start[len - 1] == '\r')
+					   : isspace((unsigned char)start[len - 1]) != 0))
 		start[--len] = '\0';
 	char why[200];
 	int rc = -1;
-	if (cfg_check_key(start, why, sizeof why) != 0) {
-		cfg_fail(ctx, line, "api.key_file: the key in %s %s", full, why);
+	if (sf->check(start, why, sizeof why) != 0) {
+		cfg_fail(ctx, line, "%s: the %s in %s %s", sf->setting, sf->what, full, why);
 		goto done;
 	}
-	ctx->out->key = strdup(start);
-	if (!ctx->out->key) {
-		cfg_fail(ctx, line, "api.key_file: out of memory");
+	*dst = strdup(start);
+	if (!*dst) {
+		cfg_fail(ctx, line, "%s: out of memory", sf->setting);
 		goto done;
 	}
-	ctx->out->key_source = "api.key_file";
+	*source = sf->setting;
 	if (st.st_mode & (S_IRGRP | S_IROTH))
-		log_warn("%s is readable by group or others (mode %04o) while it holds the api key; "
-			 "run chmod 600 on it", full, (unsigned)(st.st_mode & 07777));
+		log_warn("%s is readable by group or others (mode %04o) while it holds the api %s; "
+			 "run chmod 600 on it", full, (unsigned)(st.st_mode & 07777), sf->what);
 	rc = 0;
 done:
 	explicit_bzero(text, strlen(text));
 	free(text);
 	return rc;
+}
+
+static int cfg_read_key_file(cfg_ctx *ctx, const config_setting_t *set)
+{
+	static const secret_file key_file = {"api.key_file", "key", false, cfg_check_key};
+	return cfg_read_secret_file(ctx, set, &key_file, &ctx->out->key, &ctx->out->key_source);
 }
 
 /* Decides the key: BG_API_KEY (non-empty) > api.key > api.key_file. */
@@ -720,47 +738,10 @@ static int cfg_env_override(cfg_ctx *ctx, const char *name, cfg_check_fn check, 
 	return 1;
 }
 
-/* Reads api.password_file (relative paths from the config file's directory);
- * only a final line break is dropped: a password may end in spaces. */
 static int cfg_read_password_file(cfg_ctx *ctx, const config_setting_t *set)
 {
-	int line = (int)config_setting_source_line(set);
-	const char *name = config_setting_get_string(set);
-	char full[PATH_MAX];
-	const char *slash = strrchr(ctx->path, '/');
-	if (name[0] != '/' && slash)
-		snprintf(full, sizeof full, "%.*s/%s", (int)(slash - ctx->path), ctx->path, name);
-	else
-		snprintf(full, sizeof full, "%s", name);
-	struct stat st;
-	char *text = cfg_slurp(full, CFG_KEY_FILE_MAX, &st);
-	if (!text) {
-		cfg_fail(ctx, line, "api.password_file: cannot read %s: %s", full, strerror(errno));
-		return -1;
-	}
-	size_t len = strlen(text);
-	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
-		text[--len] = '\0';
-	char why[200];
-	int rc = -1;
-	if (cfg_check_password(text, why, sizeof why) != 0) {
-		cfg_fail(ctx, line, "api.password_file: the password in %s %s", full, why);
-		goto done;
-	}
-	ctx->out->password = strdup(text);
-	if (!ctx->out->password) {
-		cfg_fail(ctx, line, "api.password_file: out of memory");
-		goto done;
-	}
-	ctx->out->password_source = "api.password_file";
-	if (st.st_mode & (S_IRGRP | S_IROTH))
-		log_warn("%s is readable by group or others (mode %04o) while it holds the api password; "
-			 "run chmod 600 on it", full, (unsigned)(st.st_mode & 07777));
-	rc = 0;
-done:
-	explicit_bzero(text, strlen(text));
-	free(text);
-	return rc;
+	static const secret_file password_file = {"api.password_file", "password", true, cfg_check_password};
+	return cfg_read_secret_file(ctx, set, &password_file, &ctx->out->password, &ctx->out->password_source);
 }
 
 static void cfg_drop_credentials(cfg *c)
