@@ -95,6 +95,7 @@ typedef struct fetch_stage {
 	int window;      /* requests handed to the engine at most */
 	unsigned streams; /* cfg_stream bits: child units of other streams are dropped */
 	int page_size;    /* api.page_size: 0 = whole arrays */
+	uint64_t *recent_rows; /* see drop_repeated_rows */
 	/* renewal of the token (only on this thread, which drives the engine) */
 	const auth_opts *auth; /* NULL with a fixed key */
 	unsigned token_gen;    /* bumped at each new token */
@@ -235,6 +236,53 @@ static int job_path(const fetch_stage *f, job *j, char *path, size_t pathlen)
 	return n < 0 || (size_t)n >= pathlen - used ? -1 : 0;
 }
 
+/* Rows already handed to the loader in this session, by a hash of their
+ * COPY line (table and every column, raw included): the same row reaches us
+ * through several lists (a score in a meeting's and in a user's scorecard, a
+ * todo in a meeting's and in its owner's list), and staging it again only
+ * costs the database a row to compare. Direct-mapped and fixed in size, so
+ * memory stays flat; a miss only means the row is written twice, as before.
+ * Safe for resume: a row is dropped only when an identical one is already
+ * in this session's stream of batches, and a unit whose batch did not
+ * commit is fetched again. */
+#define RECENT_ROWS_BITS 18
+
+static uint64_t row_hash(int target, const char *p, size_t n)
+{
+	uint64_t h = 14695981039346656037ull ^ (uint64_t)(target + 1); /* FNV-1a, 64 bit */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+	h ^= n * 0x9e3779b97f4a7c15ull; /* the length too: one more check on a collision */
+	return h ? h : 1;
+}
+
+static void drop_repeated_rows(fetch_stage *f, bloom_result *r)
+{
+	if (!f->recent_rows)
+		return;
+	for (int t = 0; t < MIRROR_T_COUNT; t++) {
+		bloom_buf *b = &r->copy[t];
+		size_t w = 0;
+		for (size_t p = 0; p < b->len;) {
+			const char *nl = memchr(b->data + p, '\n', b->len - p);
+			size_t n = nl ? (size_t)(nl - (b->data + p)) + 1 : b->len - p;
+			uint64_t h = row_hash(t, b->data + p, n);
+			uint64_t *slot = &f->recent_rows[h >> (64 - RECENT_ROWS_BITS)];
+			if (*slot == h) {
+				r->nrows[t]--;
+			} else {
+				*slot = h;
+				memmove(b->data + w, b->data + p, n);
+				w += n;
+			}
+			p += n;
+		}
+		b->len = w;
+		if (b->data)
+			b->data[w] = '\0';
+	}
+}
+
 /* A 2xx body: parse it into the job's result (appending, page after page,
  * when the list is paged); a bad body is fetched again. */
 static http_cb_result fetch_ok(fetch_stage *f, job *j, const http_response *resp, const char *label)
@@ -272,6 +320,7 @@ static http_cb_result fetch_ok(fetch_stage *f, job *j, const http_response *resp
 		return HTTP_CB_DONE;
 	}
 	filter_children(j->result, f->streams);
+	drop_repeated_rows(f, j->result);
 	fetch_deliver(f, j, MSG_OK);
 	return HTTP_CB_DONE;
 }
@@ -645,6 +694,7 @@ static int start_fetch(run_state *s, char *error, size_t errlen)
 	f->window = c->concurrency * 2;
 	f->streams = c->streams;
 	f->page_size = c->page_size;
+	f->recent_rows = calloc((size_t)1 << RECENT_ROWS_BITS, sizeof(uint64_t));
 	f->auth = s->opts->auth;
 	f->token_expires = s->opts->token_expires;
 	/* Both queues hold a few round trips' worth of work, so the fetch stage
@@ -774,6 +824,7 @@ pipeline_status pipeline_sync(const pipeline_opts *opts, pipeline_summary *out)
 	out->units_known = s->prog.units_known;
 done:
 	http_free(s->fetch.http);
+	free(s->fetch.recent_rows);
 	/* jobs abandoned inside the engine are freed here, after it is gone */
 	job_list_free_all(&s->jobs);
 	queue_free(s->fetch.dispatch);

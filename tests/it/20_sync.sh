@@ -57,24 +57,8 @@ expect_eq "sync after a mutation exits 0" $? 0
 sim_get /__expect >"$TEST_TMP/expect2.json"
 chmod 644 "$TEST_TMP/expect2.json"
 check "mirror equals the mutated org's expected mirror" mirror_equals bloom "$TEST_TMP/expect2.json"
-removed=$(python3 - "$TEST_TMP/expect1.json" "$TEST_TMP/expect2.json" <<'PY'
-import json, sys
-a, b = (json.load(open(f)) for f in sys.argv[1:3])
-key = lambda r: (r["id"],) if "id" in r else tuple(r[k] for k in ("goal_id", "meeting_id", "user_id", "measurable_id") if k in r)
-print(sum(len({key(r) for r in a[t]} - {key(r) for r in b[t]}) for t in a))
-PY
-)
-deleted=$(q "SELECT (SELECT count(*) FROM bloom.users WHERE deleted_at IS NOT NULL)
-  + (SELECT count(*) FROM bloom.meetings WHERE deleted_at IS NOT NULL)
-  + (SELECT count(*) FROM bloom.meeting_attendees WHERE deleted_at IS NOT NULL)
-  + (SELECT count(*) FROM bloom.todos WHERE deleted_at IS NOT NULL)
-  + (SELECT count(*) FROM bloom.measurables WHERE deleted_at IS NOT NULL)
-  + (SELECT count(*) FROM bloom.meeting_measurables WHERE deleted_at IS NOT NULL)
-  + (SELECT count(*) FROM bloom.scores WHERE deleted_at IS NOT NULL)
-  + (SELECT count(*) FROM bloom.goals WHERE deleted_at IS NOT NULL)
-  + (SELECT count(*) FROM bloom.goal_meetings WHERE deleted_at IS NOT NULL)
-  + (SELECT count(*) FROM bloom.issues WHERE deleted_at IS NOT NULL)
-  + (SELECT count(*) FROM bloom.headlines WHERE deleted_at IS NOT NULL)")
+removed=$(removed_keys "$TEST_TMP/expect1.json" "$TEST_TMP/expect2.json")
+deleted=$(deleted_rows bloom)
 check "rows removed upstream ($removed) are exactly the rows marked deleted ($deleted)" test "$removed" -gt 0 -a "$removed" = "$deleted"
 
 # status shows the runs

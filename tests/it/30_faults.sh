@@ -9,15 +9,6 @@
 
 TABLES=$MIRROR_ALL_TABLES
 
-# deleted_rows SCHEMA: rows marked deleted over all mirror tables.
-deleted_rows() {
-	sql="SELECT 0"
-	for t in $TABLES; do
-		sql="$sql + (SELECT count(*) FROM ${1:-bloom}.$t WHERE deleted_at IS NOT NULL)"
-	done
-	q "$sql"
-}
-
 # mirror_rows: rows (deleted or not) over all mirror tables.
 mirror_rows() {
 	sql="SELECT 0"
@@ -28,16 +19,6 @@ mirror_rows() {
 # save_expect FILE: bloomsim's expected mirror, readable by the server.
 save_expect() {
 	sim_get /__expect >"$1" && chmod 644 "$1"
-}
-
-# removed_keys OLD_EXPECT NEW_EXPECT: rows present in OLD and gone in NEW.
-removed_keys() {
-	python3 - "$1" "$2" <<'PY'
-import json, sys
-a, b = (json.load(open(f)) for f in sys.argv[1:3])
-key = lambda r: (r["id"],) if "id" in r else tuple(r[k] for k in ("goal_id", "meeting_id", "user_id", "measurable_id") if k in r)
-print(sum(len({key(r) for r in a[t]} - {key(r) for r in b[t]}) for t in a))
-PY
 }
 
 # wait_status STATUS SECONDS: waits until the latest run has STATUS.

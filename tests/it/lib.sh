@@ -146,5 +146,26 @@ mirror_writes() {
 	   'measurables','meeting_measurables','scores')"
 }
 
+# removed_keys OLD_EXPECT NEW_EXPECT: rows (by primary key) that the expected
+# mirror OLD has and NEW lacks, over all tables.
+removed_keys() {
+	python3 - "$1" "$2" <<'PY'
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+links = ("goal_id", "meeting_id", "user_id", "measurable_id")
+key = lambda r: (r["id"],) if "id" in r else tuple(r[k] for k in links if k in r)
+print(sum(len({key(r) for r in a[t]} - {key(r) for r in b.get(t, [])}) for t in a))
+PY
+}
+
+# deleted_rows [SCHEMA]: rows marked deleted over all mirror tables.
+deleted_rows() {
+	sql="SELECT 0"
+	for t in $MIRROR_ALL_TABLES; do
+		sql="$sql + (SELECT count(*) FROM ${1:-bloom}.$t WHERE deleted_at IS NOT NULL)"
+	done
+	q "$sql"
+}
+
 # json_get FILE PYEXPR: evaluates a python expression on the JSON document `d`.
 json_get() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
