@@ -34,13 +34,21 @@ typedef struct job {
 	bool auth_retried;   /* fetched again after a 401 with a new login */
 	int page;            /* with api.page_size: the page asked for (1-based), else 0 */
 	uint32_t attempts_before; /* HTTP attempts of the pages already fetched */
+	size_t bytes;        /* of its result, counted in job_list.result_bytes */
 	char error[256];
 } job;
 
 typedef struct job_list {
 	pthread_mutex_t lock;
 	job head; /* sentinel */
+	atomic_size_t result_bytes; /* held by fetched results not yet committed */
 } job_list;
+
+/* Fetched results waiting for (or in) a batch may hold this much: past it
+ * the fetch stage starts no new request (those in flight still land) and the
+ * consumer commits what it has, so memory stays flat whatever the responses
+ * weigh, not only whatever their number. */
+#define RESULT_BUDGET ((size_t)8 << 20)
 
 static job *job_new(job_list *l, const load_unit *u)
 {
@@ -65,6 +73,7 @@ static void job_free(job_list *l, job *j)
 	j->prev->next = j->next;
 	j->next->prev = j->prev;
 	pthread_mutex_unlock(&l->lock);
+	atomic_fetch_sub(&l->result_bytes, j->bytes);
 	if (j->result) {
 		bloom_result_free(j->result);
 		free(j->result);
@@ -75,6 +84,7 @@ static void job_free(job_list *l, job *j)
 static void job_list_init(job_list *l)
 {
 	pthread_mutex_init(&l->lock, NULL);
+	atomic_init(&l->result_bytes, 0);
 	l->head.next = l->head.prev = &l->head;
 }
 
@@ -159,6 +169,10 @@ static uint32_t table_mask(unsigned streams)
 static void fetch_deliver(fetch_stage *f, job *j, msg_kind kind)
 {
 	j->kind = kind;
+	if (j->result && !j->bytes) {
+		j->bytes = bloom_result_size(j->result);
+		atomic_fetch_add(&f->jobs->result_bytes, j->bytes);
+	}
 	if (queue_push(f->results, j) != 0)
 		job_free(f->jobs, j);
 }
@@ -361,7 +375,8 @@ static void *fetch_main(void *arg)
 {
 	fetch_stage *f = arg;
 	while (!atomic_load(&f->stop)) {
-		while ((int)http_pending(f->http) < f->window && !atomic_load(&f->stop)) {
+		while ((int)http_pending(f->http) < f->window && !atomic_load(&f->stop) &&
+		       atomic_load(&f->jobs->result_bytes) < RESULT_BUDGET) {
 			job *j = queue_pop(f->dispatch, 0);
 			if (!j)
 				break;
@@ -630,8 +645,9 @@ static void consume(run_state *s)
 		if (j)
 			take_result(s, j);
 		bool drained = j == NULL;
-		if (s->batch_n > 0 && ((drained && starving) || s->batch_rows >= (size_t)batch_size ||
-				       s->batch_n >= MAX_BATCH_ITEMS))
+		bool full = s->batch_rows >= (size_t)batch_size || s->batch_n >= MAX_BATCH_ITEMS ||
+			    atomic_load(&s->jobs.result_bytes) >= RESULT_BUDGET;
+		if (s->batch_n > 0 && ((drained && starving) || full))
 			commit_batch(s);
 		progress_update(&s->prog);
 	}
