@@ -1317,6 +1317,7 @@ static int parse_into(const bloom_unit *u, const char *body, size_t len, bloom_r
 	goto cleanup;
 nomem:
 	snprintf(err, errlen, "out of memory");
+	rc = BLOOM_NOMEM;
 cleanup:
 	json_decref(root);
 	return rc;
@@ -1331,7 +1332,7 @@ int bloom_parse(const bloom_unit *u, const char *body, size_t len, bloom_result 
 	int rc = parse_into(u, body, len, out, &nelements, err, errlen);
 	if (rc < 0)
 		bloom_result_free(out);
-	return rc;
+	return rc < 0 ? -1 : 0;
 }
 
 int bloom_parse_page(const bloom_unit *u, const char *body, size_t len, bloom_result *out, size_t *elements,

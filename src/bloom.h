@@ -100,8 +100,9 @@ int bloom_parse(const bloom_unit *u, const char *body, size_t len, bloom_result 
  * which bloom_parse or an earlier call filled; *elements gets how many
  * array elements the page held (a short page is the last). Returns -1 when
  * the body is not JSON of the expected shape, leaving out as it was (the
- * page can be fetched again), or on allocation failure (then out must be
- * freed). */
+ * page can be fetched again), and BLOOM_NOMEM on allocation failure (then
+ * out must be freed). */
+#define BLOOM_NOMEM (-2)
 int bloom_parse_page(const bloom_unit *u, const char *body, size_t len, bloom_result *out, size_t *elements,
 		     char *err, size_t errlen) __attribute__((warn_unused_result));
 

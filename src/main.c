@@ -201,26 +201,27 @@ static int command_flag(const cli *c, const char *flag)
 	return 0;
 }
 
+/* Checks a command's arguments against `allowed`; its first
+ * with_value_count entries take a value (checked by the command). Returns 1
+ * when help was asked for and printed, -1 on an unknown argument, else 0. */
 static int check_args(const cli *c, const char *const *allowed, int with_value_count)
 {
 	for (int i = 1; i < c->argc; i++) {
-		bool ok = false;
-		for (int a = 0; allowed[a]; a++)
-			if (strcmp(c->argv[i], allowed[a]) == 0) {
-				ok = true;
-				if (a < with_value_count)
-					i++; /* skip its value */
-			}
-		if (strcmp(c->argv[i < c->argc ? i : c->argc - 1], "--help") == 0 ||
-		    strcmp(c->argv[i < c->argc ? i : c->argc - 1], "-h") == 0) {
+		const char *arg = c->argv[i];
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
 			print_command_help(c->command, stdout);
 			return 1;
 		}
-		if (!ok) {
-			fprintf(stderr, "bloomsync %s: unknown argument '%s'\n\n", c->command, c->argv[i]);
+		int a = 0;
+		while (allowed[a] && strcmp(arg, allowed[a]) != 0)
+			a++;
+		if (!allowed[a]) {
+			fprintf(stderr, "bloomsync %s: unknown argument '%s'\n\n", c->command, arg);
 			print_command_help(c->command, stderr);
 			return -1;
 		}
+		if (a < with_value_count)
+			i++; /* its value */
 	}
 	return 0;
 }

@@ -312,9 +312,10 @@ static http_cb_result fetch_ok(fetch_stage *f, job *j, const http_response *resp
 		}
 		j->result->unit = j->unit.unit;
 	}
-	if (bloom_parse_page(&j->unit.unit, resp->body, resp->body_len, j->result, &elements, err, sizeof(err)) != 0) {
+	int rc = bloom_parse_page(&j->unit.unit, resp->body, resp->body_len, j->result, &elements, err, sizeof(err));
+	if (rc != 0) {
 		snprintf(j->error, sizeof(j->error), "%s: %s", label, err);
-		if (strcmp(err, "out of memory") == 0) {
+		if (rc == BLOOM_NOMEM) {
 			fetch_deliver(f, j, MSG_FAILED);
 			return HTTP_CB_DONE;
 		}
