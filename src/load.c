@@ -489,16 +489,16 @@ static int start_new_run(load_db *db, const char *version, load_run *run, load_e
 	run->units_done = 0;
 	PQclear(res);
 	char sql[128];
-	snprintf(sql, sizeof(sql), "INSERT INTO sync_seen (run_id, tbl, k1) VALUES (%" PRId64 ", -1, 0)", run->id);
+	snprintf(sql, sizeof(sql), "INSERT INTO sync_sources (kind, ref, digest) VALUES ('', %" PRId64 ", 0)", run->id);
 	return exec_sql(db, sql, err, "cannot record the new run");
 }
 
-/* Whether the run's seen-row set survived (see sync_seen in sql/001_init.sql). */
-static int seen_set_intact(load_db *db, int64_t run_id, bool *intact, load_error *err)
+/* Whether the yields the run wrote survived (see sql/004_sources.sql). */
+static int yields_intact(load_db *db, int64_t run_id, bool *intact, load_error *err)
 {
 	char sql[128];
-	snprintf(sql, sizeof(sql), "SELECT 1 FROM sync_seen WHERE run_id = %" PRId64 " AND tbl = -1", run_id);
-	PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot read sync_seen");
+	snprintf(sql, sizeof(sql), "SELECT 1 FROM sync_sources WHERE kind = '' AND ref = %" PRId64, run_id);
+	PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot read sync_sources");
 	if (!res)
 		return -1;
 	*intact = PQntuples(res) > 0;
@@ -550,7 +550,7 @@ int load_run_open(load_db *db, bool restart, const char *version, load_run *run,
 		snprintf(sql, sizeof(sql),
 			 "UPDATE sync_runs SET status = 'abandoned', finished_at = coalesce(finished_at, now()) "
 			 "WHERE id = %" PRId64 "; DELETE FROM sync_units WHERE run_id = %" PRId64
-			 "; DELETE FROM sync_seen WHERE run_id = %" PRId64,
+			 "; DELETE FROM sync_sources WHERE kind = '' AND ref = %" PRId64,
 			 last, last, last);
 		if (exec_sql(db, sql, err, "cannot abandon the unfinished run") != 0)
 			goto fail;
@@ -576,10 +576,11 @@ static bloom_unit_kind kind_from_name(const char *name)
 int load_units_next(load_db *db, int64_t run_id, int64_t after_seq, load_unit *units, size_t max, size_t *n,
 		    load_error *err)
 {
-	char sql[256];
+	char sql[384];
 	snprintf(sql, sizeof(sql),
-		 "SELECT seq, kind, ref FROM sync_units WHERE run_id = %" PRId64 " AND state = 0 AND seq > %" PRId64
-		 " ORDER BY seq LIMIT %zu",
+		 "SELECT u.seq, u.kind, u.ref, (SELECT s.digest FROM sync_sources s WHERE s.kind = u.kind AND s.ref = u.ref) "
+		 "FROM sync_units u WHERE u.run_id = %" PRId64 " AND u.state = 0 AND u.seq > %" PRId64
+		 " ORDER BY u.seq LIMIT %zu",
 		 run_id, after_seq, max);
 	PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot read pending units");
 	if (!res)
@@ -595,6 +596,8 @@ int load_units_next(load_db *db, int64_t run_id, int64_t after_seq, load_unit *u
 		units[*n].seq = strtoll(PQgetvalue(res, row, 0), NULL, 10);
 		units[*n].unit.kind = kind;
 		units[*n].unit.ref = strtoll(PQgetvalue(res, row, 2), NULL, 10);
+		units[*n].has_digest = !PQgetisnull(res, row, 3);
+		units[*n].digest = units[*n].has_digest ? (uint64_t)strtoll(PQgetvalue(res, row, 3), NULL, 10) : 0;
 		(*n)++;
 	}
 	PQclear(res);
@@ -642,6 +645,8 @@ static int ensure_staging(load_db *db, load_error *err)
 		sb_printf(&b, ");\n");
 	}
 	sb_printf(&b, "CREATE TEMP TABLE IF NOT EXISTS stg_units (kind text, ref bigint, parent bigint);\n");
+	sb_printf(&b, "CREATE TEMP TABLE IF NOT EXISTS stg_yields (kind text, ref bigint, tbl smallint, k1 bigint[], "
+		      "k2 bigint[]);\n");
 	if (b.failed) {
 		sb_free(&b);
 		set_error(err, LOAD_ERROR, NULL, "out of memory");
@@ -850,8 +855,7 @@ static void add_changed(sbuf *b, const mirror_target *t, const char *d, const ch
 /* The upsert of one target, as one statement whose single row is
  * (stream, inserted, updated, unchanged). Rows whose content did not change
  * are filtered out by a read-only join first, so they are neither written
- * nor even locked; their keys go to sync_seen so a complete run knows it
- * saw them. */
+ * nor even locked. */
 static void build_upsert(sbuf *b, int ti, int64_t run_id)
 {
 	const mirror_target *t = mirror_target_get((mirror_target_id)ti);
@@ -877,11 +881,6 @@ static void build_upsert(sbuf *b, int ti, int64_t run_id)
 	sb_printf(b, "updated_at = now(), deleted_at = NULL WHERE ");
 	add_changed(b, t, "d", "excluded");
 	sb_printf(b, " RETURNING (xmax = 0) AS ins), ");
-	sb_printf(b,
-		  "seen AS (INSERT INTO sync_seen (run_id, tbl, k1, k2) SELECT %" PRId64 ", %d, s.%s, %s%s FROM src s "
-		  "WHERE NOT EXISTS (SELECT 1 FROM chg c WHERE c.%s = s.%s%s%s%s%s) ON CONFLICT DO NOTHING), ",
-		  run_id, mirror_table_index(t->table), k1, k2 ? "s." : "0", k2 ? k2 : "", k1, k1, k2 ? " AND c." : "", k2 ? k2 : "",
-		  k2 ? " = s." : "", k2 ? k2 : "");
 	sb_printf(b,
 		  "cnt AS (SELECT count(*) FILTER (WHERE ins) AS i, count(*) FILTER (WHERE NOT ins) AS u, "
 		  "(SELECT count(*) FROM src) - count(*) AS n FROM up), ");
@@ -1005,13 +1004,15 @@ static int run_statements(load_db *db, const char *sql, load_batch_result *out, 
 			rc = fail_result(db, res, err, "batch write failed");
 			continue;
 		}
-		/* upsert counts: (stream, inserted, updated, unchanged); children: (added) */
-		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 4) {
-			int si = mirror_table_index(PQgetvalue(res, 0, 0));
-			if (si >= 0) {
-				out->streams[si].inserted += strtoull(PQgetvalue(res, 0, 1), NULL, 10);
-				out->streams[si].updated += strtoull(PQgetvalue(res, 0, 2), NULL, 10);
-				out->streams[si].unchanged += strtoull(PQgetvalue(res, 0, 3), NULL, 10);
+		/* counts: rows of (stream, inserted, updated, unchanged); children: (added) */
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) == 4) {
+			for (int row = 0; row < PQntuples(res); row++) {
+				int si = mirror_table_index(PQgetvalue(res, row, 0));
+				if (si < 0)
+					continue;
+				out->streams[si].inserted += strtoull(PQgetvalue(res, row, 1), NULL, 10);
+				out->streams[si].updated += strtoull(PQgetvalue(res, row, 2), NULL, 10);
+				out->streams[si].unchanged += strtoull(PQgetvalue(res, row, 3), NULL, 10);
 			}
 		} else if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 1 &&
 			   strcmp(PQfname(res, 0), "children_added") == 0) {
@@ -1035,6 +1036,105 @@ static void add_seq_list(sbuf *b, const load_batch *batch, bool vanished)
 	sb_add(b, "}'", 2);
 }
 
+/* Which items a sources statement is about. */
+typedef enum { ITEMS_READ, ITEMS_UNCHANGED } item_set;
+
+static bool item_in(const load_item *it, item_set set)
+{
+	if (!it->result)
+		return false; /* vanished: forgotten at the end of a complete run */
+	return set == ITEMS_UNCHANGED ? it->unchanged : !it->unchanged;
+}
+
+/* Appends "(VALUES ('kind', ref[, digest]), ...) AS v(kind, ref[, digest])"
+ * for the items of the set; returns how many there were. */
+static size_t add_item_values(sbuf *b, const load_batch *batch, item_set set, bool digests)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < batch->nitems; i++) {
+		const load_item *it = &batch->items[i];
+		if (!item_in(it, set))
+			continue;
+		sb_printf(b, "%s('%s', %" PRId64, n ? ", " : "(VALUES ", bloom_unit_kind_name(it->unit.kind),
+			  it->unit.ref);
+		if (digests)
+			sb_printf(b, ", %" PRId64, (int64_t)it->digest);
+		sb_add(b, ")", 1);
+		n++;
+	}
+	if (n)
+		sb_printf(b, ") AS v(kind, ref%s)", digests ? ", digest" : "");
+	return n;
+}
+
+/* COPYs the yields of the items read in full into stg_yields. */
+static int copy_yields(load_db *db, const load_batch *batch, load_error *err)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < batch->nitems; i++)
+		if (item_in(&batch->items[i], ITEMS_READ) && batch->items[i].yields_len)
+			n++;
+	if (n == 0)
+		return 0;
+	const char **chunks = calloc(n, sizeof(*chunks));
+	size_t *lens = calloc(n, sizeof(*lens));
+	if (!chunks || !lens) {
+		free(chunks);
+		free(lens);
+		set_error(err, LOAD_ERROR, NULL, "out of memory");
+		return -1;
+	}
+	n = 0;
+	for (size_t i = 0; i < batch->nitems; i++)
+		if (item_in(&batch->items[i], ITEMS_READ) && batch->items[i].yields_len) {
+			chunks[n] = batch->items[i].yields;
+			lens[n++] = batch->items[i].yields_len;
+		}
+	int rc = copy_in(db, "COPY stg_yields (kind, ref, tbl, k1, k2) FROM STDIN", chunks, lens, n, err);
+	free(chunks);
+	free(lens);
+	return rc;
+}
+
+/* The statements that keep sync_sources and sync_yields in step with the
+ * batch: a source read in full gets its new yields and, unless the batch
+ * had to reject rows (then it is read in full again next time), its digest;
+ * a source skipped as unchanged counts its yields as unchanged rows (one
+ * result row per stream: stream, 0, 0, unchanged). */
+static void build_sources(sbuf *b, const load_batch *batch, bool isolate)
+{
+	sbuf v = {0};
+	if (add_item_values(&v, batch, ITEMS_READ, false) > 0 && !v.failed) {
+		sb_printf(b, "DELETE FROM sync_yields y USING %s WHERE y.kind = v.kind AND y.ref = v.ref;\n", v.data);
+		sb_printf(b, "INSERT INTO sync_yields (kind, ref, tbl, k1, k2) SELECT kind, ref, tbl, k1, k2 "
+			     "FROM stg_yields;\nDELETE FROM stg_yields;\n");
+		if (isolate) {
+			sb_printf(b, "DELETE FROM sync_sources s USING %s WHERE s.kind = v.kind AND s.ref = v.ref;\n",
+				  v.data);
+		} else {
+			v.len = 0;
+			add_item_values(&v, batch, ITEMS_READ, true);
+			sb_printf(b, "INSERT INTO sync_sources (kind, ref, digest) SELECT kind, ref, digest FROM %s "
+				     "ON CONFLICT (kind, ref) DO UPDATE SET digest = excluded.digest;\n", v.data);
+		}
+	}
+	v.len = 0;
+	if (add_item_values(&v, batch, ITEMS_UNCHANGED, false) > 0 && !v.failed) {
+		sb_printf(b, "WITH c AS (SELECT (ARRAY[");
+		for (int si = 0; si < MIRROR_TABLE_COUNT; si++)
+			sb_printf(b, "%s'%s'", si ? ", " : "", mirror_tables[si]);
+		sb_printf(b, "])[y.tbl + 1] AS stream, sum(cardinality(y.k1)) AS n FROM sync_yields y JOIN %s "
+			     "ON y.kind = v.kind AND y.ref = v.ref GROUP BY y.tbl), "
+			     "st AS (INSERT INTO sync_run_streams AS x (run_id, stream, unchanged) SELECT %" PRId64
+			     ", stream, n FROM c ON CONFLICT (run_id, stream) DO UPDATE SET "
+			     "unchanged = x.unchanged + excluded.unchanged) SELECT stream, 0, 0, n FROM c;\n",
+			  v.data, batch->run_id);
+	}
+	if (v.failed)
+		b->failed = true;
+	sb_free(&v);
+}
+
 static bool target_has_rows(const load_batch *batch, int ti)
 {
 	for (size_t i = 0; i < batch->nitems; i++)
@@ -1052,7 +1152,7 @@ static void vacuum_staging(load_db *db)
 	if (++db->batches % STAGING_VACUUM_EVERY != 0)
 		return;
 	sbuf b = {0};
-	sb_printf(&b, "VACUUM stg_units");
+	sb_printf(&b, "VACUUM stg_units, stg_yields");
 	for (int ti = 0; ti < MIRROR_T_COUNT; ti++)
 		sb_printf(&b, ", stg_%d", ti);
 	load_error err;
@@ -1074,13 +1174,15 @@ static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_
 	for (int ti = 0; ti < MIRROR_T_COUNT; ti++)
 		if (copy_target(db, batch, ti, &out->rows, isolate ? &refused : NULL, out->streams, err) != 0)
 			goto fail;
-	if (copy_children(db, batch, err) != 0 || copy_rejects(db, batch, &refused, err) != 0)
+	if (copy_children(db, batch, err) != 0 || copy_rejects(db, batch, &refused, err) != 0 ||
+	    copy_yields(db, batch, err) != 0)
 		goto fail;
 	double t_copied = mono_ms();
 
 	for (int ti = 0; ti < MIRROR_T_COUNT; ti++)
 		if (target_has_rows(batch, ti))
 			build_upsert(&sql, ti, batch->run_id);
+	build_sources(&sql, batch, isolate);
 	/* by primary key: the partial index of pending units would serve too, if
 	 * the planner knew how many are pending, which it does not mid-run */
 	sb_printf(&sql, "UPDATE sync_units SET state = 1 WHERE run_id = %" PRId64 " AND seq = ANY(", batch->run_id);
@@ -1156,10 +1258,9 @@ int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *o
 static int mark_deleted(load_db *db, int64_t run_id, uint32_t table_mask, uint64_t deleted[MIRROR_TABLE_COUNT],
 			load_error *err)
 {
-	/* sync_seen grew by a row per unchanged row during the run; with the
-	 * statistics of its empty start the planner would scan it once per
-	 * mirror row (seconds turned into minutes on a no-change run) */
-	if (exec_sql(db, "ANALYZE sync_seen", err, "cannot analyze sync_seen") != 0)
+	/* both grew during the run; with the statistics of their start the
+	 * planner may pick a plan that reads them once per mirror row */
+	if (exec_sql(db, "ANALYZE sync_yields, sync_units", err, "cannot analyze the run's tables") != 0)
 		return -1;
 	for (int si = 0; si < MIRROR_TABLE_COUNT; si++) {
 		if (!(table_mask & ((uint32_t)1 << si)))
@@ -1173,14 +1274,16 @@ static int mark_deleted(load_db *db, int64_t run_id, uint32_t table_mask, uint64
 		const char *k2 = t->nkeys > 1 ? t->cols[1].name : NULL;
 		char sql[1536];
 		snprintf(sql, sizeof(sql),
-			 "WITH d AS (UPDATE %s t SET deleted_at = now() WHERE t.deleted_at IS NULL "
-			 "AND t.updated_at < (SELECT started_at FROM sync_runs WHERE id = %" PRId64 ") "
-			 "AND NOT EXISTS (SELECT 1 FROM sync_seen s WHERE s.run_id = %" PRId64 " AND s.tbl = %d "
-			 "AND s.k1 = t.%s AND s.k2 = %s%s) RETURNING 1), c AS (SELECT count(*) AS n FROM d), "
+			 "WITH alive AS (SELECT unnest(y.k1) AS k1%s FROM sync_yields y JOIN sync_units u "
+			 "ON u.run_id = %" PRId64 " AND u.state = 1 AND u.kind = y.kind AND u.ref = y.ref WHERE y.tbl = %d), "
+			 "d AS (UPDATE %s t SET deleted_at = now() WHERE t.deleted_at IS NULL "
+			 "AND NOT EXISTS (SELECT 1 FROM alive a WHERE a.k1 = t.%s%s%s) RETURNING 1), "
+			 "c AS (SELECT count(*) AS n FROM d), "
 			 "st AS (INSERT INTO sync_run_streams AS x (run_id, stream, deleted) SELECT %" PRId64
 			 ", '%s', n FROM c ON CONFLICT (run_id, stream) DO UPDATE SET deleted = x.deleted + excluded.deleted) "
 			 "SELECT n FROM c",
-			 table, run_id, run_id, si, k1, k2 ? "t." : "0", k2 ? k2 : "", run_id, table);
+			 k2 ? ", unnest(y.k2) AS k2" : "", run_id, si, table, k1, k2 ? " AND a.k2 = t." : "", k2 ? k2 : "",
+			 run_id, table);
 		PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot mark deleted rows");
 		if (!res)
 			return -1;
@@ -1194,6 +1297,21 @@ static int mark_deleted(load_db *db, int64_t run_id, uint32_t table_mask, uint64
 	return 0;
 }
 
+/* After a complete run: a source the run did not read (its parent no longer
+ * names it, or it vanished) is forgotten with its yields, so that should it
+ * come back with the very body it had, it is read in full, not skipped over
+ * rows since marked deleted. */
+static int forget_sources(load_db *db, int64_t run_id, load_error *err)
+{
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+		 "WITH gone AS (DELETE FROM sync_sources s WHERE s.kind <> '' AND NOT EXISTS (SELECT 1 FROM sync_units u "
+		 "WHERE u.run_id = %" PRId64 " AND u.state = 1 AND u.kind = s.kind AND u.ref = s.ref) "
+		 "RETURNING kind, ref) DELETE FROM sync_yields y USING gone g WHERE y.kind = g.kind AND y.ref = g.ref",
+		 run_id);
+	return exec_sql(db, sql, err, "cannot forget the sources the run did not read");
+}
+
 int load_run_finish(load_db *db, int64_t run_id, const char *status, const char *error, bool apply_deletes,
 		    uint32_t table_mask, uint64_t deleted[MIRROR_TABLE_COUNT], load_error *err)
 {
@@ -1202,7 +1320,7 @@ int load_run_finish(load_db *db, int64_t run_id, const char *status, const char 
 	if (begin(db, err) != 0)
 		return -1;
 	bool intact = true;
-	if (apply_deletes && seen_set_intact(db, run_id, &intact, err) != 0)
+	if (apply_deletes && yields_intact(db, run_id, &intact, err) != 0)
 		goto fail;
 	if (apply_deletes && !intact)
 		log_warn("the rows this run saw were lost (the database server crashed during the run): "
@@ -1210,9 +1328,12 @@ int load_run_finish(load_db *db, int64_t run_id, const char *status, const char 
 	if (apply_deletes) {
 		if (intact && mark_deleted(db, run_id, table_mask, deleted, err) != 0)
 			goto fail;
+		if (intact && forget_sources(db, run_id, err) != 0)
+			goto fail;
 		char sql[256];
 		snprintf(sql, sizeof(sql),
-			 "DELETE FROM sync_seen WHERE run_id = %" PRId64 "; DELETE FROM sync_units WHERE run_id = %" PRId64,
+			 "DELETE FROM sync_sources WHERE kind = '' AND ref = %" PRId64
+			 "; DELETE FROM sync_units WHERE run_id = %" PRId64,
 			 run_id, run_id);
 		if (exec_sql(db, sql, err, "cannot clear the run's units") != 0)
 			goto fail;

@@ -67,6 +67,8 @@ int load_run_open(load_db *db, bool restart, const char *version, load_run *run,
 typedef struct load_unit {
 	int64_t seq;       /* position in the run's unit table */
 	bloom_unit unit;
+	bool has_digest;   /* the source was read in full before: digest is its body's */
+	uint64_t digest;
 } load_unit;
 
 /* Reads up to max pending units of the run with seq > after_seq, in seq
@@ -84,6 +86,17 @@ typedef struct load_item {
 	bloom_unit unit;
 	bloom_result *result;   /* rows and children; NULL when the item vanished (404) */
 	uint32_t attempts;      /* HTTP attempts made for it */
+	/* The source's body had the digest recorded for it (sync_sources): its
+	 * rows are not in result, they stand as they are in the mirror. */
+	bool unchanged;
+	/* Otherwise (a result, not unchanged): the body's digest, recorded
+	 * unless the batch had to reject rows, and what it yielded: COPY lines
+	 * of sync_yields (kind, ref, tbl, k1[], k2[] or \\N), one per table,
+	 * naming every row of the body (repeated rows included even when result
+	 * left them out). */
+	uint64_t digest;
+	const char *yields;
+	size_t yields_len;
 } load_item;
 
 typedef struct load_batch {

@@ -79,11 +79,15 @@ static const char usage_text[] =
 
 static const char *const command_help[][2] = {
     {"sync",
-     "usage: bloomsync [options] sync [--restart]\n\n"
+     "usage: bloomsync [options] sync [--restart] [--full]\n\n"
      "Mirrors the organisation into the configured schema. Applies pending migrations first.\n"
      "An interrupted, failed or cancelled run is resumed: units already committed are not\n"
      "fetched again. Rows that vanished upstream get deleted_at only after a complete run.\n\n"
-     "  --restart   abandon an unfinished run and start a fresh one\n"},
+     "A source (one GET) whose body is byte for byte what it was when last read is not\n"
+     "mapped or written again: its rows stand as they are.\n\n"
+     "  --restart   abandon an unfinished run and start a fresh one\n"
+     "  --full      map and compare every body, even one that did not change (after the\n"
+     "              mirror's rows were edited by hand, say)\n"},
     {"migrate", "usage: bloomsync [options] migrate\n\nCreates the schema and applies the embedded SQL migrations "
 		"not applied yet.\nSafe to run again: applied migrations are skipped.\n"},
     {"status", "usage: bloomsync [options] status [--json] [-n N]\n\nShows the last N runs (default 10): id, "
@@ -288,6 +292,7 @@ static int cmd_sync(const cli *c, const cfg *config)
 		    .auth = token ? &ao : NULL,
 		    .token_expires = expires,
 		    .restart = command_flag(c, "--restart") > 0,
+		    .full = command_flag(c, "--full") > 0,
 		    .progress_tty = isatty(STDERR_FILENO) && config->log_format == LOG_FORMAT_TEXT,
 		    .cancel = &cancel_requested,
 		    .version = BLOOMSYNC_VERSION,
@@ -503,7 +508,7 @@ static int cmd_check(const cfg *config)
 
 static int run_command(const cli *c)
 {
-	static const char *const sync_args[] = {"--restart", NULL};
+	static const char *const sync_args[] = {"--restart", "--full", NULL};
 	static const char *const status_args[] = {"-n", "--json", NULL};
 	static const char *const no_args[] = {NULL};
 	const char *const *allowed = no_args;

@@ -17,6 +17,10 @@
 #define LOCAL_UNITS 512      /* pending units read from the database at a time */
 #define MAX_BATCH_ITEMS 1024 /* units per transaction at most */
 #define DB_RETRY_LIMIT 12    /* reconnect attempts for one batch */
+/* A batch is committed once its first unit waited this long, however few
+ * rows it holds: sources with no rows (or unchanged ones) would otherwise
+ * fill a batch only at MAX_BATCH_ITEMS, and a kill loses the open batch. */
+#define BATCH_MAX_AGE_S 0.1
 
 /* ---- jobs: one unit on its way through the fetch stage ----
  * Every live job is on one list, so jobs the fetch stage abandons on a stop
@@ -35,6 +39,10 @@ typedef struct job {
 	int page;            /* with api.page_size: the page asked for (1-based), else 0 */
 	uint32_t attempts_before; /* HTTP attempts of the pages already fetched */
 	size_t bytes;        /* of its result, counted in job_list.result_bytes */
+	uint64_t digest;     /* of the body so far (all pages) */
+	bool unchanged;      /* the body had the digest recorded for the source */
+	char *yields;        /* load_item.yields; NULL when unchanged or vanished */
+	size_t yields_len, yields_cap;
 	char error[256];
 } job;
 
@@ -74,6 +82,7 @@ static void job_free(job_list *l, job *j)
 	j->next->prev = j->prev;
 	pthread_mutex_unlock(&l->lock);
 	atomic_fetch_sub(&l->result_bytes, j->bytes);
+	free(j->yields);
 	if (j->result) {
 		bloom_result_free(j->result);
 		free(j->result);
@@ -106,6 +115,8 @@ typedef struct fetch_stage {
 	unsigned streams; /* cfg_stream bits: child units of other streams are dropped */
 	int page_size;    /* api.page_size: 0 = whole arrays */
 	uint64_t *recent_rows; /* see drop_repeated_rows */
+	uint64_t digest_seed;  /* see source_digest_seed */
+	bool full;             /* read every source in full, whatever its digest */
 	/* renewal of the token (only on this thread, which drives the engine) */
 	const auth_opts *auth; /* NULL with a fixed key */
 	unsigned token_gen;    /* bumped at each new token */
@@ -170,7 +181,7 @@ static void fetch_deliver(fetch_stage *f, job *j, msg_kind kind)
 {
 	j->kind = kind;
 	if (j->result && !j->bytes) {
-		j->bytes = bloom_result_size(j->result);
+		j->bytes = bloom_result_size(j->result) + j->yields_cap;
 		atomic_fetch_add(&f->jobs->result_bytes, j->bytes);
 	}
 	if (queue_push(f->results, j) != 0)
@@ -297,6 +308,175 @@ static void drop_repeated_rows(fetch_stage *f, bloom_result *r)
 	}
 }
 
+/* ---- sources that did not change ----
+ * A source's digest is FNV-1a over its body (all pages, in order), seeded
+ * with what else decides the rows a body maps to: the mapping's version and
+ * the streams synced. The same digest as the one recorded (sync_sources)
+ * means the same rows as the mirror holds from it: the body is not mapped
+ * (list bodies are, for the units they name) and nothing is staged. */
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+static uint64_t source_digest_seed(unsigned streams)
+{
+	char seed[64];
+	int n = snprintf(seed, sizeof(seed), "bloomsync mapping %d streams %u", BLOOM_MAPPING_VERSION, streams);
+	return fnv1a(14695981039346656037ull, seed, (size_t)n);
+}
+
+/* Whether a unit's body names other units (it must be mapped for them). */
+static bool unit_names_units(bloom_unit_kind kind)
+{
+	return kind == BLOOM_UNIT_USERS || kind == BLOOM_UNIT_USER_MEETINGS;
+}
+
+static bool body_is_known(const fetch_stage *f, const job *j, uint64_t digest)
+{
+	return !f->full && j->unit.has_digest && digest == j->unit.digest;
+}
+
+/* An unchanged source's result: its children (when mapped) and nothing else. */
+static void drop_rows(bloom_result *r)
+{
+	for (int t = 0; t < MIRROR_T_COUNT; t++) {
+		free(r->copy[t].data);
+		r->copy[t] = (bloom_buf){0};
+		r->nrows[t] = 0;
+	}
+	for (size_t i = 0; i < r->nrejects; i++) {
+		free(r->rejects[i].stream);
+		free(r->rejects[i].id);
+		free(r->rejects[i].reason);
+		free(r->rejects[i].raw);
+	}
+	r->nrejects = 0;
+	r->skipped = 0;
+	r->nul_removed = 0;
+}
+
+static int yields_add(job *j, const char *line, size_t n)
+{
+	if (j->yields_len + n + 1 > j->yields_cap) {
+		size_t cap = j->yields_cap ? j->yields_cap * 2 : 256;
+		while (cap < j->yields_len + n + 1)
+			cap *= 2;
+		char *p = realloc(j->yields, cap);
+		if (!p)
+			return -1;
+		j->yields = p;
+		j->yields_cap = cap;
+	}
+	memcpy(j->yields + j->yields_len, line, n);
+	j->yields_len += n;
+	return 0;
+}
+
+/* Reads the leading integer field of a COPY line at p; NULL when it is not one. */
+static const char *key_field(const char *p, const char *end, int64_t *out)
+{
+	char *stop;
+	if (p >= end || !(*p == '-' || (*p >= '0' && *p <= '9')))
+		return NULL;
+	*out = strtoll(p, &stop, 10);
+	return stop <= end && (stop == end || *stop == '\t' || *stop == '\n') ? stop : NULL;
+}
+
+/* Appends the keys (column col, 0 or 1) of the rows of every target of
+ * table si as a COPY array "{k,k,...}"; *n gets how many. Rows without an
+ * integer key are refused by the database anyway (and rejected there). */
+static int add_keys(job *j, int si, int col, size_t *n)
+{
+	*n = 0;
+	if (yields_add(j, "{", 1) != 0)
+		return -1;
+	for (int t = 0; t < MIRROR_T_COUNT; t++) {
+		const mirror_target *mt = mirror_target_get((mirror_target_id)t);
+		if (mirror_table_index(mt->table) != si)
+			continue;
+		const bloom_buf *b = &j->result->copy[t];
+		for (const char *p = b->data, *end = b->data + b->len; p && p < end;) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			const char *eol = nl ? nl : end;
+			int64_t k1 = 0, k2 = 0;
+			const char *q = key_field(p, eol, &k1);
+			if (q && mt->nkeys > 1)
+				q = q < eol ? key_field(q + 1, eol, &k2) : NULL;
+			if (q) {
+				char key[24];
+				int len = snprintf(key, sizeof(key), "%s%" PRId64, *n ? "," : "", col ? k2 : k1);
+				if (yields_add(j, key, (size_t)len) != 0)
+					return -1;
+				(*n)++;
+			}
+			p = eol + 1;
+		}
+	}
+	return yields_add(j, "}", 1);
+}
+
+/* The yields of a source read in full: a sync_yields COPY line per table it
+ * has rows for (see load_item.yields). */
+static int collect_yields(job *j)
+{
+	const char *kind = bloom_unit_kind_name(j->unit.unit.kind);
+	for (int si = 0; si < MIRROR_TABLE_COUNT; si++) {
+		int nkeys = 0;
+		for (int t = 0; t < MIRROR_T_COUNT; t++) {
+			const mirror_target *mt = mirror_target_get((mirror_target_id)t);
+			if (mirror_table_index(mt->table) == si && j->result->nrows[t])
+				nkeys = (int)mt->nkeys;
+		}
+		if (!nkeys)
+			continue;
+		size_t mark = j->yields_len, n = 0;
+		char head[96];
+		int len = snprintf(head, sizeof(head), "%s\t%" PRId64 "\t%d\t", kind, j->unit.unit.ref, si);
+		if (yields_add(j, head, (size_t)len) != 0 || add_keys(j, si, 0, &n) != 0 ||
+		    (nkeys > 1 ? yields_add(j, "\t", 1) != 0 || add_keys(j, si, 1, &n) != 0
+			       : yields_add(j, "\t\\N", 3) != 0) ||
+		    yields_add(j, "\n", 1) != 0)
+			return -1;
+		if (n == 0)
+			j->yields_len = mark; /* no row with a key: nothing to name */
+	}
+	/* it waits for its batch with hundreds of others: no slack kept */
+	if (j->yields_len == 0) {
+		free(j->yields);
+		j->yields = NULL;
+		j->yields_cap = 0;
+	} else if (j->yields_len < j->yields_cap) {
+		char *p = realloc(j->yields, j->yields_len);
+		if (p) {
+			j->yields = p;
+			j->yields_cap = j->yields_len;
+		}
+	}
+	return 0;
+}
+
+/* A source whose last page is in: skipped, mapped but unchanged, or read in
+ * full (its yields collected before repeated rows are dropped: a source
+ * still yields a row another one staged first). */
+static int finish_source(fetch_stage *f, job *j)
+{
+	filter_children(j->result, f->streams);
+	if (body_is_known(f, j, j->digest)) {
+		j->unchanged = true;
+		drop_rows(j->result);
+		return 0;
+	}
+	if (collect_yields(j) != 0)
+		return -1;
+	drop_repeated_rows(f, j->result);
+	return 0;
+}
+
 /* A 2xx body: parse it into the job's result (appending, page after page,
  * when the list is paged); a bad body is fetched again. */
 static http_cb_result fetch_ok(fetch_stage *f, job *j, const http_response *resp, const char *label)
@@ -311,6 +491,16 @@ static http_cb_result fetch_ok(fetch_stage *f, job *j, const http_response *resp
 			return HTTP_CB_DONE;
 		}
 		j->result->unit = j->unit.unit;
+		j->digest = f->digest_seed;
+	}
+	/* a body refused below is fetched again: it counts only once parsed */
+	uint64_t digest = fnv1a(j->digest, resp->body, resp->body_len);
+	if (j->page == 0 && !unit_names_units(j->unit.unit.kind) && body_is_known(f, j, digest)) {
+		j->digest = digest;
+		j->unchanged = true; /* not even mapped */
+		j->error[0] = '\0';
+		fetch_deliver(f, j, MSG_OK);
+		return HTTP_CB_DONE;
 	}
 	int rc = bloom_parse_page(&j->unit.unit, resp->body, resp->body_len, j->result, &elements, err, sizeof(err));
 	if (rc != 0) {
@@ -323,6 +513,7 @@ static http_cb_result fetch_ok(fetch_stage *f, job *j, const http_response *resp
 		return HTTP_CB_RETRY;
 	}
 	j->error[0] = '\0';
+	j->digest = digest;
 	if (j->page > 0 && elements >= (size_t)f->page_size) {
 		/* a full page: there may be more */
 		char path[320];
@@ -334,8 +525,11 @@ static http_cb_result fetch_ok(fetch_stage *f, job *j, const http_response *resp
 		fetch_deliver(f, j, MSG_FAILED);
 		return HTTP_CB_DONE;
 	}
-	filter_children(j->result, f->streams);
-	drop_repeated_rows(f, j->result);
+	if (finish_source(f, j) != 0) {
+		snprintf(j->error, sizeof(j->error), "%s: out of memory", label);
+		fetch_deliver(f, j, MSG_FAILED);
+		return HTTP_CB_DONE;
+	}
 	fetch_deliver(f, j, MSG_OK);
 	return HTTP_CB_DONE;
 }
@@ -430,6 +624,7 @@ typedef struct run_state {
 	/* the open batch */
 	job *batch[MAX_BATCH_ITEMS];
 	size_t batch_n, batch_rows;
+	double batch_opened; /* when its first unit came in */
 	/* outcome */
 	pipeline_status status;
 	bool stopping;
@@ -438,6 +633,7 @@ typedef struct run_state {
 	progress_state prog;
 	uint64_t batches;
 	double db_seconds; /* time spent in batch transactions */
+	int64_t units_unchanged; /* committed sources whose body had not changed */
 } run_state;
 
 static void stop_run(run_state *s, pipeline_status status, const char *error)
@@ -548,7 +744,14 @@ static int commit_batch(run_state *s)
 	load_item items[MAX_BATCH_ITEMS];
 	for (size_t i = 0; i < s->batch_n; i++) {
 		job *j = s->batch[i];
-		items[i] = (load_item){.seq = j->unit.seq, .unit = j->unit.unit, .result = j->result, .attempts = j->attempts};
+		items[i] = (load_item){.seq = j->unit.seq,
+				       .unit = j->unit.unit,
+				       .result = j->result,
+				       .attempts = j->attempts,
+				       .unchanged = j->unchanged,
+				       .digest = j->digest,
+				       .yields = j->yields,
+				       .yields_len = j->yields_len};
 	}
 	load_batch b = {.run_id = s->run.id, .items = items, .nitems = s->batch_n};
 	load_batch_result res;
@@ -572,6 +775,8 @@ static int commit_batch(run_state *s)
 	if (res.children_added > 0)
 		s->more = true;
 	s->prog.units_done += (int64_t)s->batch_n;
+	for (size_t i = 0; i < s->batch_n; i++)
+		s->units_unchanged += s->batch[i]->unchanged;
 	s->prog.units_known += res.children_added;
 	for (int si = 0; si < MIRROR_TABLE_COUNT; si++) {
 		s->prog.rows_written += res.streams[si].inserted + res.streams[si].updated;
@@ -595,6 +800,8 @@ static void take_result(run_state *s, job *j)
 	switch (j->kind) {
 	case MSG_OK:
 	case MSG_VANISHED:
+		if (s->batch_n == 0)
+			s->batch_opened = now_s();
 		s->batch[s->batch_n++] = j;
 		if (j->result)
 			for (int t = 0; t < MIRROR_T_COUNT; t++)
@@ -647,7 +854,8 @@ static void consume(run_state *s)
 			take_result(s, j);
 		bool drained = j == NULL;
 		bool full = s->batch_rows >= (size_t)batch_size || s->batch_n >= MAX_BATCH_ITEMS ||
-			    atomic_load(&s->jobs.result_bytes) >= RESULT_BUDGET;
+			    atomic_load(&s->jobs.result_bytes) >= RESULT_BUDGET ||
+			    (s->batch_n > 0 && now_s() - s->batch_opened >= BATCH_MAX_AGE_S);
 		if (s->batch_n > 0 && ((drained && starving) || full))
 			commit_batch(s);
 		progress_update(&s->prog);
@@ -712,6 +920,8 @@ static int start_fetch(run_state *s, char *error, size_t errlen)
 	f->streams = c->streams;
 	f->page_size = c->page_size;
 	f->recent_rows = calloc((size_t)1 << RECENT_ROWS_BITS, sizeof(uint64_t));
+	f->digest_seed = source_digest_seed(c->streams);
+	f->full = s->opts->full;
 	f->auth = s->opts->auth;
 	f->token_expires = s->opts->token_expires;
 	/* Both queues hold a few round trips' worth of work, so the fetch stage
@@ -839,6 +1049,7 @@ pipeline_status pipeline_sync(const pipeline_opts *opts, pipeline_summary *out)
 	snprintf(out->error, sizeof(out->error), "%s", s->error);
 	out->units_done = s->prog.units_done;
 	out->units_known = s->prog.units_known;
+	out->units_unchanged = s->units_unchanged;
 done:
 	http_free(s->fetch.http);
 	free(s->fetch.recent_rows);
@@ -893,8 +1104,9 @@ void pipeline_print_summary(const pipeline_summary *s, FILE *f)
 		total.rejected, total.deleted);
 	double rate = s->seconds > 0 ? (double)s->http.requests / s->seconds : 0;
 	fprintf(f, "this session: %" PRIu64 " requests (%.0f/s), %" PRIu64 " retries, peak %d in flight, units %" PRId64
-		   "/%" PRId64 "\n",
-		s->http.requests, rate, s->http.retries, s->http.peak_inflight, s->units_done, s->units_known);
+		   "/%" PRId64 ", %" PRId64 " unchanged\n",
+		s->http.requests, rate, s->http.retries, s->http.peak_inflight, s->units_done, s->units_known,
+		s->units_unchanged);
 	if (total.rejected)
 		fprintf(f, "%" PRIu64 " records could not be stored: see the rejected_records table\n", total.rejected);
 	if (total.nul_removed)

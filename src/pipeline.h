@@ -37,6 +37,7 @@ typedef struct pipeline_opts {
 	const auth_opts *auth;
 	time_t token_expires;          /* expiry of token (with auth) */
 	bool restart;                  /* abandon an unfinished run instead of resuming it */
+	bool full;                     /* read every source in full, even one whose body did not change */
 	bool progress_tty;             /* show the in-place progress line */
 	volatile sig_atomic_t *cancel; /* set (by a signal handler) to stop the run */
 	const char *version;
@@ -50,6 +51,7 @@ typedef struct pipeline_summary {
 	load_counts streams[MIRROR_TABLE_COUNT]; /* the run's totals, all sessions */
 	http_stats http;    /* this session's HTTP figures */
 	int64_t units_done, units_known;
+	int64_t units_unchanged; /* this session's units whose body had not changed (not mapped or staged) */
 	char error[512];    /* why it failed, empty on success */
 } pipeline_summary;
 

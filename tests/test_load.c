@@ -184,9 +184,9 @@ static void test_second_lock_is_refused(void **state)
 }
 
 /* Deletes after a complete run: a row the run did not see is marked; but
- * when the run's seen-row set was lost (an UNLOGGED table emptied by a
+ * when the yields the run wrote were lost (an UNLOGGED table emptied by a
  * server crash: its marker row is gone) nothing is marked. */
-static void test_deletes_need_an_intact_seen_set(void **state)
+static void test_deletes_need_intact_yields(void **state)
 {
 	(void)state;
 	if (!getenv("PGHOST"))
@@ -200,7 +200,7 @@ static void test_deletes_need_an_intact_seen_set(void **state)
 				  "updated_at) VALUES (99, 'gone upstream', false, '{}', now() - interval '1 day')"));
 		assert_int_equal(load_run_open(db, true, "test", &run, &err), 0);
 		if (lost)
-			PQclear(PQexec(c, "DELETE FROM t_load.sync_seen WHERE tbl = -1"));
+			PQclear(PQexec(c, "DELETE FROM t_load.sync_sources WHERE kind = ''"));
 		uint64_t deleted[MIRROR_TABLE_COUNT];
 		assert_int_equal(load_run_finish(db, run.id, "succeeded", NULL, true, 0xffffffffu, deleted, &err), 0);
 		long long marked = count(c, "SELECT count(*) FROM t_load.todos WHERE id = 99 AND deleted_at IS NOT NULL");
@@ -218,7 +218,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_row_is_rejected_not_dropped),
 	    cmocka_unit_test(test_upsert_is_idempotent),
 	    cmocka_unit_test(test_second_lock_is_refused),
-	    cmocka_unit_test(test_deletes_need_an_intact_seen_set),
+	    cmocka_unit_test(test_deletes_need_intact_yields),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
