@@ -40,3 +40,8 @@ DROP TABLE sync_seen;
 -- run's cursor on.
 DROP INDEX sync_units_pending_idx;
 ALTER TABLE sync_units SET (fillfactor = 50);
+
+-- Units a run read in full (not skipped as unchanged): when no run since the
+-- last complete one read any, and the complete run at hand forgot no source,
+-- no row can have stopped being named, and marking deletes is skipped.
+ALTER TABLE sync_runs ADD COLUMN sources_read bigint NOT NULL DEFAULT 0;

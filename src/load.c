@@ -247,6 +247,11 @@ void load_close(load_db *db)
 {
 	if (!db)
 		return;
+	if (db->conn && db->locked && PQstatus(db->conn) == CONNECTION_OK) {
+		/* the backend drops the lock only once it notices the closed socket:
+		 * a sync started right after this one would find it still held */
+		PQclear(PQexec(db->conn, "SELECT pg_advisory_unlock_all()"));
+	}
 	if (db->conn)
 		PQfinish(db->conn);
 	free(db->conninfo);
@@ -1046,6 +1051,14 @@ static bool item_in(const load_item *it, item_set set)
 	return set == ITEMS_UNCHANGED ? it->unchanged : !it->unchanged;
 }
 
+static size_t count_items(const load_batch *batch, item_set set)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < batch->nitems; i++)
+		n += item_in(&batch->items[i], set);
+	return n;
+}
+
 /* Appends "(VALUES ('kind', ref[, digest]), ...) AS v(kind, ref[, digest])"
  * for the items of the set; returns how many there were. */
 static size_t add_item_values(sbuf *b, const load_batch *batch, item_set set, bool digests)
@@ -1196,9 +1209,9 @@ static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_
 		  "SELECT %" PRId64 ", kind, ref, min(parent) FROM stg_units GROUP BY kind, ref "
 		  "ORDER BY min(parent), kind, ref ON CONFLICT DO NOTHING RETURNING 1), "
 		  "c AS (SELECT count(*) AS n FROM ins) "
-		  "UPDATE sync_runs SET units_known = units_known + c.n, units_done = units_done + %zu FROM c "
-		  "WHERE id = %" PRId64 " RETURNING c.n AS children_added;\n",
-		  batch->run_id, batch->nitems, batch->run_id);
+		  "UPDATE sync_runs SET units_known = units_known + c.n, units_done = units_done + %zu, "
+		  "sources_read = sources_read + %zu FROM c WHERE id = %" PRId64 " RETURNING c.n AS children_added;\n",
+		  batch->run_id, batch->nitems, count_items(batch, ITEMS_READ), batch->run_id);
 	for (int si = 0; si < MIRROR_TABLE_COUNT; si++) {
 		const load_counts *c = &out->streams[si];
 		if (!c->requests && !c->skipped && !c->rejected && !c->nul_removed)
@@ -1301,15 +1314,48 @@ static int mark_deleted(load_db *db, int64_t run_id, uint32_t table_mask, uint64
  * names it, or it vanished) is forgotten with its yields, so that should it
  * come back with the very body it had, it is read in full, not skipped over
  * rows since marked deleted. */
-static int forget_sources(load_db *db, int64_t run_id, load_error *err)
+static int forget_sources(load_db *db, int64_t run_id, int64_t *forgotten, load_error *err)
 {
-	char sql[512];
+	char sql[640];
 	snprintf(sql, sizeof(sql),
 		 "WITH gone AS (DELETE FROM sync_sources s WHERE s.kind <> '' AND NOT EXISTS (SELECT 1 FROM sync_units u "
 		 "WHERE u.run_id = %" PRId64 " AND u.state = 1 AND u.kind = s.kind AND u.ref = s.ref) "
-		 "RETURNING kind, ref) DELETE FROM sync_yields y USING gone g WHERE y.kind = g.kind AND y.ref = g.ref",
+		 "RETURNING kind, ref), y AS (DELETE FROM sync_yields y USING gone g WHERE y.kind = g.kind "
+		 "AND y.ref = g.ref) SELECT count(*) FROM gone",
 		 run_id);
-	return exec_sql(db, sql, err, "cannot forget the sources the run did not read");
+	PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot forget the sources the run did not read");
+	if (!res)
+		return -1;
+	*forgotten = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+/* Whether a complete run can have rows to mark deleted. After a complete
+ * run every live mirror row was named by one of its units. Rows stop being
+ * named only when a unit is read in full (its yields replaced) or forgotten.
+ * So when no unit was read in full since the last complete run (by this run
+ * or by failed or abandoned ones in between) and this one forgot none, the
+ * named rows are the same as then and nothing new can be deleted: the
+ * anti-joins over every table are skipped (the bulk of a no-change run's
+ * last second). */
+static int deletes_possible(load_db *db, int64_t run_id, int64_t forgotten, bool *possible, load_error *err)
+{
+	*possible = true;
+	if (forgotten > 0)
+		return 0;
+	char sql[384];
+	snprintf(sql, sizeof(sql),
+		 "SELECT coalesce(sum(sources_read), 0), (SELECT max(id) FROM sync_runs WHERE status = 'succeeded' "
+		 "AND id < %" PRId64 ") FROM sync_runs WHERE id > coalesce((SELECT max(id) FROM sync_runs "
+		 "WHERE status = 'succeeded' AND id < %" PRId64 "), 0)",
+		 run_id, run_id);
+	PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot read sync_runs");
+	if (!res)
+		return -1;
+	*possible = strtoll(PQgetvalue(res, 0, 0), NULL, 10) > 0 || PQgetisnull(res, 0, 1);
+	PQclear(res);
+	return 0;
 }
 
 int load_run_finish(load_db *db, int64_t run_id, const char *status, const char *error, bool apply_deletes,
@@ -1326,9 +1372,12 @@ int load_run_finish(load_db *db, int64_t run_id, const char *status, const char 
 		log_warn("the rows this run saw were lost (the database server crashed during the run): "
 			 "nothing is marked deleted this time; the next complete run will");
 	if (apply_deletes) {
-		if (intact && mark_deleted(db, run_id, table_mask, deleted, err) != 0)
+		int64_t forgotten = 0;
+		bool possible = false;
+		if (intact && (forget_sources(db, run_id, &forgotten, err) != 0 ||
+			       deletes_possible(db, run_id, forgotten, &possible, err) != 0))
 			goto fail;
-		if (intact && forget_sources(db, run_id, err) != 0)
+		if (intact && possible && mark_deleted(db, run_id, table_mask, deleted, err) != 0)
 			goto fail;
 		char sql[256];
 		snprintf(sql, sizeof(sql),

@@ -199,6 +199,12 @@ static void test_deletes_need_intact_yields(void **state)
 		PQclear(PQexec(c, "DELETE FROM t_load.todos; INSERT INTO t_load.todos (id, name, is_complete, raw, "
 				  "updated_at) VALUES (99, 'gone upstream', false, '{}', now() - interval '1 day')"));
 		assert_int_equal(load_run_open(db, true, "test", &run, &err), 0);
+		/* the run reads its unit in full, and it no longer names row 99 */
+		bloom_result *r = todo_result("", 0);
+		load_batch_result out;
+		commit_units(db, &run, r, &out, 0);
+		bloom_result_free(r);
+		free(r);
 		if (lost)
 			PQclear(PQexec(c, "DELETE FROM t_load.sync_sources WHERE kind = ''"));
 		uint64_t deleted[MIRROR_TABLE_COUNT];
@@ -211,6 +217,63 @@ static void test_deletes_need_intact_yields(void **state)
 	PQfinish(c);
 }
 
+/* A unit read in full records its body's digest and the rows it named; the
+ * next run gets the digest with the unit, and a batch that says the unit is
+ * unchanged stages nothing, counts the named rows as unchanged, and the
+ * complete run leaves them live. */
+static void test_unchanged_source_keeps_its_rows(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+	load_db *db = open_migrated();
+	load_error err;
+	load_run run;
+	PGconn *c = admin();
+	PQclear(PQexec(c, "DELETE FROM t_load.todos; DELETE FROM t_load.sync_sources"));
+	int si = mirror_table_index("todos");
+	char yields[64];
+	snprintf(yields, sizeof(yields), "users\t0\t%d\t{20,21}\t\\N\n", si);
+	const uint64_t digest = 0xfedcba9876543210ull; /* negative as a bigint */
+
+	assert_int_equal(load_run_open(db, true, "test", &run, &err), 0);
+	load_unit units[4];
+	size_t n = 0;
+	assert_int_equal(load_units_next(db, run.id, 0, units, 4, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_false(units[0].has_digest);
+	bloom_result *r = todo_result(TODO("20", "a", "{\"Id\":20}") TODO("21", "b", "{\"Id\":21}"), 2);
+	load_item item = {.seq = units[0].seq, .unit = units[0].unit, .result = r, .attempts = 1,
+			  .digest = digest, .yields = yields, .yields_len = strlen(yields)};
+	load_batch b = {.run_id = run.id, .items = &item, .nitems = 1};
+	load_batch_result out;
+	assert_int_equal(load_batch_commit(db, &b, &out, &err), 0);
+	assert_int_equal(out.streams[si].inserted, 2);
+	assert_int_equal(load_run_finish(db, run.id, "succeeded", NULL, true, 0xffffffffu, NULL, &err), 0);
+	bloom_result_free(r);
+	free(r);
+
+	assert_int_equal(load_run_open(db, true, "test", &run, &err), 0);
+	assert_int_equal(load_units_next(db, run.id, 0, units, 4, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_true(units[0].has_digest);
+	assert_true(units[0].digest == digest);
+	bloom_result empty = {.unit = units[0].unit};
+	item = (load_item){.seq = units[0].seq, .unit = units[0].unit, .result = &empty, .attempts = 1,
+			   .unchanged = true};
+	b = (load_batch){.run_id = run.id, .items = &item, .nitems = 1};
+	assert_int_equal(load_batch_commit(db, &b, &out, &err), 0);
+	assert_int_equal(out.streams[si].inserted + out.streams[si].updated, 0);
+	assert_int_equal(out.streams[si].unchanged, 2);
+	uint64_t deleted[MIRROR_TABLE_COUNT];
+	assert_int_equal(load_run_finish(db, run.id, "succeeded", NULL, true, 0xffffffffu, deleted, &err), 0);
+	assert_int_equal(deleted[si], 0);
+	assert_int_equal(count(c, "SELECT count(*) FROM t_load.todos WHERE id IN (20, 21) AND deleted_at IS NULL"), 2);
+	assert_int_equal(count(c, "SELECT sources_read FROM t_load.sync_runs ORDER BY id DESC LIMIT 1"), 0);
+	PQfinish(c);
+	load_close(db);
+}
+
 int main(void)
 {
 	log_init(LOG_ERROR, LOG_FORMAT_TEXT);
@@ -219,6 +282,7 @@ int main(void)
 	    cmocka_unit_test(test_upsert_is_idempotent),
 	    cmocka_unit_test(test_second_lock_is_refused),
 	    cmocka_unit_test(test_deletes_need_intact_yields),
+	    cmocka_unit_test(test_unchanged_source_keeps_its_rows),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
