@@ -310,8 +310,9 @@ static void drop_repeated_rows(fetch_stage *f, bloom_result *r)
 
 /* ---- sources that did not change ----
  * A source's digest is FNV-1a over its body (all pages, in order), seeded
- * with what else decides the rows a body maps to: the mapping's version and
- * the streams synced. The same digest as the one recorded (sync_sources)
+ * with what else decides the rows a body maps to: the mapping's version, the
+ * program's (a release re-reads everything once, in case a mapping change
+ * went without a bump) and the streams synced. The same digest as the one recorded (sync_sources)
  * means the same rows as the mirror holds from it: the body is not mapped
  * (list bodies are, for the units they name) and nothing is staged. */
 
@@ -323,10 +324,13 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
 	return h;
 }
 
-static uint64_t source_digest_seed(unsigned streams)
+static uint64_t source_digest_seed(unsigned streams, const char *version)
 {
-	char seed[64];
-	int n = snprintf(seed, sizeof(seed), "bloomsync mapping %d streams %u", BLOOM_MAPPING_VERSION, streams);
+	char seed[128];
+	int n = snprintf(seed, sizeof(seed), "bloomsync %s mapping %d streams %u", version ? version : "",
+			 BLOOM_MAPPING_VERSION, streams);
+	if (n < 0 || (size_t)n >= sizeof(seed))
+		n = (int)sizeof(seed) - 1;
 	return fnv1a(14695981039346656037ull, seed, (size_t)n);
 }
 
@@ -920,7 +924,7 @@ static int start_fetch(run_state *s, char *error, size_t errlen)
 	f->streams = c->streams;
 	f->page_size = c->page_size;
 	f->recent_rows = calloc((size_t)1 << RECENT_ROWS_BITS, sizeof(uint64_t));
-	f->digest_seed = source_digest_seed(c->streams);
+	f->digest_seed = source_digest_seed(c->streams, s->opts->version);
 	f->full = s->opts->full;
 	f->auth = s->opts->auth;
 	f->token_expires = s->opts->token_expires;

@@ -80,18 +80,27 @@ static bloom_result *todo_result(const char *lines, size_t nrows)
 
 #define TODO(id, name, raw) id "\t" name "\t\\N\t\\N\t\\N\t\\N\t\\N\tf\t7\tWeekly\t5\t" raw "\n"
 
-static void commit_units(load_db *db, load_run *run, bloom_result *r, load_batch_result *out, int expect_rc)
+/* Commits one batch holding item, as the run's first pending unit; returns
+ * that unit as load_units_next gave it (with the digest recorded for it). */
+static load_unit commit_item(load_db *db, load_run *run, load_item item, load_batch_result *out, int expect_rc)
 {
 	load_unit units[16];
 	size_t n = 0;
 	load_error err;
 	assert_int_equal(load_units_next(db, run->id, 0, units, 16, &n, &err), 0);
 	assert_true(n >= 1);
-	load_item item = {.seq = units[0].seq, .unit = units[0].unit, .result = r, .attempts = 1};
+	item.seq = units[0].seq;
+	item.unit = units[0].unit;
 	load_batch b = {.run_id = run->id, .items = &item, .nitems = 1};
 	int rc = load_batch_commit(db, &b, out, &err);
 	if (rc != expect_rc)
 		fail_msg("load_batch_commit returned %d: %s", rc, err.msg);
+	return units[0];
+}
+
+static void commit_units(load_db *db, load_run *run, bloom_result *r, load_batch_result *out, int expect_rc)
+{
+	commit_item(db, run, (load_item){.result = r, .attempts = 1}, out, expect_rc);
 }
 
 /* A row PostgreSQL refuses (invalid jsonb) is rejected alone; the others land. */
@@ -237,32 +246,23 @@ static void test_unchanged_source_keeps_its_rows(void **state)
 	const uint64_t digest = 0xfedcba9876543210ull; /* negative as a bigint */
 
 	assert_int_equal(load_run_open(db, true, "test", &run, &err), 0);
-	load_unit units[4];
-	size_t n = 0;
-	assert_int_equal(load_units_next(db, run.id, 0, units, 4, &n, &err), 0);
-	assert_int_equal(n, 1);
-	assert_false(units[0].has_digest);
 	bloom_result *r = todo_result(TODO("20", "a", "{\"Id\":20}") TODO("21", "b", "{\"Id\":21}"), 2);
-	load_item item = {.seq = units[0].seq, .unit = units[0].unit, .result = r, .attempts = 1,
-			  .digest = digest, .yields = yields, .yields_len = strlen(yields)};
-	load_batch b = {.run_id = run.id, .items = &item, .nitems = 1};
 	load_batch_result out;
-	assert_int_equal(load_batch_commit(db, &b, &out, &err), 0);
+	load_unit u = commit_item(db, &run,
+				  (load_item){.result = r, .attempts = 1, .digest = digest, .yields = yields,
+					      .yields_len = strlen(yields)},
+				  &out, 0);
+	assert_false(u.has_digest);
 	assert_int_equal(out.streams[si].inserted, 2);
 	assert_int_equal(load_run_finish(db, run.id, "succeeded", NULL, true, 0xffffffffu, NULL, &err), 0);
 	bloom_result_free(r);
 	free(r);
 
 	assert_int_equal(load_run_open(db, true, "test", &run, &err), 0);
-	assert_int_equal(load_units_next(db, run.id, 0, units, 4, &n, &err), 0);
-	assert_int_equal(n, 1);
-	assert_true(units[0].has_digest);
-	assert_true(units[0].digest == digest);
-	bloom_result empty = {.unit = units[0].unit};
-	item = (load_item){.seq = units[0].seq, .unit = units[0].unit, .result = &empty, .attempts = 1,
-			   .unchanged = true};
-	b = (load_batch){.run_id = run.id, .items = &item, .nitems = 1};
-	assert_int_equal(load_batch_commit(db, &b, &out, &err), 0);
+	bloom_result empty = {.unit = u.unit};
+	u = commit_item(db, &run, (load_item){.result = &empty, .attempts = 1, .unchanged = true}, &out, 0);
+	assert_true(u.has_digest);
+	assert_true(u.digest == digest);
 	assert_int_equal(out.streams[si].inserted + out.streams[si].updated, 0);
 	assert_int_equal(out.streams[si].unchanged, 2);
 	uint64_t deleted[MIRROR_TABLE_COUNT];
