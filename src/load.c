@@ -664,6 +664,8 @@ static int ensure_staging(load_db *db, load_error *err)
 	return rc;
 }
 
+#define COPY_PIECE (64 * 1024) /* COPY data goes to libpq in pieces this big at most */
+
 /* COPY ... FROM STDIN in three steps, so data can be streamed in pieces. */
 static int copy_begin(load_db *db, const char *sql, load_error *err)
 {
@@ -692,8 +694,10 @@ static int copy_finish(load_db *db, load_error *err)
 static int copy_put(load_db *db, const char *data, size_t len, load_error *err)
 {
 	while (len > 0) {
-		/* PQputCopyData takes an int length */
-		int piece = len > (1u << 30) ? (1 << 30) : (int)len;
+		/* libpq copies each CopyData message whole into its output buffer,
+		 * which never shrinks: a users list of 20,000 rows sent at once
+		 * would keep megabytes there for the rest of the run */
+		int piece = len > COPY_PIECE ? COPY_PIECE : (int)len;
 		if (PQputCopyData(db->conn, data, piece) != 1) {
 			PQputCopyEnd(db->conn, "aborted");
 			if (copy_finish(db, err) == 0)
@@ -921,7 +925,6 @@ static void tally_batch(const load_batch *batch, load_counts *s)
 	}
 }
 
-#define COPY_PIECE (64 * 1024) /* children are streamed in pieces this big */
 
 /* COPYs the children the batch revealed into stg_units, in pieces: a users
  * list reveals several units per user, and they need not all sit in one
