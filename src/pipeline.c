@@ -857,8 +857,12 @@ static void consume(run_state *s)
 		if (j)
 			take_result(s, j);
 		bool drained = j == NULL;
+		/* Over the budget the fetch stage starts nothing new; the results
+		 * that fill it are in memory already, so they are taken into the
+		 * batch first (committing one by one would only multiply the
+		 * transactions when the database is the slower stage). */
 		bool full = s->batch_rows >= (size_t)batch_size || s->batch_n >= MAX_BATCH_ITEMS ||
-			    atomic_load(&s->jobs.result_bytes) >= RESULT_BUDGET ||
+			    (drained && atomic_load(&s->jobs.result_bytes) >= RESULT_BUDGET) ||
 			    (s->batch_n > 0 && now_s() - s->batch_opened >= BATCH_MAX_AGE_S);
 		if (s->batch_n > 0 && ((drained && starving) || full))
 			commit_batch(s);
