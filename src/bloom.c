@@ -4,10 +4,12 @@
 #include "bloom.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,28 +132,54 @@ static int buf_putc(bloom_buf *b, char ch)
 	return buf_append(b, &ch, 1);
 }
 
+/* Bytes buf_append_copy must rewrite; the others are copied in runs. */
+static const bool copy_special[256] = {['\\'] = true, ['\n'] = true, ['\r'] = true, ['\t'] = true, ['\0'] = true};
+
 /* Appends s in COPY text escaping; NUL bytes are skipped (there are none
  * once strings went through strip_nuls, but never emit one). */
 static int buf_append_copy(bloom_buf *b, const char *s, size_t n)
 {
 	char *dst;
+	size_t i = 0;
 
 	if (buf_reserve(b, 2 * n) < 0)
 		return -1;
 	dst = b->data + b->len;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		switch (ch) {
+	for (;;) {
+		size_t run = i;
+		while (run < n && !copy_special[(unsigned char)s[run]])
+			run++;
+		memcpy(dst, s + i, run - i);
+		dst += run - i;
+		if (run == n)
+			break;
+		switch (s[run]) {
 		case '\\': *dst++ = '\\'; *dst++ = '\\'; break;
 		case '\n': *dst++ = '\\'; *dst++ = 'n'; break;
 		case '\r': *dst++ = '\\'; *dst++ = 'r'; break;
 		case '\t': *dst++ = '\\'; *dst++ = 't'; break;
-		case '\0': break;
-		default: *dst++ = ch; break;
+		default: break; /* NUL */
 		}
+		i = run + 1;
 	}
 	b->len = (size_t)(dst - b->data);
 	b->data[b->len] = '\0';
+	return 0;
+}
+
+/* Appends compact JSON text in COPY text escaping: it holds no raw tab,
+ * newline, CR or NUL, so only backslashes need doubling. */
+static int buf_append_json_copy(bloom_buf *b, const char *s, size_t n)
+{
+	const char *end = s + n;
+
+	while (s < end) {
+		const char *bs = memchr(s, '\\', (size_t)(end - s));
+		size_t run = bs ? (size_t)(bs - s) + 1 : (size_t)(end - s);
+		if (buf_append(b, s, run) < 0 || (bs && buf_putc(b, '\\') < 0))
+			return -1;
+		s += run;
+	}
 	return 0;
 }
 
@@ -268,6 +296,888 @@ static char *strip_key_nuls(const char *body, size_t len, size_t *outlen, size_t
 	return out;
 }
 
+/* ---------------------------------------------------------- JSON values */
+
+/* jansson gives every value its own allocation (objects a hash table), and
+ * printing each record back out for the raw column cost about as much
+ * again: together most of bloomsync's CPU time on an initial load. Bodies
+ * are therefore parsed into jv nodes taken from a pool reused for every
+ * element; strings point into the body unless they hold escapes, and a
+ * value whose text is exactly what json_dumps(JSON_COMPACT |
+ * JSON_REAL_PRECISION(15)) prints for it ("plain") is copied as it is into
+ * the raw column. Whatever this parser does not take (malformed JSON,
+ * duplicate keys, a NUL in a key, deep nesting, long numbers) is parsed by
+ * jansson as before, and printed by it, so errors and odd input come out
+ * exactly as they did. */
+
+typedef enum { JV_NULL, JV_FALSE, JV_TRUE, JV_INT, JV_REAL, JV_STR, JV_ARR, JV_OBJ } jv_type;
+
+typedef struct jv jv;
+struct jv {
+	jv_type type;
+	bool plain;         /* text is exactly what jansson prints for the value */
+	size_t nuls;        /* NUL characters removed from the strings of the value */
+	const char *text;   /* the value's text in the body */
+	size_t textlen;     /* its length */
+	const char *key;    /* member name (decoded) when in an object */
+	size_t keylen;      /* its length */
+	jv *next;           /* next member or element */
+	const json_t *orig; /* the jansson value it copies (jansson parsed it), else NULL */
+	union {
+		int64_t i;
+		double d;
+		struct {
+			const char *s; /* decoded, NULs removed; not NUL-terminated */
+			size_t len;
+		} str;
+		struct {
+			jv *first;
+			size_t n;
+		} kids;
+	} u;
+};
+
+/* Bump allocation in blocks that are kept and reused from one element to
+ * the next. */
+#define POOL_BLOCK ((size_t)32 << 10)
+
+typedef struct pool_block {
+	struct pool_block *next;
+	size_t cap, used;
+	max_align_t data[];
+} pool_block;
+
+typedef struct pool {
+	pool_block *head, *cur;
+} pool;
+
+static void *pool_alloc(pool *p, size_t size)
+{
+	pool_block *b = p->cur;
+	void *ptr;
+
+	size = (size + 15) & ~(size_t)15;
+	while (b && b->cap - b->used < size) {
+		if (!b->next)
+			break;
+		b = b->next; /* left over from an earlier element */
+		b->used = 0;
+	}
+	if (!b || b->cap - b->used < size) {
+		size_t cap = size > POOL_BLOCK ? size : POOL_BLOCK;
+		pool_block *nb = malloc(sizeof(*nb) + cap);
+		if (!nb)
+			return NULL;
+		nb->next = NULL;
+		nb->cap = cap;
+		nb->used = 0;
+		if (b)
+			b->next = nb;
+		else
+			p->head = nb;
+		b = nb;
+	}
+	p->cur = b;
+	ptr = (char *)b->data + b->used;
+	b->used += size;
+	return ptr;
+}
+
+/* Forgets every node; the blocks stay for the next element. */
+static void pool_reset(pool *p)
+{
+	p->cur = p->head;
+	if (p->head)
+		p->head->used = 0;
+}
+
+static void pool_free(pool *p)
+{
+	while (p->head) {
+		pool_block *next = p->head->next;
+		free(p->head);
+		p->head = next;
+	}
+	p->cur = NULL;
+}
+
+static bool jv_is(const jv *v, jv_type type)
+{
+	return v && v->type == type;
+}
+
+static bool jv_is_null(const jv *v)
+{
+	return jv_is(v, JV_NULL);
+}
+
+static bool jv_is_string(const jv *v)
+{
+	return jv_is(v, JV_STR);
+}
+
+static bool jv_is_integer(const jv *v)
+{
+	return jv_is(v, JV_INT);
+}
+
+static bool jv_is_real(const jv *v)
+{
+	return jv_is(v, JV_REAL);
+}
+
+static bool jv_is_boolean(const jv *v)
+{
+	return jv_is(v, JV_TRUE) || jv_is(v, JV_FALSE);
+}
+
+static bool jv_is_object(const jv *v)
+{
+	return jv_is(v, JV_OBJ);
+}
+
+static bool jv_is_array(const jv *v)
+{
+	return jv_is(v, JV_ARR);
+}
+
+/* The member key (n bytes) of object obj, NULL when obj is not an object or
+ * has none. */
+static const jv *jv_getn(const jv *obj, const char *key, size_t n)
+{
+	if (!jv_is_object(obj))
+		return NULL;
+	for (const jv *m = obj->u.kids.first; m; m = m->next)
+		if (m->keylen == n && (n == 0 || (m->key[0] == key[0] && memcmp(m->key, key, n) == 0)))
+			return m;
+	return NULL;
+}
+
+/* Member lookup by a string literal, its length known at compile time. */
+#define jv_get(obj, key) jv_getn((obj), "" key, sizeof(key) - 1)
+
+/* ---- the parser */
+
+#define JV_MAX_DEPTH 64     /* deeper goes to jansson (which allows 2048) */
+#define JV_NUM_MAX 48       /* longer numbers go to jansson */
+#define JV_MAX_MEMBERS 1024 /* bigger objects go to jansson (duplicate checks are quadratic) */
+
+typedef struct jparse {
+	const char *p;   /* next byte */
+	const char *end; /* end of the input */
+	pool *pool;
+	int depth;
+} jparse;
+
+static bool jp_ws(jparse *jp)
+{
+	const char *start = jp->p;
+
+	while (jp->p < jp->end && (*jp->p == ' ' || *jp->p == '\n' || *jp->p == '\t' || *jp->p == '\r'))
+		jp->p++;
+	return jp->p != start;
+}
+
+static bool jp_at(const jparse *jp, char ch)
+{
+	return jp->p < jp->end && *jp->p == ch;
+}
+
+static jv *jp_node(jparse *jp, jv_type type)
+{
+	jv *v = pool_alloc(jp->pool, sizeof(*v));
+
+	if (v) {
+		memset(v, 0, sizeof(*v));
+		v->type = type;
+		v->text = jp->p;
+	}
+	return v;
+}
+
+static int hex_digit(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* The code unit of the escape at u ('u' and four hex digits), -1 when
+ * malformed; *lower is set when a hex letter is lowercase. */
+static int32_t u_escape(const char *u, const char *end, bool *lower)
+{
+	int32_t value = 0;
+
+	if (end - u < 5)
+		return -1;
+	for (int i = 1; i <= 4; i++) {
+		int h = hex_digit(u[i]);
+		if (h < 0)
+			return -1;
+		if (u[i] >= 'a')
+			*lower = true;
+		value = value << 4 | h;
+	}
+	return value;
+}
+
+/* Length of the UTF-8 sequence at s whose lead byte is >= 0x80, 0 when it
+ * is not one jansson accepts (overlong, a surrogate, past U+10FFFF). */
+static size_t utf8_length(const unsigned char *s, size_t avail)
+{
+	unsigned lead = s[0];
+	size_t n;
+	uint32_t cp;
+
+	if (lead < 0xC2 || lead > 0xF4)
+		return 0;
+	n = lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+	if (avail < n)
+		return 0;
+	cp = lead & (n == 2 ? 0x1F : n == 3 ? 0x0F : 0x07);
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3F);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+		return 0;
+	return n;
+}
+
+static size_t utf8_put(char *dst, uint32_t cp)
+{
+	if (cp < 0x80) {
+		dst[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		dst[0] = (char)(0xC0 | cp >> 6);
+		dst[1] = (char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		dst[0] = (char)(0xE0 | cp >> 12);
+		dst[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+		dst[2] = (char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	dst[0] = (char)(0xF0 | cp >> 18);
+	dst[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+	dst[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+	dst[3] = (char)(0x80 | (cp & 0x3F));
+	return 4;
+}
+
+/* Decodes the escaped string text [s, end) (valid, checked by jp_string)
+ * into dst; returns the length, NULs left out and counted in *nuls. */
+static size_t decode_string(const char *s, const char *end, char *dst, size_t *nuls)
+{
+	char *d = dst;
+	bool lower = false;
+
+	while (s < end) {
+		const char *bs = memchr(s, '\\', (size_t)(end - s));
+		size_t run = bs ? (size_t)(bs - s) : (size_t)(end - s);
+		int32_t cp;
+
+		memcpy(d, s, run);
+		d += run;
+		s += run;
+		if (!bs)
+			break;
+		switch (s[1]) {
+		case 'b': *d++ = '\b'; break;
+		case 'f': *d++ = '\f'; break;
+		case 'n': *d++ = '\n'; break;
+		case 'r': *d++ = '\r'; break;
+		case 't': *d++ = '\t'; break;
+		case 'u':
+			cp = u_escape(s + 1, end, &lower);
+			if (cp >= 0xD800 && cp <= 0xDBFF) {
+				cp = ((cp - 0xD800) << 10) + (u_escape(s + 7, end, &lower) - 0xDC00) + 0x10000;
+				s += 6;
+			}
+			if (cp == 0)
+				(*nuls)++;
+			else
+				d += utf8_put(d, (uint32_t)cp);
+			s += 4;
+			break;
+		default: *d++ = s[1]; break; /* " \ / */
+		}
+		s += 2;
+	}
+	return (size_t)(d - dst);
+}
+
+/* Checks the escape at q (a backslash) and returns its length, 0 when
+ * jansson should judge it; clears *canonical when jansson prints it
+ * otherwise. */
+static size_t check_escape(const char *q, const char *end, bool key, bool *canonical)
+{
+	bool lower = false;
+	int32_t cp, low;
+
+	if (end - q < 2)
+		return 0;
+	if (q[1] != 'u') {
+		if (q[1] == '/')
+			*canonical = false; /* printed as a plain '/' */
+		else if (q[1] == '\0' || !strchr("\"\\bfnrt", q[1]))
+			return 0;
+		return 2;
+	}
+	cp = u_escape(q + 1, end, &lower);
+	if (cp < 0 || (cp >= 0xDC00 && cp <= 0xDFFF) || (cp == 0 && key))
+		return 0;
+	if (cp >= 0xD800 && cp <= 0xDBFF) {
+		if (end - q < 12 || q[6] != '\\' || q[7] != 'u')
+			return 0;
+		low = u_escape(q + 7, end, &lower);
+		if (low < 0xDC00 || low > 0xDFFF)
+			return 0;
+		*canonical = false;
+		return 12;
+	}
+	/* jansson prints \u00XX, in capitals, only for controls without a short form */
+	if (lower || cp == 0 || cp >= 0x20 || cp == '\b' || cp == '\f' || cp == '\n' || cp == '\r' || cp == '\t')
+		*canonical = false;
+	return 6;
+}
+
+/* The first byte in [q, end) of a string that is not printable ASCII, or
+ * is '"' or a backslash; end when there is none. Eight bytes at a time: a
+ * byte's high bit is set in the mask when it is one of those (a borrow may
+ * also mark bytes after it, never before, so the lowest mark is exact). */
+static const char *skip_plain(const char *q, const char *end)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+
+	while (end - q >= 8) {
+		uint64_t w, quote, backslash, mask;
+		memcpy(&w, q, 8);
+		quote = w ^ (ones * '"');
+		backslash = w ^ (ones * '\\');
+		mask = (w | ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash)) &
+		       highs;
+		if (mask)
+			return q + (__builtin_ctzll(mask) >> 3);
+		q += 8;
+	}
+#endif
+	while (q < end && (unsigned char)(*q - 0x20) < 0x60 && *q != '"' && *q != '\\')
+		q++;
+	return q;
+}
+
+/* Parses the string at jp->p (a '"'). Returns -1 when jansson should judge
+ * it; a NUL in a key is left to jansson too (see strip_key_nuls). */
+static int jp_string(jparse *jp, bool key, const char **out, size_t *outlen, size_t *nuls, bool *plain)
+{
+	const char *start = jp->p + 1, *q = start, *end = jp->end;
+	bool escaped = false, canonical = true;
+
+	for (;;) {
+		unsigned char ch;
+		size_t n;
+
+		q = skip_plain(q, end);
+		if (q >= end)
+			return -1;
+		ch = (unsigned char)*q;
+		if (ch == '"')
+			break;
+		if (ch < 0x20)
+			return -1;
+		if (ch == '\\') {
+			escaped = true;
+			n = check_escape(q, end, key, &canonical);
+		} else {
+			n = utf8_length((const unsigned char *)q, (size_t)(end - q));
+		}
+		if (n == 0)
+			return -1;
+		q += n;
+	}
+	if (!escaped) {
+		*out = start;
+		*outlen = (size_t)(q - start);
+	} else {
+		char *dst = pool_alloc(jp->pool, (size_t)(q - start));
+		if (!dst)
+			return -1;
+		*out = dst;
+		*outlen = decode_string(start, q, dst, nuls);
+	}
+	*plain = canonical;
+	jp->p = q + 1;
+	return 0;
+}
+
+/* Whether %.15g (jansson's dump with JSON_REAL_PRECISION(15)) prints the
+ * decimal ip.fp back as the same text, given no exponent: at most 15
+ * significant digits (so they survive the trip through a double), no
+ * trailing zero in the fraction unless it is ".0" (printed back as ".0"),
+ * and the first digit no further right than 10^-4 (below that %g switches
+ * to an exponent). */
+static bool real_text_canonical(const char *ip, size_t ilen, const char *fp, size_t flen)
+{
+	size_t lead = 0;
+
+	if (flen == 0 || flen > 15)
+		return false;
+	if (flen == 1 && fp[0] == '0')
+		return ilen <= 15;
+	if (fp[flen - 1] == '0')
+		return false;
+	if (ilen == 1 && ip[0] == '0') {
+		while (fp[lead] == '0')
+			lead++;
+		return lead <= 3;
+	}
+	return ilen + flen <= 15;
+}
+
+static bool is_digit(char ch)
+{
+	return ch >= '0' && ch <= '9';
+}
+
+/* strtod's value of ip.fp when all its digits (at most 15) make an integer
+ * below 2^53: that integer and 10^flen are both exact doubles, so one
+ * correctly rounded division gives what strtod gives. */
+static double exact_real(const char *ip, size_t ilen, const char *fp, size_t flen, bool neg)
+{
+	static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+	                               1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+	uint64_t digits = 0;
+	double d;
+
+	for (size_t i = 0; i < ilen; i++)
+		digits = digits * 10 + (uint64_t)(ip[i] - '0');
+	for (size_t i = 0; i < flen; i++)
+		digits = digits * 10 + (uint64_t)(fp[i] - '0');
+	d = (double)digits / pow10[flen];
+	return neg ? -d : d;
+}
+
+static jv *jp_number(jparse *jp)
+{
+	const char *start = jp->p, *q = start, *end = jp->end, *ip, *fp = NULL;
+	size_t ilen, flen = 0;
+	bool neg = false, exponent = false;
+	jv *v;
+
+	if (*q == '-') {
+		neg = true;
+		q++;
+	}
+	ip = q;
+	if (q >= end || !is_digit(*q))
+		return NULL;
+	if (*q == '0') {
+		if (++q < end && is_digit(*q))
+			return NULL;
+	} else {
+		while (q < end && is_digit(*q))
+			q++;
+	}
+	ilen = (size_t)(q - ip);
+	if (q < end && *q == '.') {
+		fp = ++q;
+		while (q < end && is_digit(*q))
+			q++;
+		flen = (size_t)(q - fp);
+		if (flen == 0)
+			return NULL;
+	}
+	if (q < end && (*q == 'e' || *q == 'E')) {
+		exponent = true;
+		if (++q < end && (*q == '+' || *q == '-'))
+			q++;
+		if (q >= end || !is_digit(*q))
+			return NULL;
+		while (q < end && is_digit(*q))
+			q++;
+	}
+	if ((size_t)(q - start) >= JV_NUM_MAX)
+		return NULL;
+	if (!fp && !exponent) {
+		uint64_t value = 0;
+		if (ilen > 19)
+			return NULL;
+		for (size_t i = 0; i < ilen; i++)
+			value = value * 10 + (uint64_t)(ip[i] - '0');
+		if (value > (uint64_t)INT64_MAX + neg)
+			return NULL; /* jansson: too big integer */
+		if (!(v = jp_node(jp, JV_INT)))
+			return NULL;
+		v->u.i = neg ? (int64_t)(0 - value) : (int64_t)value;
+		v->plain = !(neg && value == 0); /* "-0" prints as "0" */
+	} else {
+		double d;
+		if (!exponent && ilen + flen <= 15) {
+			d = exact_real(ip, ilen, fp, flen, neg);
+		} else {
+			char num[JV_NUM_MAX], *numend;
+			memcpy(num, start, (size_t)(q - start));
+			num[q - start] = '\0';
+			errno = 0;
+			d = strtod(num, &numend);
+			if (numend != num + (q - start) || ((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE))
+				return NULL;
+		}
+		if (!(v = jp_node(jp, JV_REAL)))
+			return NULL;
+		v->u.d = d;
+		v->plain = !exponent && real_text_canonical(ip, ilen, fp, flen);
+	}
+	v->textlen = (size_t)(q - start);
+	jp->p = q;
+	return v;
+}
+
+static jv *jp_literal(jparse *jp, const char *word, jv_type type)
+{
+	size_t n = strlen(word);
+	jv *v;
+
+	if ((size_t)(jp->end - jp->p) < n || memcmp(jp->p, word, n) != 0 || !(v = jp_node(jp, type)))
+		return NULL;
+	v->plain = true;
+	v->textlen = n;
+	jp->p += n;
+	return v;
+}
+
+static jv *jp_value(jparse *jp);
+
+/* Appends member m to container v. */
+static void jv_add(jv *v, jv ***tail, jv *m)
+{
+	**tail = m;
+	*tail = &m->next;
+	v->u.kids.n++;
+	v->nuls += m->nuls;
+}
+
+/* True when object v already has m's key (jansson keeps the first place and
+ * the last value: left to it). *seen holds one bit per key hash, so most
+ * new keys are told apart without comparing. */
+static bool jp_duplicate(const jv *v, const jv *m, uint64_t *seen)
+{
+	const unsigned char *k = (const unsigned char *)m->key;
+	size_t n = m->keylen;
+	uint64_t h = n ? (uint64_t)k[0] | (uint64_t)k[n / 2] << 8 | (uint64_t)k[n - 1] << 16 : 0;
+	uint64_t bit = (uint64_t)1 << (((h << 8 ^ n) * 0x9E3779B97F4A7C15ULL) >> 58);
+
+	if (!(*seen & bit)) {
+		*seen |= bit;
+		return false;
+	}
+	for (const jv *o = v->u.kids.first; o; o = o->next)
+		if (o->keylen == n && (n == 0 || (o->key[0] == m->key[0] && memcmp(o->key, m->key, n) == 0)))
+			return true;
+	return false;
+}
+
+/* An object or an array; plain when it holds no whitespace and only plain
+ * keys and values. */
+static jv *jp_container(jparse *jp, jv_type type)
+{
+	char close = type == JV_OBJ ? '}' : ']';
+	jv *v = jp_node(jp, type), **tail;
+	bool plain = true;
+	uint64_t seen = 0;
+
+	if (!v || ++jp->depth > JV_MAX_DEPTH)
+		return NULL;
+	tail = &v->u.kids.first;
+	jp->p++;
+	plain = !jp_ws(jp);
+	if (jp_at(jp, close)) {
+		jp->p++;
+		goto done;
+	}
+	for (;;) {
+		const char *key = NULL;
+		size_t keylen = 0, nuls = 0;
+		bool key_plain = true, ws;
+		jv *m;
+
+		if (type == JV_OBJ) {
+			if (!jp_at(jp, '"') || jp_string(jp, true, &key, &keylen, &nuls, &key_plain) < 0)
+				return NULL;
+			if (jp_ws(jp))
+				plain = false;
+			if (!jp_at(jp, ':'))
+				return NULL;
+			jp->p++;
+			if (jp_ws(jp))
+				plain = false;
+		}
+		if (!(m = jp_value(jp)))
+			return NULL;
+		m->key = key;
+		m->keylen = keylen;
+		if (type == JV_OBJ && (v->u.kids.n >= JV_MAX_MEMBERS || jp_duplicate(v, m, &seen)))
+			return NULL;
+		jv_add(v, &tail, m);
+		ws = jp_ws(jp);
+		plain = plain && key_plain && m->plain && !ws;
+		if (jp_at(jp, ',')) {
+			jp->p++;
+			if (jp_ws(jp))
+				plain = false;
+			continue;
+		}
+		if (!jp_at(jp, close))
+			return NULL;
+		jp->p++;
+		break;
+	}
+done:
+	jp->depth--;
+	v->plain = plain;
+	v->textlen = (size_t)(jp->p - v->text);
+	return v;
+}
+
+static jv *jp_value(jparse *jp)
+{
+	jv *v;
+
+	if (jp->p >= jp->end)
+		return NULL;
+	switch (*jp->p) {
+	case '{': return jp_container(jp, JV_OBJ);
+	case '[': return jp_container(jp, JV_ARR);
+	case 't': return jp_literal(jp, "true", JV_TRUE);
+	case 'f': return jp_literal(jp, "false", JV_FALSE);
+	case 'n': return jp_literal(jp, "null", JV_NULL);
+	case '"':
+		if (!(v = jp_node(jp, JV_STR)) ||
+		    jp_string(jp, false, &v->u.str.s, &v->u.str.len, &v->nuls, &v->plain) < 0)
+			return NULL;
+		v->textlen = (size_t)(jp->p - v->text);
+		return v;
+	default: return jp_number(jp);
+	}
+}
+
+/* The whole body as one object or array (what json_loadb with flags 0
+ * takes), or NULL: let jansson parse it. */
+static jv *jv_parse_body(pool *pool, const char *body, size_t len)
+{
+	jparse jp = {.p = body, .end = body + len, .pool = pool};
+	jv *v;
+
+	jp_ws(&jp);
+	if (!jp_at(&jp, '{') && !jp_at(&jp, '['))
+		return NULL;
+	v = jp_value(&jp);
+	jp_ws(&jp);
+	return v && jp.p == jp.end ? v : NULL;
+}
+
+/* The array element at body[i] when it is followed by ',' or ']' (so
+ * value_end would have cut exactly it out of the body); *end gets the index
+ * just past it. NULL: let jansson parse the element. */
+static jv *jv_parse_element(pool *pool, const char *body, size_t len, size_t i, size_t *end)
+{
+	jparse jp = {.p = body + i, .end = body + len, .pool = pool};
+	jv *v = jp_value(&jp);
+
+	if (!v)
+		return NULL;
+	*end = (size_t)(jp.p - body);
+	jp_ws(&jp);
+	return jp_at(&jp, ',') || jp_at(&jp, ']') ? v : NULL;
+}
+
+/* ---- values jansson parsed */
+
+/* Copies a value jansson parsed into nodes that point to it (they are
+ * printed by jansson), removing NULs from its strings on the way. NULL when
+ * out of memory. */
+static jv *jv_from_json(pool *pool, json_t *j)
+{
+	jv *v = pool_alloc(pool, sizeof(*v));
+	jv **tail;
+
+	if (!v)
+		return NULL;
+	memset(v, 0, sizeof(*v));
+	v->orig = j;
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: {
+		const char *key;
+		json_t *val;
+		v->type = JV_OBJ;
+		tail = &v->u.kids.first;
+		json_object_foreach(j, key, val) {
+			jv *m = jv_from_json(pool, val);
+			if (!m)
+				return NULL;
+			m->key = key;
+			m->keylen = strlen(key); /* jansson keys hold no NUL */
+			jv_add(v, &tail, m);
+		}
+		break;
+	}
+	case JSON_ARRAY: {
+		size_t index;
+		json_t *val;
+		v->type = JV_ARR;
+		tail = &v->u.kids.first;
+		json_array_foreach(j, index, val) {
+			jv *m = jv_from_json(pool, val);
+			if (!m)
+				return NULL;
+			jv_add(v, &tail, m);
+		}
+		break;
+	}
+	case JSON_STRING:
+		v->type = JV_STR;
+		v->nuls = strip_nuls(j);
+		if (v->nuls == (size_t)-1)
+			return NULL;
+		v->u.str.s = json_string_value(j);
+		v->u.str.len = json_string_length(j);
+		break;
+	case JSON_INTEGER:
+		v->type = JV_INT;
+		v->u.i = json_integer_value(j);
+		break;
+	case JSON_REAL:
+		v->type = JV_REAL;
+		v->u.d = json_real_value(j);
+		break;
+	case JSON_TRUE: v->type = JV_TRUE; break;
+	case JSON_FALSE: v->type = JV_FALSE; break;
+	default: v->type = JV_NULL; break;
+	}
+	return v;
+}
+
+/* ---- printing */
+
+#define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
+
+static int dump_to_copy(const char *chunk, size_t size, void *data)
+{
+	return buf_append_copy(data, chunk, size);
+}
+
+static int dump_to_buf(const char *chunk, size_t size, void *data)
+{
+	return buf_append(data, chunk, size);
+}
+
+static int emit(bloom_buf *b, const char *s, size_t n, bool copy)
+{
+	return copy ? buf_append_json_copy(b, s, n) : buf_append(b, s, n);
+}
+
+/* %lld without printf. */
+static size_t format_i64(int64_t value, char *buf)
+{
+	char digits[20];
+	uint64_t u = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
+	size_t n = 0, len = 0;
+
+	do {
+		digits[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (value < 0)
+		buf[len++] = '-';
+	while (n)
+		buf[len++] = digits[--n];
+	return len;
+}
+
+/* A string the way jansson's dump_string prints it (no flags). */
+static int dump_string(bloom_buf *b, const char *s, size_t len, bool copy)
+{
+	const char *end = s + len, *run = s;
+
+	if (emit(b, "\"", 1, copy) < 0)
+		return -1;
+	for (; s < end; s++) {
+		unsigned char ch = (unsigned char)*s;
+		char esc[8];
+		size_t n = 2;
+
+		if (ch >= 0x20 && ch != '"' && ch != '\\')
+			continue;
+		if (emit(b, run, (size_t)(s - run), copy) < 0)
+			return -1;
+		run = s + 1;
+		esc[0] = '\\';
+		switch (ch) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default: n = (size_t)snprintf(esc, sizeof(esc), "\\u%04X", ch); break;
+		}
+		if (emit(b, esc, n, copy) < 0)
+			return -1;
+	}
+	if (emit(b, run, (size_t)(end - run), copy) < 0)
+		return -1;
+	return emit(b, "\"", 1, copy);
+}
+
+/* Appends v as json_dump_callback(DUMP_FLAGS) prints it; with copy, in COPY
+ * text escaping. */
+static int jv_dump(bloom_buf *b, const jv *v, bool copy)
+{
+	char num[64];
+	size_t n;
+
+	if (v->orig)
+		return json_dump_callback(v->orig, copy ? dump_to_copy : dump_to_buf, b, DUMP_FLAGS);
+	if (v->plain)
+		return emit(b, v->text, v->textlen, copy);
+	switch (v->type) {
+	case JV_INT: n = format_i64(v->u.i, num); return emit(b, num, n, copy);
+	case JV_REAL: {
+		json_t *real = json_real(v->u.d);
+		n = real ? json_dumpb(real, num, sizeof(num), DUMP_FLAGS) : 0;
+		json_decref(real);
+		return n == 0 || n > sizeof(num) ? -1 : emit(b, num, n, copy);
+	}
+	case JV_STR: return dump_string(b, v->u.str.s, v->u.str.len, copy);
+	case JV_ARR:
+	case JV_OBJ:
+		if (emit(b, v->type == JV_OBJ ? "{" : "[", 1, copy) < 0)
+			return -1;
+		for (const jv *m = v->u.kids.first; m; m = m->next) {
+			if (m != v->u.kids.first && emit(b, ",", 1, copy) < 0)
+				return -1;
+			if (v->type == JV_OBJ &&
+			    (dump_string(b, m->key, m->keylen, copy) < 0 || emit(b, ":", 1, copy) < 0))
+				return -1;
+			if (jv_dump(b, m, copy) < 0)
+				return -1;
+		}
+		return emit(b, v->type == JV_OBJ ? "}" : "]", 1, copy);
+	default: return -1; /* true, false and null are always plain */
+	}
+}
+
 /* ------------------------------------------------------- mapping context */
 
 typedef enum { MAP_ROW = 0, MAP_SKIP, MAP_REJECT } map_outcome;
@@ -275,6 +1185,7 @@ typedef enum { MAP_ROW = 0, MAP_SKIP, MAP_REJECT } map_outcome;
 typedef struct ctx {
 	const bloom_unit *unit;
 	bloom_result *out;
+	pool *pool;       /* the nodes of the body or element being mapped */
 	bool nomem;       /* the failure was an allocation, not the record */
 	char reason[256]; /* why the record is rejected */
 } ctx;
@@ -310,33 +1221,33 @@ static int format_double(double d, char *buf, size_t buflen);
 
 /* Describes a JSON value for a reject reason: strings quoted and cut to
  * about 80 bytes on a UTF-8 boundary. */
-static void describe(const json_t *v, char *buf, size_t buflen)
+static void describe(const jv *v, char *buf, size_t buflen)
 {
-	if (json_is_string(v)) {
-		size_t len = json_string_length(v);
-		const char *s = json_string_value(v);
+	if (jv_is_string(v)) {
+		size_t len = v->u.str.len;
+		const char *s = v->u.str.s;
 		if (len > 80) {
 			len = 80;
 			while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
 				len--;
 		}
-		snprintf(buf, buflen, "\"%.*s\"%s", (int)len, s, len < json_string_length(v) ? "..." : "");
-	} else if (json_is_integer(v)) {
-		snprintf(buf, buflen, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-	} else if (json_is_real(v)) {
-		format_double(json_real_value(v), buf, buflen);
-	} else if (json_is_boolean(v)) {
-		snprintf(buf, buflen, "%s", json_is_true(v) ? "true" : "false");
-	} else if (json_is_object(v)) {
+		snprintf(buf, buflen, "\"%.*s\"%s", (int)len, s, len < v->u.str.len ? "..." : "");
+	} else if (jv_is_integer(v)) {
+		snprintf(buf, buflen, "%" PRId64, v->u.i);
+	} else if (jv_is_real(v)) {
+		format_double(v->u.d, buf, buflen);
+	} else if (jv_is_boolean(v)) {
+		snprintf(buf, buflen, "%s", jv_is(v, JV_TRUE) ? "true" : "false");
+	} else if (jv_is_object(v)) {
 		snprintf(buf, buflen, "an object");
-	} else if (json_is_array(v)) {
+	} else if (jv_is_array(v)) {
 		snprintf(buf, buflen, "an array");
 	} else {
 		snprintf(buf, buflen, "null");
 	}
 }
 
-static int fail_value(ctx *c, const char *field, const char *what, const json_t *v)
+static int fail_value(ctx *c, const char *field, const char *what, const jv *v)
 {
 	char desc[128];
 
@@ -344,7 +1255,7 @@ static int fail_value(ctx *c, const char *field, const char *what, const json_t 
 	return fail(c, "%s: %s: %s", field, what, desc);
 }
 
-static int fail_missing(ctx *c, const char *field, const json_t *v)
+static int fail_missing(ctx *c, const char *field, const jv *v)
 {
 	return fail(c, "%s: %s", field, v ? "null" : "missing");
 }
@@ -389,8 +1300,15 @@ static int col_null(row *r)
 static int col_i64(row *r, int64_t value)
 {
 	char num[24];
-	int n = snprintf(num, sizeof(num), "%" PRId64, value);
-	return col_put(r, num, (size_t)n);
+	return col_put(r, num, format_i64(value, num));
+}
+
+/* An integer node as printed: its own text when that is "%lld" already. */
+static int col_int_node(row *r, const jv *v)
+{
+	if (v->plain && !v->orig)
+		return col_put(r, v->text, v->textlen);
+	return col_i64(r, v->u.i);
 }
 
 static int col_bool_value(row *r, bool value)
@@ -399,14 +1317,14 @@ static int col_bool_value(row *r, bool value)
 }
 
 /* A JSON integer, or a real with an integral value in int64 range. */
-static int json_to_i64(const json_t *v, int64_t *out)
+static int jv_to_i64(const jv *v, int64_t *out)
 {
-	if (json_is_integer(v)) {
-		*out = json_integer_value(v);
+	if (jv_is_integer(v)) {
+		*out = v->u.i;
 		return 0;
 	}
-	if (json_is_real(v)) {
-		double d = json_real_value(v);
+	if (jv_is_real(v)) {
+		double d = v->u.d;
 		if (isfinite(d) && trunc(d) == d && d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
 			*out = (int64_t)d;
 			return 0;
@@ -415,53 +1333,53 @@ static int json_to_i64(const json_t *v, int64_t *out)
 	return -1;
 }
 
-static int col_bigint(row *r, const json_t *v, const char *field, bool not_null)
+static int col_bigint(row *r, const jv *v, const char *field, bool not_null)
 {
 	int64_t value;
 
-	if (!v || json_is_null(v))
+	if (!v || jv_is_null(v))
 		return not_null ? fail_missing(r->c, field, v) : col_null(r);
-	if (json_to_i64(v, &value) < 0)
+	if (jv_to_i64(v, &value) < 0)
 		return fail_value(r->c, field, "not an integer", v);
-	return col_i64(r, value);
+	return v->type == JV_INT ? col_int_node(r, v) : col_i64(r, value);
 }
 
-static int col_int(row *r, const json_t *v, const char *field)
+static int col_int(row *r, const jv *v, const char *field)
 {
 	int64_t value;
 
-	if (!v || json_is_null(v))
+	if (!v || jv_is_null(v))
 		return col_null(r);
-	if (json_to_i64(v, &value) < 0)
+	if (jv_to_i64(v, &value) < 0)
 		return fail_value(r->c, field, "not an integer", v);
 	if (value < INT32_MIN || value > INT32_MAX)
 		return fail_value(r->c, field, "out of range for integer", v);
 	return col_i64(r, value);
 }
 
-static int col_text(row *r, const json_t *v, const char *field, bool not_null)
+static int col_text(row *r, const jv *v, const char *field, bool not_null)
 {
 	size_t len;
 
-	if (!v || json_is_null(v))
+	if (!v || jv_is_null(v))
 		return not_null ? fail_missing(r->c, field, v) : col_null(r);
-	if (!json_is_string(v))
+	if (!jv_is_string(v))
 		return fail_value(r->c, field, "not a string", v);
-	len = json_string_length(v);
+	len = v->u.str.len;
 	if (len == 0 && !not_null)
 		return col_null(r);
-	if (col_start(r) < 0 || buf_append_copy(r->buf, json_string_value(v), len) < 0)
+	if (col_start(r) < 0 || buf_append_copy(r->buf, v->u.str.s, len) < 0)
 		return fail_nomem(r->c);
 	return 0;
 }
 
-static int col_bool(row *r, const json_t *v, const char *field, bool not_null)
+static int col_bool(row *r, const jv *v, const char *field, bool not_null)
 {
-	if (!v || json_is_null(v))
+	if (!v || jv_is_null(v))
 		return not_null ? fail_missing(r->c, field, v) : col_null(r);
-	if (!json_is_boolean(v))
+	if (!jv_is_boolean(v))
 		return fail_value(r->c, field, "not a boolean", v);
-	return col_bool_value(r, json_is_true(v));
+	return col_bool_value(r, jv_is(v, JV_TRUE));
 }
 
 /* The shortest %.{15,16,17}g text that reads back as the same double. */
@@ -477,22 +1395,28 @@ static int format_double(double d, char *buf, size_t buflen)
 	return n;
 }
 
-static int col_numeric(row *r, const json_t *v, const char *field)
+static int col_numeric(row *r, const jv *v, const char *field)
 {
 	char num[40];
 	int n;
 
-	if (!v || json_is_null(v))
+	if (!v || jv_is_null(v))
 		return col_null(r);
-	if (json_is_integer(v)) {
-		n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		return col_put(r, num, (size_t)n);
-	}
-	if (!json_is_real(v))
+	if (jv_is_integer(v))
+		return col_int_node(r, v);
+	if (!jv_is_real(v))
 		return fail_value(r->c, field, "not a number", v);
-	if (!isfinite(json_real_value(v)))
+	if (!isfinite(v->u.d))
 		return fail_value(r->c, field, "not a finite number", v);
-	n = format_double(json_real_value(v), num, sizeof(num));
+	/* a plain real's text is what %.15g prints, plus ".0" for a whole number;
+	 * 15 digits read back as the same double, so format_double stops there */
+	if (v->plain && !v->orig) {
+		size_t len = v->textlen;
+		if (len > 2 && v->text[len - 2] == '.' && v->text[len - 1] == '0')
+			len -= 2;
+		return col_put(r, v->text, len);
+	}
+	n = format_double(v->u.d, num, sizeof(num));
 	return col_put(r, num, (size_t)n);
 }
 
@@ -531,15 +1455,24 @@ static int days_in_month(int year, int month)
 	return month == 2 && leap ? 29 : days[month - 1];
 }
 
+/* Writes value (0..99) as two digits: timestamps are many, printf is slow. */
+static char *put2(char *p, int value)
+{
+	*p++ = (char)('0' + value / 10);
+	*p++ = (char)('0' + value % 10);
+	return p;
+}
+
 /* Parses the time zone suffix at s[*pos] (none, "Z", "+HH:MM", "+HHMM")
- * into out ("+00" for none and Z). Returns -1 when malformed. */
-static int parse_offset(const char *s, size_t len, size_t *pos, char *out, size_t outlen)
+ * into out ("+00" for none and Z; at least 7 bytes). Returns -1 when
+ * malformed. */
+static int parse_offset(const char *s, size_t len, size_t *pos, char *out)
 {
 	char sign;
 	int hh, mm;
 
 	if (*pos == len || expect(s, len, pos, 'Z')) {
-		snprintf(out, outlen, "+00");
+		memcpy(out, "+00", 4);
 		return 0;
 	}
 	sign = s[*pos];
@@ -554,7 +1487,10 @@ static int parse_offset(const char *s, size_t len, size_t *pos, char *out, size_
 	/* PostgreSQL refuses displacements beyond 15:59 */
 	if (hh > 15 || mm > 59)
 		return -1;
-	snprintf(out, outlen, "%c%02d:%02d", sign, hh, mm);
+	out[0] = sign;
+	out = put2(out + 1, hh);
+	*out++ = ':';
+	*put2(out, mm) = '\0';
 	return 0;
 }
 
@@ -563,9 +1499,9 @@ static int parse_offset(const char *s, size_t len, size_t *pos, char *out, size_
  * date this mapping accepts. */
 static int format_timestamp(const char *s, size_t len, char *out, size_t outlen)
 {
-	size_t pos = 0, frac_start = 0, frac_len = 0;
+	size_t pos = 0, frac_start = 0, frac_len = 0, n;
 	int year, month, day, hour = 0, minute = 0, second = 0;
-	char offset[8];
+	char offset[8], *p;
 
 	if ((year = read_digits(s, len, &pos, 4)) < 1 || !expect(s, len, &pos, '-') ||
 	    (month = read_digits(s, len, &pos, 2)) < 1 || month > 12 || !expect(s, len, &pos, '-') ||
@@ -589,29 +1525,47 @@ static int format_timestamp(const char *s, size_t len, char *out, size_t outlen)
 					frac_len = 6;
 			}
 		}
-		if (parse_offset(s, len, &pos, offset, sizeof(offset)) < 0)
+		if (parse_offset(s, len, &pos, offset) < 0)
 			return -1;
 	} else {
-		snprintf(offset, sizeof(offset), "+00");
+		memcpy(offset, "+00", 4);
 	}
-	if (pos != len)
+	if (pos != len || outlen < 40)
 		return -1;
-	return snprintf(out, outlen, "%04d-%02d-%02d %02d:%02d:%02d%s%.*s%s", year, month, day, hour, minute, second,
-	                frac_len ? "." : "", (int)frac_len, s + frac_start, offset);
+	/* "%04d-%02d-%02d %02d:%02d:%02d[.frac]offset" */
+	p = put2(put2(out, year / 100), year % 100);
+	*p++ = '-';
+	p = put2(p, month);
+	*p++ = '-';
+	p = put2(p, day);
+	*p++ = ' ';
+	p = put2(p, hour);
+	*p++ = ':';
+	p = put2(p, minute);
+	*p++ = ':';
+	p = put2(p, second);
+	if (frac_len) {
+		*p++ = '.';
+		memcpy(p, s + frac_start, frac_len);
+		p += frac_len;
+	}
+	n = strlen(offset);
+	memcpy(p, offset, n + 1);
+	return (int)(p + n - out);
 }
 
-static int col_timestamp(row *r, const json_t *v, const char *field)
+static int col_timestamp(row *r, const jv *v, const char *field)
 {
 	char ts[48];
 	int n;
 
-	if (!v || json_is_null(v))
+	if (!v || jv_is_null(v))
 		return col_null(r);
-	if (!json_is_string(v))
+	if (!jv_is_string(v))
 		return fail_value(r->c, field, "not a date", v);
-	if (json_string_length(v) == 0)
+	if (v->u.str.len == 0)
 		return col_null(r);
-	n = format_timestamp(json_string_value(v), json_string_length(v), ts, sizeof(ts));
+	n = format_timestamp(v->u.str.s, v->u.str.len, ts, sizeof(ts));
 	if (n < 0)
 		return fail_value(r->c, field, "not a date", v);
 	return col_put(r, ts, (size_t)n);
@@ -619,14 +1573,9 @@ static int col_timestamp(row *r, const json_t *v, const char *field)
 
 /* ------------------------------------------------------------ raw, rows */
 
-static int dump_to_copy(const char *chunk, size_t size, void *data)
-{
-	return buf_append_copy(data, chunk, size);
-}
-
 /* Writes the raw column (compact JSON, COPY-escaped), the newline, and
  * counts the row. */
-static int row_finish(row *r, const json_t *obj)
+static int row_finish(row *r, const jv *obj)
 {
 	const mirror_target *t = mirror_target_get(r->target);
 
@@ -635,11 +1584,10 @@ static int row_finish(row *r, const json_t *obj)
 	if (col_start(r) < 0)
 		return -1;
 	r->raw_start = r->buf->len;
-	/* jansson keeps no number's text: 15 significant digits give back what
-	 * the API wrote for every value of up to 15 digits (99.99, not
+	/* as json_dumps prints it: 15 significant digits give back what the API
+	 * wrote for every number of up to 15 digits (99.99, not
 	 * 99.989999999999995); longer fractions lose their tail in raw only */
-	if (json_dump_callback(obj, dump_to_copy, r->buf, JSON_COMPACT | JSON_REAL_PRECISION(15)) < 0 ||
-	    buf_putc(r->buf, '\n') < 0)
+	if (jv_dump(r->buf, obj, true) < 0 || buf_putc(r->buf, '\n') < 0)
 		return fail_nomem(r->c);
 	r->c->out->nrows[r->target]++;
 	return 0;
@@ -671,16 +1619,13 @@ static int add_children(ctx *c, const bloom_unit_kind *kinds, size_t nkinds, int
 	return 0;
 }
 
-static const json_t *get(const json_t *obj, const char *key)
-{
-	return json_object_get(obj, key);
-}
+#define get(obj, key) jv_get(obj, key)
 
 /* Reads obj.key as an int64 id for children; the row was already checked. */
-static int64_t get_id(const json_t *obj)
+static int64_t get_id(const jv *obj)
 {
 	int64_t id = 0;
-	(void)json_to_i64(get(obj, "Id"), &id);
+	(void)jv_to_i64(get(obj, "Id"), &id);
 	return id;
 }
 
@@ -693,24 +1638,24 @@ static map_outcome row_fail(row *r)
 
 /* ------------------------------------------------------------- mappers */
 
-static bool string_equals(const json_t *v, const char *s)
+static bool string_equals(const jv *v, const char *s)
 {
 	size_t n = strlen(s);
-	return json_is_string(v) && json_string_length(v) == n && memcmp(json_string_value(v), s, n) == 0;
+	return jv_is_string(v) && v->u.str.len == n && memcmp(v->u.str.s, s, n) == 0;
 }
 
-static map_outcome map_user(ctx *c, json_t *obj)
+static map_outcome map_user(ctx *c, const jv *obj)
 {
 	static const bloom_unit_kind kids[] = {BLOOM_UNIT_USER_MEETINGS, BLOOM_UNIT_USER_TODOS,  BLOOM_UNIT_USER_SCORES,
 	                                       BLOOM_UNIT_GOALS,         BLOOM_UNIT_ARCHIVED_GOALS, BLOOM_UNIT_USER_ISSUES,
 	                                       BLOOM_UNIT_USER_HEADLINES};
-	const json_t *email = get(obj, "Email");
+	const jv *email = get(obj, "Email");
 	bool placeholder;
 	row r;
 
 	if (!string_equals(get(obj, "ResultType"), "User"))
 		return MAP_SKIP;
-	placeholder = !email || json_is_null(email) || (json_is_string(email) && json_string_length(email) == 0) ||
+	placeholder = !email || jv_is_null(email) || (jv_is_string(email) && email->u.str.len == 0) ||
 	              string_equals(get(obj, "ImageUrl"), "/i/userplaceholder");
 	row_begin(&r, c, MIRROR_T_USERS);
 	if (col_bigint(&r, get(obj, "Id"), "Id", true) < 0 || col_text(&r, get(obj, "Name"), "Name", true) < 0 ||
@@ -724,7 +1669,7 @@ static map_outcome map_user(ctx *c, json_t *obj)
 	return MAP_ROW;
 }
 
-static map_outcome map_meeting_list(ctx *c, json_t *obj)
+static map_outcome map_meeting_list(ctx *c, const jv *obj)
 {
 	static const bloom_unit_kind kids[] = {BLOOM_UNIT_MEETING,        BLOOM_UNIT_ATTENDEES,
 	                                       BLOOM_UNIT_MEETING_TODOS,  BLOOM_UNIT_MEASURABLES,
@@ -742,18 +1687,18 @@ static map_outcome map_meeting_list(ctx *c, json_t *obj)
 	return MAP_ROW;
 }
 
-static map_outcome map_meeting_detail(ctx *c, json_t *obj)
+static map_outcome map_meeting_detail(ctx *c, const jv *obj)
 {
-	const json_t *id = get(obj, "Id");
-	const json_t *basics = get(obj, "Basics");
+	const jv *id = get(obj, "Id");
+	const jv *basics = get(obj, "Basics");
 	row r;
 
 	row_begin(&r, c, MIRROR_T_MEETINGS_DETAIL);
-	if (basics && !json_is_null(basics) && !json_is_object(basics)) {
+	if (basics && !jv_is_null(basics) && !jv_is_object(basics)) {
 		fail_value(c, "Basics", "not an object", basics);
 		return row_fail(&r);
 	}
-	if ((!id || json_is_null(id) ? col_i64(&r, c->unit->ref) : col_bigint(&r, id, "Id", true)) < 0 ||
+	if ((!id || jv_is_null(id) ? col_i64(&r, c->unit->ref) : col_bigint(&r, id, "Id", true)) < 0 ||
 	    col_text(&r, get(basics, "Name"), "Basics.Name", false) < 0 ||
 	    col_timestamp(&r, get(obj, "StartDateUtc"), "StartDateUtc") < 0 ||
 	    col_timestamp(&r, get(obj, "CreateTime"), "CreateTime") < 0 ||
@@ -762,7 +1707,7 @@ static map_outcome map_meeting_detail(ctx *c, json_t *obj)
 	return MAP_ROW;
 }
 
-static map_outcome map_attendee(ctx *c, json_t *obj)
+static map_outcome map_attendee(ctx *c, const jv *obj)
 {
 	row r;
 
@@ -773,23 +1718,23 @@ static map_outcome map_attendee(ctx *c, json_t *obj)
 }
 
 /* Owner.Id, or fallback_ref (when have_fallback) for a null/missing Owner. */
-static int col_owner(row *r, const json_t *obj, bool have_fallback, int64_t fallback_ref)
+static int col_owner(row *r, const jv *obj, bool have_fallback, int64_t fallback_ref)
 {
-	const json_t *owner = get(obj, "Owner");
+	const jv *owner = get(obj, "Owner");
 
-	if (!owner || json_is_null(owner))
+	if (!owner || jv_is_null(owner))
 		return have_fallback ? col_i64(r, fallback_ref) : col_null(r);
-	if (!json_is_object(owner))
+	if (!jv_is_object(owner))
 		return fail_value(r->c, "Owner", "not an object", owner);
 	return col_bigint(r, get(owner, "Id"), "Owner.Id", false);
 }
 
-static map_outcome map_todo(ctx *c, json_t *obj)
+static map_outcome map_todo(ctx *c, const jv *obj)
 {
 	int64_t id;
 	row r;
 
-	if (json_to_i64(get(obj, "Id"), &id) == 0 && id < 0)
+	if (jv_to_i64(get(obj, "Id"), &id) == 0 && id < 0)
 		return MAP_SKIP; /* a milestone */
 	row_begin(&r, c, MIRROR_T_TODOS);
 	if (col_bigint(&r, get(obj, "Id"), "Id", true) < 0 || col_text(&r, get(obj, "Name"), "Name", true) < 0 ||
@@ -806,12 +1751,11 @@ static map_outcome map_todo(ctx *c, json_t *obj)
 	return MAP_ROW;
 }
 
-static bool is_divider(const json_t *obj)
+static bool is_divider(const jv *obj)
 {
-	const json_t *id = get(obj, "Id"), *name = get(obj, "Name");
+	const jv *id = get(obj, "Id"), *name = get(obj, "Name");
 
-	return !id || json_is_null(id) || !name || json_is_null(name) ||
-	       (json_is_string(name) && json_string_length(name) == 0);
+	return !id || jv_is_null(id) || !name || jv_is_null(name) || (jv_is_string(name) && name->u.str.len == 0);
 }
 
 /* The meeting_measurables row, reusing the raw text already escaped into
@@ -832,7 +1776,7 @@ static int meeting_measurable_row(ctx *c, const row *m, int64_t measurable_id)
 	return 0;
 }
 
-static map_outcome map_measurable(ctx *c, json_t *obj)
+static map_outcome map_measurable(ctx *c, const jv *obj)
 {
 	row r;
 
@@ -852,7 +1796,7 @@ static map_outcome map_measurable(ctx *c, json_t *obj)
 	return MAP_ROW;
 }
 
-static map_outcome map_score(ctx *c, json_t *obj)
+static map_outcome map_score(ctx *c, const jv *obj)
 {
 	row r;
 
@@ -869,28 +1813,27 @@ static map_outcome map_score(ctx *c, json_t *obj)
 }
 
 /* A boolean that defaults to false when absent or null (Archived). */
-static int col_flag(row *r, const json_t *v, const char *field)
+static int col_flag(row *r, const jv *v, const char *field)
 {
-	if (!v || json_is_null(v))
+	if (!v || jv_is_null(v))
 		return col_bool_value(r, false);
 	return col_bool(r, v, field, true);
 }
 
 /* The goal_meetings rows of a goal: one per element of Origins (absent or
  * null: none). Each row's raw is the origin object. */
-static int goal_meeting_rows(ctx *c, const json_t *goal, int64_t goal_id)
+static int goal_meeting_rows(ctx *c, const jv *goal, int64_t goal_id)
 {
-	const json_t *origins = get(goal, "Origins");
-	const json_t *origin;
-	size_t index;
+	const jv *origins = get(goal, "Origins");
+	const jv *origin;
 	row r;
 
-	if (!origins || json_is_null(origins))
+	if (!origins || jv_is_null(origins))
 		return 0;
-	if (!json_is_array(origins))
+	if (!jv_is_array(origins))
 		return fail_value(c, "Origins", "not an array", origins);
-	json_array_foreach(origins, index, origin) {
-		if (!json_is_object(origin))
+	for (origin = origins->u.kids.first; origin; origin = origin->next) {
+		if (!jv_is_object(origin))
 			return fail_value(c, "Origins[]", "not an object", origin);
 		row_begin(&r, c, MIRROR_T_GOAL_MEETINGS);
 		if (col_i64(&r, goal_id) < 0 || col_bigint(&r, get(origin, "Id"), "Origins[].Id", true) < 0 ||
@@ -902,7 +1845,7 @@ static int goal_meeting_rows(ctx *c, const json_t *goal, int64_t goal_id)
 	return 0;
 }
 
-static map_outcome map_goal(ctx *c, json_t *obj)
+static map_outcome map_goal(ctx *c, const jv *obj)
 {
 	bool archived_list = c->unit->kind == BLOOM_UNIT_ARCHIVED_GOALS;
 	bloom_buf *links = &c->out->copy[MIRROR_T_GOAL_MEETINGS];
@@ -930,14 +1873,14 @@ static map_outcome map_goal(ctx *c, json_t *obj)
 /* meeting_id and meeting_name of an issue or a headline: a meeting's list
  * is about the meeting asked (its rows may lack OriginId); a user's list
  * says OriginId. meeting_name is Origin either way. */
-static int col_origin(row *r, const json_t *obj, bool meeting_list)
+static int col_origin(row *r, const jv *obj, bool meeting_list)
 {
 	if ((meeting_list ? col_i64(r, r->c->unit->ref) : col_bigint(r, get(obj, "OriginId"), "OriginId", false)) < 0)
 		return -1;
 	return col_text(r, get(obj, "Origin"), "Origin", false);
 }
 
-static map_outcome map_issue(ctx *c, json_t *obj)
+static map_outcome map_issue(ctx *c, const jv *obj)
 {
 	bool meeting_list = c->unit->kind == BLOOM_UNIT_MEETING_ISSUES;
 	row r;
@@ -954,7 +1897,7 @@ static map_outcome map_issue(ctx *c, json_t *obj)
 	return MAP_ROW;
 }
 
-static map_outcome map_headline(ctx *c, json_t *obj)
+static map_outcome map_headline(ctx *c, const jv *obj)
 {
 	row r;
 
@@ -969,7 +1912,7 @@ static map_outcome map_headline(ctx *c, json_t *obj)
 	return MAP_ROW;
 }
 
-typedef map_outcome (*mapper)(ctx *c, json_t *obj);
+typedef map_outcome (*mapper)(ctx *c, const jv *obj);
 
 static mapper mapper_for(bloom_unit_kind kind)
 {
@@ -995,11 +1938,12 @@ static mapper mapper_for(bloom_unit_kind kind)
 
 /* ------------------------------------------------------------- rejects */
 
-static int add_reject(ctx *c, const json_t *elem)
+static int add_reject(ctx *c, const jv *elem)
 {
 	bloom_result *out = c->out;
-	const json_t *id = json_is_object(elem) ? get(elem, "Id") : NULL;
+	const jv *id = get(elem, "Id");
 	bloom_reject *rej;
+	bloom_buf raw = {0};
 
 	if (out->nrejects == out->rejects_cap) {
 		size_t cap = out->rejects_cap ? out->rejects_cap * 2 : 8;
@@ -1013,29 +1957,30 @@ static int add_reject(ctx *c, const json_t *elem)
 	memset(rej, 0, sizeof(*rej));
 	rej->stream = strdup(mirror_target_get(unit_infos[c->unit->kind].target)->stream);
 	rej->reason = strdup(c->reason);
-	rej->raw = json_dumps(elem, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
-	if (json_is_integer(id)) {
+	if (jv_dump(&raw, elem, false) == 0 && raw.len > 0)
+		rej->raw = raw.data;
+	else
+		free(raw.data);
+	if (jv_is_integer(id)) {
 		char idtext[24];
-		snprintf(idtext, sizeof(idtext), "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+		snprintf(idtext, sizeof(idtext), "%" PRId64, id->u.i);
 		rej->id = strdup(idtext);
 	}
 	out->nrejects++; /* counted even when incomplete, so bloom_result_free frees it */
-	if (!rej->stream || !rej->reason || !rej->raw || (json_is_integer(id) && !rej->id))
+	if (!rej->stream || !rej->reason || !rej->raw || (jv_is_integer(id) && !rej->id))
 		return -1;
 	return 0;
 }
 
-/* Maps one element: strips NULs, then a row, a skip or a reject. Returns -1
- * only when out of memory. */
-static int map_element(ctx *c, mapper map, json_t *elem)
+/* Maps one element (its NULs already removed): a row, a skip or a reject.
+ * Returns -1 only when out of memory. */
+static int map_element(ctx *c, mapper map, const jv *elem)
 {
-	size_t nuls = strip_nuls(elem);
+	size_t nuls = elem->nuls;
 	map_outcome outcome;
 
-	if (nuls == (size_t)-1)
-		return -1;
 	c->nomem = false;
-	if (!json_is_object(elem)) {
+	if (!jv_is_object(elem)) {
 		fail(c, "element is not an object");
 		outcome = MAP_REJECT;
 	} else {
@@ -1060,16 +2005,16 @@ static bool is_array_kind(bloom_unit_kind kind)
 	return kind != BLOOM_UNIT_MEETING && kind != BLOOM_UNIT_MEETING_SCORES && kind != BLOOM_UNIT_USER_SCORES;
 }
 
-static const char *json_type_name(const json_t *v)
+static const char *jv_type_name(const jv *v)
 {
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER:
-	case JSON_REAL: return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
+	switch (v->type) {
+	case JV_OBJ: return "an object";
+	case JV_ARR: return "an array";
+	case JV_STR: return "a string";
+	case JV_INT:
+	case JV_REAL: return "a number";
+	case JV_TRUE:
+	case JV_FALSE: return "a boolean";
 	default: return "null";
 	}
 }
@@ -1105,33 +2050,33 @@ static json_t *load_body(const char *body, size_t len, bloom_result *out, char *
 
 /* Finds the array of elements in root for unit kind; *elements is NULL when
  * there are none (a scorecard without Scores). Returns -1 on a wrong shape. */
-static int find_elements(bloom_unit_kind kind, json_t *root, json_t **elements, char *err, size_t errlen)
+static int find_elements(bloom_unit_kind kind, const jv *root, const jv **elements, char *err, size_t errlen)
 {
-	json_t *scores;
+	const jv *scores;
 
 	*elements = NULL;
 	if (is_array_kind(kind)) {
-		if (!json_is_array(root))
+		if (!jv_is_array(root))
 			goto wrong;
 		*elements = root;
 		return 0;
 	}
-	if (!json_is_object(root))
+	if (!jv_is_object(root))
 		goto wrong;
 	if (kind == BLOOM_UNIT_MEETING)
 		return 0;
-	scores = json_object_get(root, "Scores");
-	if (!scores || json_is_null(scores))
+	scores = jv_get(root, "Scores");
+	if (!scores || jv_is_null(scores))
 		return 0;
-	if (!json_is_array(scores)) {
-		snprintf(err, errlen, "expected Scores to be an array, got %s", json_type_name(scores));
+	if (!jv_is_array(scores)) {
+		snprintf(err, errlen, "expected Scores to be an array, got %s", jv_type_name(scores));
 		return -1;
 	}
 	*elements = scores;
 	return 0;
 wrong:
 	snprintf(err, errlen, "expected %s at the top level, got %s", is_array_kind(kind) ? "an array" : "an object",
-	         json_type_name(root));
+	         jv_type_name(root));
 	return -1;
 }
 
@@ -1235,16 +2180,27 @@ static int map_array_body(ctx *c, mapper map, const char *body, size_t len, size
 		i++;
 	} else {
 		for (;;) {
-			size_t end = value_end(body, len, i);
-			if (end <= i) {
-				snprintf(err, errlen, "invalid json: %s at byte %zu", end ? "no value" : "body ends inside a value", i);
-				return -1;
+			size_t end = 0;
+			int rc;
+			pool_reset(c->pool);
+			jv *elem = jv_parse_element(c->pool, body, len, i, &end);
+			if (elem) {
+				rc = map_element(c, map, elem);
+			} else {
+				end = value_end(body, len, i);
+				if (end <= i) {
+					snprintf(err, errlen, "invalid json: %s at byte %zu",
+					         end ? "no value" : "body ends inside a value", i);
+					return -1;
+				}
+				json_t *jelem = load_json(body + i, end - i, JSON_DECODE_ANY, c->out, err, errlen);
+				if (!jelem)
+					return -1;
+				pool_reset(c->pool);
+				elem = jv_from_json(c->pool, jelem);
+				rc = elem ? map_element(c, map, elem) : -1;
+				json_decref(jelem);
 			}
-			json_t *elem = load_json(body + i, end - i, JSON_DECODE_ANY, c->out, err, errlen);
-			if (!elem)
-				return -1;
-			int rc = map_element(c, map, elem);
-			json_decref(elem);
 			if (rc < 0)
 				return -2;
 			(*n)++;
@@ -1274,9 +2230,10 @@ static int parse_into(const bloom_unit *u, const char *body, size_t len, bloom_r
 		      char *err, size_t errlen)
 {
 	mapper map = mapper_for(u->kind);
-	json_t *root = NULL, *elements = NULL, *elem;
-	ctx c = {.unit = u, .out = out};
-	size_t index;
+	json_t *jroot = NULL;
+	const jv *root = NULL, *elements = NULL;
+	pool nodes = {0};
+	ctx c = {.unit = u, .out = out, .pool = &nodes};
 	int rc = -1;
 	mark before;
 
@@ -1290,28 +2247,38 @@ static int parse_into(const bloom_unit *u, const char *body, size_t len, bloom_r
 	mark_take(out, &before);
 	if (is_array_kind(u->kind) && body) {
 		int st = map_array_body(&c, map, body, len, nelements, err, errlen);
-		if (st == 0)
-			return 0;
+		if (st == 0) {
+			rc = 0;
+			goto cleanup;
+		}
 		if (st == -2)
 			goto nomem;
 		mark_restore(out, &before);
 		*nelements = 0;
 		if (st < 0)
-			return -1;
+			goto cleanup;
 	}
-	root = load_body(body, len, out, err, errlen);
-	if (!root || find_elements(u->kind, root, &elements, err, errlen) < 0)
+	pool_reset(&nodes);
+	root = body ? jv_parse_body(&nodes, body, len) : NULL;
+	if (!root) {
+		jroot = load_body(body, len, out, err, errlen);
+		if (!jroot)
+			goto cleanup;
+		pool_reset(&nodes);
+		if (!(root = jv_from_json(&nodes, jroot)))
+			goto nomem;
+	}
+	if (find_elements(u->kind, root, &elements, err, errlen) < 0)
 		goto cleanup;
 	if (u->kind == BLOOM_UNIT_MEETING) {
 		*nelements = 1;
 		if (map_element(&c, map, root) < 0)
 			goto nomem;
 	} else if (elements) {
-		*nelements = json_array_size(elements);
-		json_array_foreach(elements, index, elem) {
+		*nelements = elements->u.kids.n;
+		for (const jv *elem = elements->u.kids.first; elem; elem = elem->next)
 			if (map_element(&c, map, elem) < 0)
 				goto nomem;
-		}
 	}
 	rc = 0;
 	goto cleanup;
@@ -1319,7 +2286,8 @@ nomem:
 	snprintf(err, errlen, "out of memory");
 	rc = BLOOM_NOMEM;
 cleanup:
-	json_decref(root);
+	json_decref(jroot);
+	pool_free(&nodes);
 	return rc;
 }
 
