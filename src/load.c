@@ -25,6 +25,9 @@ struct load_db {
 	char *schema;
 	bool locked;        /* this session holds the run lock */
 	bool staging_ready; /* temp staging tables exist on this connection */
+	/* per mirror table: empty when this connection's staging was set up
+	 * (an initial load), so its upserts skip the unchanged-row pre-filter */
+	bool was_empty[MIRROR_TABLE_COUNT];
 };
 
 static double mono_ms(void)
@@ -635,6 +638,24 @@ static void add_column_list(sbuf *b, const mirror_target *t, const char *prefix)
  * Each batch empties the ones it filled before it commits, rather than ON
  * COMMIT DELETE ROWS, which truncates every such table (and rebuilds its
  * TOAST index) at every commit: 2 ms a batch for nothing. */
+static int note_empty_tables(load_db *db, load_error *err)
+{
+	sbuf b = {0};
+	sb_printf(&b, "SELECT ");
+	for (int si = 0; si < MIRROR_TABLE_COUNT; si++)
+		sb_printf(&b, "%sNOT EXISTS (SELECT 1 FROM %s)", si ? ", " : "", mirror_tables[si]);
+	PGresult *res = b.failed ? NULL : exec_params(db, b.data, 0, NULL, err, "cannot read the mirror tables");
+	if (b.failed)
+		set_error(err, LOAD_ERROR, NULL, "out of memory");
+	sb_free(&b);
+	if (!res)
+		return -1;
+	for (int si = 0; si < MIRROR_TABLE_COUNT; si++)
+		db->was_empty[si] = strcmp(PQgetvalue(res, 0, si), "t") == 0;
+	PQclear(res);
+	return 0;
+}
+
 static int ensure_staging(load_db *db, load_error *err)
 {
 	if (db->staging_ready)
@@ -658,9 +679,9 @@ static int ensure_staging(load_db *db, load_error *err)
 	}
 	int rc = exec_sql(db, b.data, err, "cannot create staging tables");
 	sb_free(&b);
-	if (rc == 0)
+	if (rc == 0 && note_empty_tables(db, err) == 0)
 		db->staging_ready = true;
-	return rc;
+	return db->staging_ready ? 0 : -1;
 }
 
 #define COPY_PIECE (64 * 1024) /* COPY data goes to libpq in pieces this big at most */
@@ -861,10 +882,13 @@ static void add_changed(sbuf *b, const mirror_target *t, const char *d, const ch
 }
 
 /* The upsert of one target, as one statement whose single row is
- * (stream, inserted, updated, unchanged). Rows whose content did not change
- * are filtered out by a read-only join first, so they are neither written
- * nor even locked. */
-static void build_upsert(sbuf *b, int ti, int64_t run_id)
+ * (stream, inserted, updated, unchanged). With prefilter, rows whose content
+ * did not change are filtered out by a read-only join first, so they are
+ * neither written nor even locked (ON CONFLICT ... WHERE alone would lock
+ * them). Into a table that was empty when the session began (an initial
+ * load) nearly every row is new, and that join, a second index probe per
+ * row, was 45% of the upserts' time: there it is left out. */
+static void build_upsert(sbuf *b, int ti, int64_t run_id, bool prefilter)
 {
 	const mirror_target *t = mirror_target_get((mirror_target_id)ti);
 	const char *k1 = t->cols[0].name;
@@ -873,11 +897,15 @@ static void build_upsert(sbuf *b, int ti, int64_t run_id)
 	snprintf(keys, sizeof(keys), "%s%s%s", k1, k2 ? ", " : "", k2 ? k2 : "");
 
 	sb_printf(b, "WITH src AS (SELECT DISTINCT ON (%s) * FROM stg_%d ORDER BY %s, ctid DESC), ", keys, ti, keys);
-	sb_printf(b, "chg AS (SELECT s.* FROM src s LEFT JOIN %s d ON d.%s = s.%s", t->table, k1, k1);
-	if (k2)
-		sb_printf(b, " AND d.%s = s.%s", k2, k2);
-	sb_printf(b, " WHERE d.%s IS NULL OR ", k1);
-	add_changed(b, t, "d", "s");
+	if (prefilter) {
+		sb_printf(b, "chg AS (SELECT s.* FROM src s LEFT JOIN %s d ON d.%s = s.%s", t->table, k1, k1);
+		if (k2)
+			sb_printf(b, " AND d.%s = s.%s", k2, k2);
+		sb_printf(b, " WHERE d.%s IS NULL OR ", k1);
+		add_changed(b, t, "d", "s");
+	} else {
+		sb_printf(b, "chg AS (SELECT * FROM src");
+	}
 	sb_printf(b, "), up AS (INSERT INTO %s AS d (", t->table);
 	add_column_list(b, t, "");
 	sb_printf(b, ") SELECT ");
@@ -1183,7 +1211,8 @@ static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_
 
 	for (int ti = 0; ti < MIRROR_T_COUNT; ti++)
 		if (target_has_rows(batch, ti))
-			build_upsert(&sql, ti, batch->run_id);
+			build_upsert(&sql, ti, batch->run_id,
+				     !db->was_empty[mirror_table_index(mirror_target_get((mirror_target_id)ti)->table)]);
 	build_sources(&sql, batch, isolate);
 	/* by primary key: the partial index of pending units would serve too, if
 	 * the planner knew how many are pending, which it does not mid-run */
