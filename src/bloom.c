@@ -1185,9 +1185,10 @@ typedef enum { MAP_ROW = 0, MAP_SKIP, MAP_REJECT } map_outcome;
 typedef struct ctx {
 	const bloom_unit *unit;
 	bloom_result *out;
-	pool *pool;       /* the nodes of the body or element being mapped */
-	bool nomem;       /* the failure was an allocation, not the record */
-	char reason[256]; /* why the record is rejected */
+	pool *pool;        /* the nodes of the body or element being mapped */
+	bool jansson_only; /* bloom_use_reference_reader: jansson parses everything */
+	bool nomem;        /* the failure was an allocation, not the record */
+	char reason[256];  /* why the record is rejected */
 } ctx;
 
 typedef struct row {
@@ -2183,7 +2184,7 @@ static int map_array_body(ctx *c, mapper map, const char *body, size_t len, size
 			size_t end = 0;
 			int rc;
 			pool_reset(c->pool);
-			jv *elem = jv_parse_element(c->pool, body, len, i, &end);
+			jv *elem = c->jansson_only ? NULL : jv_parse_element(c->pool, body, len, i, &end);
 			if (elem) {
 				rc = map_element(c, map, elem);
 			} else {
@@ -2224,6 +2225,14 @@ static int map_array_body(ctx *c, mapper map, const char *body, size_t len, size
 	return 0;
 }
 
+/* Set by tests only (see bloom.h). */
+static bool reference_reader;
+
+void bloom_use_reference_reader(bool on)
+{
+	reference_reader = on;
+}
+
 /* Maps the elements of one body into out (rows, rejects and children are
  * appended). -1 with err: bad body (out as it was) or out of memory. */
 static int parse_into(const bloom_unit *u, const char *body, size_t len, bloom_result *out, size_t *nelements,
@@ -2233,9 +2242,10 @@ static int parse_into(const bloom_unit *u, const char *body, size_t len, bloom_r
 	json_t *jroot = NULL;
 	const jv *root = NULL, *elements = NULL;
 	pool nodes = {0};
-	ctx c = {.unit = u, .out = out, .pool = &nodes};
+	ctx c = {.unit = u, .out = out, .pool = &nodes, .jansson_only = reference_reader};
 	int rc = -1;
 	mark before;
+	bool marked = false;
 
 	*nelements = 0;
 	if (errlen > 0)
@@ -2245,6 +2255,7 @@ static int parse_into(const bloom_unit *u, const char *body, size_t len, bloom_r
 		goto cleanup;
 	}
 	mark_take(out, &before);
+	marked = true;
 	if (is_array_kind(u->kind) && body) {
 		int st = map_array_body(&c, map, body, len, nelements, err, errlen);
 		if (st == 0) {
@@ -2259,7 +2270,7 @@ static int parse_into(const bloom_unit *u, const char *body, size_t len, bloom_r
 			goto cleanup;
 	}
 	pool_reset(&nodes);
-	root = body ? jv_parse_body(&nodes, body, len) : NULL;
+	root = body && !c.jansson_only ? jv_parse_body(&nodes, body, len) : NULL;
 	if (!root) {
 		jroot = load_body(body, len, out, err, errlen);
 		if (!jroot)
@@ -2286,6 +2297,12 @@ nomem:
 	snprintf(err, errlen, "out of memory");
 	rc = BLOOM_NOMEM;
 cleanup:
+	if (rc != 0 && marked) {
+		/* a failed page leaves the result as it was, NULs stripped from
+		 * keys uncounted too: the page is fetched again */
+		mark_restore(out, &before);
+		*nelements = 0;
+	}
 	json_decref(jroot);
 	pool_free(&nodes);
 	return rc;

@@ -119,4 +119,9 @@ void bloom_result_free(bloom_result *out);
 /* Bytes held by a result (for memory budgets). */
 size_t bloom_result_size(const bloom_result *r);
 
+/* For tests only: with on, every body is read by jansson alone, as before
+ * bloom.c had its own faster reader, so a test can check both give the
+ * same result. Off by default; not thread-safe (set it before parsing). */
+void bloom_use_reference_reader(bool on);
+
 #endif

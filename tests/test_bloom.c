@@ -948,6 +948,7 @@ static void test_pages_and_element_scanner(void **state)
 	const char *cut = "[" ATT(4) ",{\"Id\":5,\"Name\":\"x";
 	const char *trailing = "[" ATT(6) "] x";
 	const char *empty_slot = "[" ATT(7) ",]";
+	const char *nul_key = "{\"a\\u0000\":1}"; /* not an array, and a NUL stripped from a key */
 
 	(void)state;
 	parse_ok(BLOOM_UNIT_ATTENDEES, 9, page1, &r);
@@ -956,13 +957,14 @@ static void test_pages_and_element_scanner(void **state)
 	assert_int_equal(n, 1);
 	assert_int_equal(r.nrows[MIRROR_T_ATTENDEES], 3);
 	size_t len = r.copy[MIRROR_T_ATTENDEES].len;
-	const char *bad[] = {cut, trailing, empty_slot};
+	const char *bad[] = {cut, trailing, empty_slot, nul_key};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(bloom_parse_page(&u, bad[i], strlen(bad[i]), &r, &n, err, sizeof(err)), -1);
 		assert_true(err[0] != '\0');
-		/* nothing of the bad page stays */
+		/* nothing of the bad page stays, not even a count */
 		assert_int_equal(r.nrows[MIRROR_T_ATTENDEES], 3);
 		assert_int_equal(r.copy[MIRROR_T_ATTENDEES].len, len);
+		assert_int_equal(r.nul_removed, 0);
 	}
 	assert_non_null(strstr(r.copy[MIRROR_T_ATTENDEES].data, "9\t3\t"));
 	assert_true(bloom_unit_pages(BLOOM_UNIT_USERS));
