@@ -633,11 +633,7 @@ static void add_column_list(sbuf *b, const mirror_target *t, const char *prefix)
 		sb_printf(b, "%s%s%s", c ? ", " : "", prefix, t->cols[c].name);
 }
 
-/* Staging tables live per connection: typed like the mirror (NOT NULL too,
- * so a value that cannot be stored fails at COPY, where it can be isolated).
- * Each batch empties the ones it filled before it commits, rather than ON
- * COMMIT DELETE ROWS, which truncates every such table (and rebuilds its
- * TOAST index) at every commit: 2 ms a batch for nothing. */
+/* Which mirror tables hold no row yet (see load_db.was_empty). */
 static int note_empty_tables(load_db *db, load_error *err)
 {
 	sbuf b = {0};
@@ -656,6 +652,11 @@ static int note_empty_tables(load_db *db, load_error *err)
 	return 0;
 }
 
+/* Staging tables live per connection: typed like the mirror (NOT NULL too,
+ * so a value that cannot be stored fails at COPY, where it can be isolated).
+ * Each batch empties the ones it filled before it commits, rather than ON
+ * COMMIT DELETE ROWS, which truncates every such table (and rebuilds its
+ * TOAST index) at every commit: 2 ms a batch for nothing. */
 static int ensure_staging(load_db *db, load_error *err)
 {
 	if (db->staging_ready)
@@ -952,10 +953,6 @@ static void tally_batch(const load_batch *batch, load_counts *s)
 	}
 }
 
-
-/* COPYs the children the batch revealed into stg_units, in pieces: a users
- * list reveals several units per user, and they need not all sit in one
- * buffer. */
 static bool has_children(const load_batch *batch)
 {
 	for (size_t i = 0; i < batch->nitems; i++)
@@ -964,6 +961,9 @@ static bool has_children(const load_batch *batch)
 	return false;
 }
 
+/* COPYs the children the batch revealed into stg_units, in pieces: a users
+ * list reveals several units per user, and they need not all sit in one
+ * buffer. */
 static int copy_children(load_db *db, const load_batch *batch, load_error *err)
 {
 	if (!has_children(batch))

@@ -348,9 +348,10 @@ static void drop_repeated_rows(fetch_stage *f, bloom_result *r)
  * A source's digest is hash_bytes over its body (page after page), seeded
  * with what else decides the rows a body maps to: the mapping's version, the
  * program's (a release re-reads everything once, in case a mapping change
- * went without a bump) and the streams synced. The same digest as the one recorded (sync_sources)
- * means the same rows as the mirror holds from it: the body is not mapped
- * (list bodies are, for the units they name) and nothing is staged. */
+ * went without a bump) and the streams synced. The same digest as the one
+ * recorded (sync_sources) means the same rows as the mirror holds from it:
+ * the body is not mapped (list bodies are, for the units they name) and
+ * nothing is staged. */
 
 static uint64_t source_digest_seed(unsigned streams, const char *version)
 {
@@ -374,22 +375,15 @@ static bool body_is_known(const fetch_stage *f, const job *j, uint64_t digest)
 }
 
 /* An unchanged source's result: its children (when mapped) and nothing else. */
-static void drop_rows(bloom_result *r)
+static void keep_children_only(bloom_result *r)
 {
-	for (int t = 0; t < MIRROR_T_COUNT; t++) {
-		free(r->copy[t].data);
-		r->copy[t] = (bloom_buf){0};
-		r->nrows[t] = 0;
-	}
-	for (size_t i = 0; i < r->nrejects; i++) {
-		free(r->rejects[i].stream);
-		free(r->rejects[i].id);
-		free(r->rejects[i].reason);
-		free(r->rejects[i].raw);
-	}
-	r->nrejects = 0;
-	r->skipped = 0;
-	r->nul_removed = 0;
+	bloom_result kept = {.unit = r->unit,
+			     .children = r->children,
+			     .nchildren = r->nchildren,
+			     .children_cap = r->children_cap};
+	r->children = NULL;
+	bloom_result_free(r);
+	*r = kept;
 }
 
 static int yields_add(job *j, const char *line, size_t n)
@@ -500,7 +494,7 @@ static int finish_source(fetch_stage *f, job *j)
 	filter_children(j->result, f->streams);
 	if (body_is_known(f, j, j->digest)) {
 		j->unchanged = true;
-		drop_rows(j->result);
+		keep_children_only(j->result);
 		return 0;
 	}
 	if (collect_yields(j) != 0)
