@@ -820,6 +820,33 @@ static int copy_rows_isolated(load_db *db, const load_batch *batch, int ti, cons
 	return 0;
 }
 
+/* What an item gives one COPY: its rows of a target, or its yields. */
+typedef bool (*item_data_fn)(const load_item *it, int ti, const char **data, size_t *len);
+
+static bool item_rows(const load_item *it, int ti, const char **data, size_t *len)
+{
+	if (!it->result || !it->result->nrows[ti])
+		return false;
+	*data = it->result->copy[ti].data;
+	*len = it->result->copy[ti].len;
+	return true;
+}
+
+/* Streams what pick gives for each item of the batch through one COPY. */
+static int copy_items(load_db *db, const char *sql, const load_batch *batch, item_data_fn pick, int ti,
+		      load_error *err)
+{
+	if (copy_begin(db, sql, err) != 0)
+		return -1;
+	for (size_t i = 0; i < batch->nitems; i++) {
+		const char *data;
+		size_t len;
+		if (pick(&batch->items[i], ti, &data, &len) && copy_put(db, data, len, err) != 0)
+			return -1;
+	}
+	return copy_end(db, err);
+}
+
 /* COPYs every item's rows for target ti into its staging table; with rej
  * (isolation mode) row by row, collecting refused rows into rej. */
 static int copy_target(load_db *db, const load_batch *batch, int ti, size_t *rows, sbuf *rej,
@@ -834,29 +861,13 @@ static int copy_target(load_db *db, const load_batch *batch, int ti, size_t *row
 	if (n == 0)
 		return 0;
 	sbuf sql = {0};
-	const char **chunks = calloc(n, sizeof(*chunks));
-	size_t *lens = calloc(n, sizeof(*lens));
 	int rc = -1;
-	if (!chunks || !lens || copy_target_sql(&sql, ti) != 0) {
+	if (copy_target_sql(&sql, ti) != 0)
 		set_error(err, LOAD_ERROR, NULL, "out of memory");
-		goto done;
-	}
-	if (rej) {
+	else if (rej)
 		rc = copy_rows_isolated(db, batch, ti, sql.data, rej, streams, err);
-		goto done;
-	}
-	n = 0;
-	for (size_t i = 0; i < batch->nitems; i++) {
-		const bloom_result *r = batch->items[i].result;
-		if (r && r->nrows[ti]) {
-			chunks[n] = r->copy[ti].data;
-			lens[n++] = r->copy[ti].len;
-		}
-	}
-	rc = copy_in(db, sql.data, chunks, lens, n, err);
-done:
-	free(chunks);
-	free(lens);
+	else
+		rc = copy_items(db, sql.data, batch, item_rows, ti, err);
 	sb_free(&sql);
 	return rc;
 }
@@ -1115,33 +1126,27 @@ static size_t add_item_values(sbuf *b, const load_batch *batch, item_set set, bo
 	return n;
 }
 
+static bool item_yields(const load_item *it, int ti, const char **data, size_t *len)
+{
+	(void)ti;
+	if (!item_in(it, ITEMS_READ) || !it->yields_len)
+		return false;
+	*data = it->yields;
+	*len = it->yields_len;
+	return true;
+}
+
 /* COPYs the yields of the items read in full into stg_yields. */
 static int copy_yields(load_db *db, const load_batch *batch, load_error *err)
 {
-	size_t n = 0;
-	for (size_t i = 0; i < batch->nitems; i++)
-		if (item_in(&batch->items[i], ITEMS_READ) && batch->items[i].yields_len)
-			n++;
-	if (n == 0)
+	const char *data;
+	size_t len;
+	bool any = false;
+	for (size_t i = 0; i < batch->nitems && !any; i++)
+		any = item_yields(&batch->items[i], 0, &data, &len);
+	if (!any)
 		return 0;
-	const char **chunks = calloc(n, sizeof(*chunks));
-	size_t *lens = calloc(n, sizeof(*lens));
-	if (!chunks || !lens) {
-		free(chunks);
-		free(lens);
-		set_error(err, LOAD_ERROR, NULL, "out of memory");
-		return -1;
-	}
-	n = 0;
-	for (size_t i = 0; i < batch->nitems; i++)
-		if (item_in(&batch->items[i], ITEMS_READ) && batch->items[i].yields_len) {
-			chunks[n] = batch->items[i].yields;
-			lens[n++] = batch->items[i].yields_len;
-		}
-	int rc = copy_in(db, "COPY stg_yields (kind, ref, tbl, k1, k2) FROM STDIN", chunks, lens, n, err);
-	free(chunks);
-	free(lens);
-	return rc;
+	return copy_items(db, "COPY stg_yields (kind, ref, tbl, k1, k2) FROM STDIN", batch, item_yields, 0, err);
 }
 
 /* The statements that keep sync_sources and sync_yields in step with the
