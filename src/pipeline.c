@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "bloom.h"
+#include "hash.h"
 #include "log.h"
 #include "progress.h"
 #include "queue.h"
@@ -114,7 +115,7 @@ typedef struct fetch_stage {
 	int window;      /* requests handed to the engine at most */
 	unsigned streams; /* cfg_stream bits: child units of other streams are dropped */
 	int page_size;    /* api.page_size: 0 = whole arrays */
-	uint64_t *recent_rows; /* see drop_repeated_rows */
+	hash_recent *recent_rows; /* see drop_repeated_rows */
 	uint64_t digest_seed;  /* see source_digest_seed */
 	bool full;             /* read every source in full, whatever its digest */
 	/* renewal of the token (only on this thread, which drives the engine) */
@@ -261,61 +262,19 @@ static int job_path(const fetch_stage *f, job *j, char *path, size_t pathlen)
 	return n < 0 || (size_t)n >= pathlen - used ? -1 : 0;
 }
 
-/* A 64-bit hash of n bytes, continuing from h: the round of xxHash64 on one
- * lane, eight bytes at a time (FNV-1a, a byte at a time, was a tenth of the
- * fetch thread's CPU on the bench's initial load), then its avalanche. */
-#define H_P1 0x9e3779b185ebca87ull
-#define H_P2 0xc2b2ae3d27d4eb4full
-#define H_P3 0x165667b19e3779f9ull
-#define H_P4 0x85ebca77c2b2ae63ull
-
-static uint64_t rotl64(uint64_t x, int r)
-{
-	return (x << r) | (x >> (64 - r));
-}
-
-static uint64_t hash_word(uint64_t h, uint64_t w)
-{
-	h ^= rotl64(w * H_P2, 31) * H_P1;
-	return rotl64(h, 27) * H_P1 + H_P4;
-}
-
-static uint64_t hash_bytes(uint64_t h, const void *data, size_t n)
-{
-	const unsigned char *p = data;
-	h += n * H_P3;
-	for (; n >= 8; p += 8, n -= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		h = hash_word(h, w);
-	}
-	uint64_t tail = 0;
-	if (n)
-		memcpy(&tail, p, n);
-	h = hash_word(h, tail ^ ((uint64_t)n << 56));
-	h ^= h >> 33;
-	h *= H_P2;
-	h ^= h >> 29;
-	h *= H_P3;
-	return h ^ (h >> 32);
-}
-
 /* Rows already handed to the loader in this session, by a hash of their
  * COPY line (table and every column, raw included): the same row reaches us
  * through several lists (a score in a meeting's and in a user's scorecard, a
  * todo in a meeting's and in its owner's list), and staging it again only
- * costs the database a row to compare. Direct-mapped and fixed in size, so
- * memory stays flat; a miss only means the row is written twice, as before.
- * Safe for resume: a row is dropped only when an identical one is already
- * in this session's stream of batches, and a unit whose batch did not
- * commit is fetched again. */
-#define RECENT_ROWS_BITS 18
-
-static uint64_t row_hash(int target, const char *p, size_t n)
-{
-	uint64_t h = hash_bytes((uint64_t)(target + 1), p, n);
-	return h ? h : 1;
-}
+ * costs the database a row to stage and compare. Fixed in size, so memory
+ * stays flat; a miss only means the row is written twice, as before. Sets
+ * of four (hash_recent): a score's second arrival (its meeting's
+ * scorecard) comes most of a run after its first (its owner's), and a
+ * direct-mapped table of the same size let 40% of them through on the
+ * bench's large org. Safe for resume: a row is dropped only when an
+ * identical one is already in this session's stream of batches, and a unit
+ * whose batch did not commit is fetched again. */
+#define RECENT_ROWS_BITS 19 /* 4 MiB */
 
 static void drop_repeated_rows(fetch_stage *f, bloom_result *r)
 {
@@ -327,12 +286,10 @@ static void drop_repeated_rows(fetch_stage *f, bloom_result *r)
 		for (size_t p = 0; p < b->len;) {
 			const char *nl = memchr(b->data + p, '\n', b->len - p);
 			size_t n = nl ? (size_t)(nl - (b->data + p)) + 1 : b->len - p;
-			uint64_t h = row_hash(t, b->data + p, n);
-			uint64_t *slot = &f->recent_rows[h >> (64 - RECENT_ROWS_BITS)];
-			if (*slot == h) {
+			uint64_t h = hash_bytes((uint64_t)(t + 1), b->data + p, n);
+			if (hash_recent_add(f->recent_rows, h)) {
 				r->nrows[t]--;
 			} else {
-				*slot = h;
 				memmove(b->data + w, b->data + p, n);
 				w += n;
 			}
@@ -949,7 +906,7 @@ static int start_fetch(run_state *s, char *error, size_t errlen)
 	f->window = c->concurrency * 2;
 	f->streams = c->streams;
 	f->page_size = c->page_size;
-	f->recent_rows = calloc((size_t)1 << RECENT_ROWS_BITS, sizeof(uint64_t));
+	f->recent_rows = hash_recent_new(RECENT_ROWS_BITS);
 	f->digest_seed = source_digest_seed(c->streams, s->opts->version);
 	f->full = s->opts->full;
 	f->auth = s->opts->auth;
@@ -1082,7 +1039,7 @@ pipeline_status pipeline_sync(const pipeline_opts *opts, pipeline_summary *out)
 	out->units_unchanged = s->units_unchanged;
 done:
 	http_free(s->fetch.http);
-	free(s->fetch.recent_rows);
+	hash_recent_free(s->fetch.recent_rows);
 	/* jobs abandoned inside the engine are freed here, after it is gone */
 	job_list_free_all(&s->jobs);
 	queue_free(s->fetch.dispatch);
