@@ -330,6 +330,21 @@ SQL
 	rec copy.wall "$(echo "$t0 $t1" | awk '{ printf "%.3f", $2 - $1 }')"
 	rec copy.rows "$(psql -XAtq -c "SELECT $(for t in $TABLES; do printf '(SELECT count(*) FROM plain.%s) + ' "$t"; done) 0")"
 	rec copy.bytes "$(du -sb "$TMP/copy" | awk '{ print $1 }')"
+
+	# The same COPY into tables like the mirror's, as the loader must write
+	# them: logged, with their indexes (the dashboards' contract).
+	say "plain COPY of the same rows into tables like the mirror's (logged, indexed)"
+	psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE SCHEMA plain_idx" >/dev/null
+	for t in $TABLES; do
+		psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE TABLE plain_idx.$t (LIKE bloom.$t INCLUDING ALL)" >/dev/null ||
+			broke "cannot create plain_idx.$t"
+	done
+	psql -XAtq -c CHECKPOINT >/dev/null
+	for t in $TABLES; do printf '%s\n' "\\copy plain_idx.$t FROM '$TMP/copy/$t.txt'"; done >"$TMP/copy_idx.sql"
+	t0=$(now)
+	psql -Xq -v ON_ERROR_STOP=1 -f "$TMP/copy_idx.sql" >/dev/null || broke "indexed COPY failed"
+	t1=$(now)
+	rec copy_idx.wall "$(echo "$t0 $t1" | awk '{ printf "%.3f", $2 - $1 }')"
 	rm -rf "$TMP/copy"
 fi
 
