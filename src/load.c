@@ -693,28 +693,26 @@ static void add_column_list(sbuf *b, const mirror_target *t, const char *prefix)
  * a "maybe" (a key seen before, or a false positive) sends the row the usual
  * way, through staging and ON CONFLICT. A batch that does not commit leaves
  * its keys in the filter: only false positives, which cost nothing but
- * speed. Only for tables one target fills: where two do (meetings, issues),
- * which target's columns win would depend on the order of the writes. */
+ * speed.
+ *
+ * Where two targets fill one table (meetings, issues), each updating its
+ * own columns, the outcome is the usual one: targets are COPYed in their
+ * order and upserted in that order after every COPY, so a key's first row
+ * in the batch goes in whole and the later ones update their columns over
+ * it, as their upserts would have over the first one's. */
 
 #define WRITTEN_FILTER_BITS 24 /* 2 MiB */
 
-static bool only_target_of_its_table(int ti)
-{
-	const char *table = mirror_target_get((mirror_target_id)ti)->table;
-	for (int o = 0; o < MIRROR_T_COUNT; o++)
-		if (o != ti && strcmp(mirror_target_get((mirror_target_id)o)->table, table) == 0)
-			return false;
-	return true;
-}
-
-/* The hash of a COPY line's key: its first field, or its first two. */
+/* The hash of a COPY line's key (its first field, or its first two) in
+ * its table. */
 static uint64_t key_hash(int ti, const char *line, size_t len)
 {
 	const mirror_target *t = mirror_target_get((mirror_target_id)ti);
 	const char *end = line + len, *p = memchr(line, '\t', len);
 	if (p && t->nkeys > 1)
 		p = memchr(p + 1, '\t', (size_t)(end - p - 1));
-	return hash_bytes((uint64_t)ti + 1, line, p ? (size_t)(p - line) : len);
+	uint64_t table = (uint64_t)mirror_table_index(t->table) + 1;
+	return hash_bytes(table, line, p ? (size_t)(p - line) : len);
 }
 
 /* Which mirror tables hold no row yet (see load_db.was_empty). */
@@ -736,7 +734,7 @@ static int note_empty_tables(load_db *db, load_error *err)
 	bool any = false;
 	for (int ti = 0; ti < MIRROR_T_COUNT; ti++) {
 		int si = mirror_table_index(mirror_target_get((mirror_target_id)ti)->table);
-		db->direct[ti] = si >= 0 && db->was_empty[si] && only_target_of_its_table(ti);
+		db->direct[ti] = si >= 0 && db->was_empty[si];
 		any |= db->direct[ti];
 	}
 	if (any && !db->written)
