@@ -1451,14 +1451,22 @@ static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_
 		  batch->run_id);
 	add_seq_list(&sql, batch, true);
 	sb_printf(&sql, "::bigint[]);\n");
+	/* the units the batch's bodies named that the run does not have yet
+	 * (see sql/005_units_lookup.sql), in the order they were named */
+	if (has_children(batch))
+		sb_printf(&sql,
+			  "WITH ins AS (INSERT INTO sync_units (run_id, kind, ref, parent) "
+			  "SELECT %" PRId64 ", s.kind, s.ref, min(s.parent) FROM stg_units s GROUP BY s.kind, s.ref "
+			  "HAVING NOT EXISTS (SELECT 1 FROM sync_units u WHERE u.run_id = %" PRId64
+			  " AND u.ref = s.ref AND u.kind = s.kind) ORDER BY min(s.parent), s.kind, s.ref RETURNING 1), ",
+			  batch->run_id, batch->run_id);
+	else
+		sb_printf(&sql, "WITH ins AS (SELECT 1 WHERE false), ");
 	sb_printf(&sql,
-		  "WITH ins AS (INSERT INTO sync_units (run_id, kind, ref, parent) "
-		  "SELECT %" PRId64 ", kind, ref, min(parent) FROM stg_units GROUP BY kind, ref "
-		  "ORDER BY min(parent), kind, ref ON CONFLICT DO NOTHING RETURNING 1), "
 		  "c AS (SELECT count(*) AS n FROM ins) "
 		  "UPDATE sync_runs SET units_known = units_known + c.n, units_done = units_done + %zu, "
 		  "sources_read = sources_read + %zu FROM c WHERE id = %" PRId64 " RETURNING c.n AS children_added;\n",
-		  batch->run_id, batch->nitems, count_items(batch, ITEMS_READ), batch->run_id);
+		  batch->nitems, count_items(batch, ITEMS_READ), batch->run_id);
 	for (int si = 0; si < MIRROR_TABLE_COUNT; si++) {
 		const load_counts *c = &out->streams[si];
 		/* inserted: so far only the rows written straight into the mirror */
