@@ -597,7 +597,7 @@ static bloom_unit_kind kind_from_name(const char *name)
  * sync_yields any yield. When neither did as the run was opened, none of
  * the run's pending units has either: both are written only as a unit is
  * done, and a unit is done once a run. Looking up each unit's digest was
- * 16 us a unit on an initial load; see write_yields for the yields. */
+ * 16 us a unit on an initial load; see write_sources for the yields. */
 static int check_sources(load_db *db, load_error *err)
 {
 	PGresult *res = exec_params(db,
@@ -711,7 +711,7 @@ static uint64_t key_hash(int ti, const char *line, size_t len)
 	const char *end = line + len, *p = memchr(line, '\t', len);
 	if (p && t->nkeys > 1)
 		p = memchr(p + 1, '\t', (size_t)(end - p - 1));
-	uint64_t table = (uint64_t)mirror_table_index(t->table) + 1;
+	uint64_t table = (uint64_t)t->table_index + 1;
 	return hash_bytes(table, line, p ? (size_t)(p - line) : len);
 }
 
@@ -733,7 +733,7 @@ static int note_empty_tables(load_db *db, load_error *err)
 	PQclear(res);
 	bool any = false;
 	for (int ti = 0; ti < MIRROR_T_COUNT; ti++) {
-		int si = mirror_table_index(mirror_target_get((mirror_target_id)ti)->table);
+		int si = mirror_target_get((mirror_target_id)ti)->table_index;
 		db->direct[ti] = si >= 0 && db->was_empty[si];
 		any |= db->direct[ti];
 	}
@@ -956,7 +956,7 @@ static int copy_rows_isolated(load_db *db, const load_batch *batch, int ti, cons
 			      load_counts *streams, load_error *err)
 {
 	const mirror_target *t = mirror_target_get((mirror_target_id)ti);
-	int si = mirror_table_index(t->stream);
+	int si = t->table_index;
 	for (size_t i = 0; i < batch->nitems; i++) {
 		const bloom_result *r = batch->items[i].result;
 		if (!r || !r->nrows[ti])
@@ -1041,7 +1041,7 @@ static int copy_split(load_db *db, const load_batch *batch, int ti, const char *
 		rc = copy_picked(db, staging_sql, batch, ti, &ps, false, err);
 	if (rc == 0) {
 		*staged = ps.seen - ps.ndirect;
-		int si = mirror_table_index(mirror_target_get((mirror_target_id)ti)->table);
+		int si = mirror_target_get((mirror_target_id)ti)->table_index;
 		if (si >= 0)
 			out->streams[si].inserted += ps.ndirect;
 	}
@@ -1346,16 +1346,47 @@ static bool item_yields(const load_item *it, int ti, const char **data, size_t *
 	return true;
 }
 
+/* The run began with no source and no yield recorded (see check_sources). */
+static bool fresh_sources(const load_db *db)
+{
+	return db->sources_checked && db->no_sources;
+}
+
+/* COPYs the digests of the items read in full into sync_sources, where none
+ * of them can be yet when fresh_sources (a conflict all the same fails the
+ * batch on the key and it is written again isolating rows, which upserts). */
+static int copy_digests(load_db *db, const load_batch *batch, load_error *err)
+{
+	sbuf d = {0};
+	for (size_t i = 0; i < batch->nitems; i++) {
+		const load_item *it = &batch->items[i];
+		if (item_in(it, ITEMS_READ))
+			sb_printf(&d, "%s\t%" PRId64 "\t%" PRId64 "\n", bloom_unit_kind_name(it->unit.kind), it->unit.ref,
+				  (int64_t)it->digest);
+	}
+	int rc = 0;
+	if (d.failed) {
+		set_error(err, LOAD_ERROR, NULL, "out of memory");
+		rc = -1;
+	} else if (d.len) {
+		const char *chunks[] = {d.data};
+		rc = copy_in(db, "COPY sync_sources (kind, ref, digest) FROM STDIN", chunks, &d.len, 1, err);
+	}
+	sb_free(&d);
+	return rc;
+}
+
 /* Replaces the yields of the items read in full: the old ones deleted, the
- * new ones COPYed straight into sync_yields. The delete is left out when
+ * new ones COPYed straight into sync_yields; and on an initial load their
+ * digests too (see copy_digests). The delete is left out when
  * the run began with no yields at all (an initial load): a unit is done once
  * a run, so none of its units has any. (Should one have, after all, say
  * from a batch committed twice across a lost connection, its COPY fails on
  * the primary key and the batch is written again isolating rows, which
  * deletes first.) */
-static int write_yields(load_db *db, const load_batch *batch, bool isolate, load_error *err)
+static int write_sources(load_db *db, const load_batch *batch, bool isolate, load_error *err)
 {
-	if (isolate || !db->sources_checked || !db->no_sources) {
+	if (isolate || !fresh_sources(db)) {
 		sbuf v = {0}, sql = {0};
 		int rc = 0;
 		if (add_item_values(&v, batch, ITEMS_READ, false) > 0) {
@@ -1378,9 +1409,9 @@ static int write_yields(load_db *db, const load_batch *batch, bool isolate, load
 	bool any = false;
 	for (size_t i = 0; i < batch->nitems && !any; i++)
 		any = item_yields(&batch->items[i], 0, &data, &len);
-	if (!any)
-		return 0;
-	return copy_items(db, "COPY sync_yields (kind, ref, tbl, k1, k2) FROM STDIN", batch, item_yields, 0, err);
+	if (any && copy_items(db, "COPY sync_yields (kind, ref, tbl, k1, k2) FROM STDIN", batch, item_yields, 0, err) != 0)
+		return -1;
+	return !isolate && fresh_sources(db) ? copy_digests(db, batch, err) : 0;
 }
 
 /* The statements that keep sync_sources in step with the batch (its yields
@@ -1388,10 +1419,11 @@ static int write_yields(load_db *db, const load_batch *batch, bool isolate, load
  * reject rows (then it is read in full again next time), its digest;
  * a source skipped as unchanged counts its yields as unchanged rows (one
  * result row per stream: stream, 0, 0, unchanged). */
-static void build_sources(sbuf *b, const load_batch *batch, bool isolate)
+static void build_sources(sbuf *b, const load_db *db, const load_batch *batch, bool isolate)
 {
 	sbuf v = {0};
-	if (add_item_values(&v, batch, ITEMS_READ, false) > 0 && !v.failed) {
+	/* fresh_sources: write_sources COPYed the digests */
+	if ((isolate || !fresh_sources(db)) && add_item_values(&v, batch, ITEMS_READ, false) > 0 && !v.failed) {
 		if (isolate) {
 			sb_printf(b, "DELETE FROM sync_sources s USING %s WHERE s.kind = v.kind AND s.ref = v.ref;\n",
 				  v.data);
@@ -1434,15 +1466,15 @@ static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_
 		if (copy_target(db, batch, ti, isolate ? &refused : NULL, out, &staged[ti], err) != 0)
 			goto fail;
 	if (copy_children(db, batch, err) != 0 || copy_rejects(db, batch, &refused, err) != 0 ||
-	    write_yields(db, batch, isolate, err) != 0)
+	    write_sources(db, batch, isolate, err) != 0)
 		goto fail;
 	double t_copied = mono_ms();
 
 	for (int ti = 0; ti < MIRROR_T_COUNT; ti++)
 		if (staged[ti])
 			build_upsert(&sql, ti, batch->run_id,
-				     !db->was_empty[mirror_table_index(mirror_target_get((mirror_target_id)ti)->table)]);
-	build_sources(&sql, batch, isolate);
+				     !db->was_empty[mirror_target_get((mirror_target_id)ti)->table_index]);
+	build_sources(&sql, db, batch, isolate);
 	/* by primary key: the partial index of pending units would serve too, if
 	 * the planner knew how many are pending, which it does not mid-run */
 	sb_printf(&sql, "UPDATE sync_units SET state = 1 WHERE run_id = %" PRId64 " AND seq = ANY(", batch->run_id);

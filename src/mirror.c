@@ -131,20 +131,20 @@ static const mirror_column headlines_cols[] = {
 #define MEETINGS_LIST_UPDATE (((uint32_t)1 << 2) | ((uint32_t)1 << 3))
 
 static const mirror_target targets[MIRROR_T_COUNT] = {
-	{MIRROR_T_USERS, "users", "users", COLS(users_cols), 1, ALL_BUT_KEYS(8, 1)},
-	{MIRROR_T_MEETINGS_LIST, "meetings", "meetings", COLS(meetings_list_cols), 1, MEETINGS_LIST_UPDATE},
-	{MIRROR_T_MEETINGS_DETAIL, "meetings", "meetings", COLS(meetings_detail_cols), 1, ALL_BUT_KEYS(6, 1)},
-	{MIRROR_T_ATTENDEES, "meeting_attendees", "meeting_attendees", COLS(attendees_cols), 2, ALL_BUT_KEYS(3, 2)},
-	{MIRROR_T_TODOS, "todos", "todos", COLS(todos_cols), 1, ALL_BUT_KEYS(12, 1)},
-	{MIRROR_T_MEASURABLES, "measurables", "measurables", COLS(measurables_cols), 1, ALL_BUT_KEYS(7, 1)},
+	{MIRROR_T_USERS, "users", "users", COLS(users_cols), 1, ALL_BUT_KEYS(8, 1), 0},
+	{MIRROR_T_MEETINGS_LIST, "meetings", "meetings", COLS(meetings_list_cols), 1, MEETINGS_LIST_UPDATE, 1},
+	{MIRROR_T_MEETINGS_DETAIL, "meetings", "meetings", COLS(meetings_detail_cols), 1, ALL_BUT_KEYS(6, 1), 1},
+	{MIRROR_T_ATTENDEES, "meeting_attendees", "meeting_attendees", COLS(attendees_cols), 2, ALL_BUT_KEYS(3, 2), 2},
+	{MIRROR_T_TODOS, "todos", "todos", COLS(todos_cols), 1, ALL_BUT_KEYS(12, 1), 3},
+	{MIRROR_T_MEASURABLES, "measurables", "measurables", COLS(measurables_cols), 1, ALL_BUT_KEYS(7, 1), 4},
 	{MIRROR_T_MEETING_MEASURABLES, "meeting_measurables", "meeting_measurables", COLS(meeting_measurables_cols), 2,
-	 ALL_BUT_KEYS(3, 2)},
-	{MIRROR_T_SCORES, "scores", "scores", COLS(scores_cols), 1, ALL_BUT_KEYS(10, 1)},
-	{MIRROR_T_GOALS, "goals", "goals", COLS(goals_cols), 1, ALL_BUT_KEYS(9, 1)},
-	{MIRROR_T_GOAL_MEETINGS, "goal_meetings", "goal_meetings", COLS(goal_meetings_cols), 2, ALL_BUT_KEYS(3, 2)},
-	{MIRROR_T_ISSUES, "issues", "issues", COLS(issues_cols), 1, ALL_BUT_KEYS(12, 1)},
-	{MIRROR_T_USER_ISSUES, "issues", "issues", COLS(issues_cols), 1, USER_ISSUES_UPDATE},
-	{MIRROR_T_HEADLINES, "headlines", "headlines", COLS(headlines_cols), 1, ALL_BUT_KEYS(10, 1)},
+	 ALL_BUT_KEYS(3, 2), 5},
+	{MIRROR_T_SCORES, "scores", "scores", COLS(scores_cols), 1, ALL_BUT_KEYS(10, 1), 6},
+	{MIRROR_T_GOALS, "goals", "goals", COLS(goals_cols), 1, ALL_BUT_KEYS(9, 1), 7},
+	{MIRROR_T_GOAL_MEETINGS, "goal_meetings", "goal_meetings", COLS(goal_meetings_cols), 2, ALL_BUT_KEYS(3, 2), 8},
+	{MIRROR_T_ISSUES, "issues", "issues", COLS(issues_cols), 1, ALL_BUT_KEYS(12, 1), 9},
+	{MIRROR_T_USER_ISSUES, "issues", "issues", COLS(issues_cols), 1, USER_ISSUES_UPDATE, 9},
+	{MIRROR_T_HEADLINES, "headlines", "headlines", COLS(headlines_cols), 1, ALL_BUT_KEYS(10, 1), 10},
 };
 
 const char *const mirror_tables[MIRROR_TABLE_COUNT] = {

@@ -56,6 +56,7 @@ typedef struct mirror_target {
 	size_t ncols;          /* including raw, the last column */
 	size_t nkeys;          /* the first nkeys columns form the primary key */
 	uint32_t update_mask;  /* bit i set: column i is updated on conflict */
+	int table_index;       /* table's index in mirror_tables */
 } mirror_target;
 
 const mirror_target *mirror_target_get(mirror_target_id id);

@@ -380,7 +380,7 @@ static int add_keys(job *j, int si, int col, size_t *n)
 		return -1;
 	for (int t = 0; t < MIRROR_T_COUNT; t++) {
 		const mirror_target *mt = mirror_target_get((mirror_target_id)t);
-		if (mirror_table_index(mt->table) != si)
+		if (mt->table_index != si)
 			continue;
 		const bloom_buf *b = &j->result->copy[t];
 		for (const char *p = b->data, *end = b->data + b->len; p && p < end;) {
@@ -412,7 +412,7 @@ static int collect_yields(job *j)
 		int nkeys = 0;
 		for (int t = 0; t < MIRROR_T_COUNT; t++) {
 			const mirror_target *mt = mirror_target_get((mirror_target_id)t);
-			if (mirror_table_index(mt->table) == si && j->result->nrows[t])
+			if (mt->table_index == si && j->result->nrows[t])
 				nkeys = (int)mt->nkeys;
 		}
 		if (!nkeys)

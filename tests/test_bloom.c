@@ -972,10 +972,24 @@ static void test_pages_and_element_scanner(void **state)
 	bloom_result_free(&r);
 }
 
+/* Each target's table index names its table (the loader and the yields
+ * use the index, the SQL the name). */
+static void test_target_table_index(void **state)
+{
+	(void)state;
+	for (int ti = 0; ti < MIRROR_T_COUNT; ti++) {
+		const mirror_target *t = mirror_target_get((mirror_target_id)ti);
+		assert_true(t->table_index >= 0 && t->table_index < MIRROR_TABLE_COUNT);
+		assert_string_equal(mirror_tables[t->table_index], t->table);
+		assert_int_equal(mirror_table_index(t->table), t->table_index);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unit_paths),
+		cmocka_unit_test(test_target_table_index),
 		cmocka_unit_test(test_users),
 		cmocka_unit_test(test_users_rejects),
 		cmocka_unit_test(test_user_meetings),
