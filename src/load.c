@@ -230,8 +230,16 @@ static int connect_session(load_db *db, load_error *err)
 	}
 	PQsetNoticeReceiver(db->conn, quiet_notices, NULL);
 	db->staging_ready = false;
+	/* synchronous_commit off: a batch's COMMIT does not wait for its WAL to
+	 * reach the disk (on a real disk that wait is most of a small batch's
+	 * time). A server crash can then lose the last batches committed, but
+	 * only whole, their units' checkpoints with them, so the next run fetches
+	 * those units again; and load_run_finish commits synchronously, which
+	 * flushes every batch before it: a run recorded finished is durable. */
 	char sql[256];
-	snprintf(sql, sizeof(sql), "SET TimeZone = 'UTC'; SET search_path TO \"%s\", pg_catalog", db->schema);
+	snprintf(sql, sizeof(sql),
+		 "SET TimeZone = 'UTC'; SET synchronous_commit = off; SET search_path TO \"%s\", pg_catalog",
+		 db->schema);
 	return exec_sql(db, sql, err, "cannot set up the session");
 }
 
@@ -1663,6 +1671,9 @@ int load_run_finish(load_db *db, int64_t run_id, const char *status, const char 
 		memset(deleted, 0, sizeof(uint64_t) * MIRROR_TABLE_COUNT);
 	if (begin(db, err) != 0)
 		return -1;
+	/* durable once recorded, and with it every batch before (see connect_session) */
+	if (exec_sql(db, "SET LOCAL synchronous_commit = on", err, "cannot record the end of the run") != 0)
+		goto fail;
 	bool intact = true;
 	if (apply_deletes && yields_intact(db, run_id, &intact, err) != 0)
 		goto fail;
