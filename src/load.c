@@ -908,6 +908,16 @@ static int pick_line(const char *line, size_t len, size_t index, void *arg)
 	return 0;
 }
 
+/* Notes a line's key as written (its row is about to be, one way or
+ * another). */
+static int note_line(const char *line, size_t len, size_t index, void *arg)
+{
+	(void)index;
+	const pick_state *ps = arg;
+	hash_filter_add(ps->db->written, key_hash(ps->ti, line, len));
+	return 0;
+}
+
 typedef struct {
 	load_db *db;
 	const pick_state *pick;
@@ -1078,6 +1088,10 @@ static int copy_target(load_db *db, const load_batch *batch, int ti, sbuf *rej, 
 	if (copy_target_sql(&sql, ti, false) != 0) {
 		set_error(err, LOAD_ERROR, NULL, "out of memory");
 	} else if (rej) {
+		if (db->direct[ti]) { /* the attempt that failed may not have picked them */
+			pick_state ps = {.db = db, .ti = ti};
+			each_line(batch, ti, note_line, &ps);
+		}
 		rc = copy_rows_isolated(db, batch, ti, sql.data, rej, out->streams, err);
 		*staged = nrows;
 	} else if (db->direct[ti]) {
