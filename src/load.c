@@ -970,40 +970,43 @@ static void reject_line(sbuf *rej, int64_t run_id, const mirror_target *t, const
  * a savepoint of its own; the rows PostgreSQL refuses become rejected
  * records (counted per stream) and the others go on. Slow, and only used
  * for the batch that needed it. */
+typedef struct {
+	load_db *db;
+	int64_t run_id;
+	const mirror_target *t;
+	const char *sql; /* the COPY into staging */
+	sbuf *rej;
+	load_counts *streams;
+	load_error *err;
+} isolate_state;
+
+static int isolate_line(const char *line, size_t len, size_t index, void *arg)
+{
+	(void)index;
+	isolate_state *is = arg;
+	load_error row_err;
+	if (exec_sql(is->db, "SAVEPOINT row", is->err, "cannot isolate a row") != 0)
+		return -1;
+	if (copy_in(is->db, is->sql, &line, &len, 1, &row_err) == 0)
+		return exec_sql(is->db, "RELEASE SAVEPOINT row", is->err, "cannot isolate a row") != 0 ? -1 : 0;
+	if (row_err.outcome == LOAD_RETRY) {
+		*is->err = row_err;
+		return -1;
+	}
+	if (exec_sql(is->db, "ROLLBACK TO SAVEPOINT row", is->err, "cannot isolate a row") != 0)
+		return -1;
+	reject_line(is->rej, is->run_id, is->t, line, len - (line[len - 1] == '\n'), row_err.msg);
+	if (is->t->table_index >= 0)
+		is->streams[is->t->table_index].rejected++;
+	log_warn("rejected a %s row: %s", is->t->stream, row_err.msg);
+	return 0;
+}
+
 static int copy_rows_isolated(load_db *db, const load_batch *batch, int ti, const char *sql, sbuf *rej,
 			      load_counts *streams, load_error *err)
 {
-	const mirror_target *t = mirror_target_get((mirror_target_id)ti);
-	int si = t->table_index;
-	for (size_t i = 0; i < batch->nitems; i++) {
-		const bloom_result *r = batch->items[i].result;
-		if (!r || !r->nrows[ti])
-			continue;
-		const char *p = r->copy[ti].data, *end = p + r->copy[ti].len;
-		while (p < end) {
-			const char *nl = memchr(p, '\n', (size_t)(end - p));
-			size_t len = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
-			load_error row_err;
-			if (exec_sql(db, "SAVEPOINT row", err, "cannot isolate a row") != 0)
-				return -1;
-			if (copy_in(db, sql, &p, &len, 1, &row_err) != 0) {
-				if (row_err.outcome == LOAD_RETRY) {
-					*err = row_err;
-					return -1;
-				}
-				if (exec_sql(db, "ROLLBACK TO SAVEPOINT row", err, "cannot isolate a row") != 0)
-					return -1;
-				reject_line(rej, batch->run_id, t, p, len - (nl ? 1 : 0), row_err.msg);
-				if (si >= 0)
-					streams[si].rejected++;
-				log_warn("rejected a %s row: %s", t->stream, row_err.msg);
-			} else if (exec_sql(db, "RELEASE SAVEPOINT row", err, "cannot isolate a row") != 0) {
-				return -1;
-			}
-			p += len;
-		}
-	}
-	return 0;
+	isolate_state is = {db, batch->run_id, mirror_target_get((mirror_target_id)ti), sql, rej, streams, err};
+	return each_line(batch, ti, isolate_line, &is);
 }
 
 /* What an item gives one COPY: its rows of a target, or its yields. */

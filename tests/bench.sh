@@ -286,6 +286,23 @@ while [ $cpu_run -le "$CPU_RUNS" ]; do
 	cpu_run=$((cpu_run + 1))
 done
 
+# timed_copy SCHEMA "KIND" "LIKE OPTIONS" KEY: creates SCHEMA.t as
+# CREATE KIND (LIKE bloom.t LIKE OPTIONS) for every mirror table, then
+# \copy's the exported files into them in one psql session; records KEY.wall.
+timed_copy() {
+	psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE SCHEMA $1" >/dev/null
+	for t in $TABLES; do
+		psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE $2 $1.$t (LIKE bloom.$t$3)" >/dev/null ||
+			broke "cannot create $1.$t"
+	done
+	psql -XAtq -c CHECKPOINT >/dev/null
+	for t in $TABLES; do printf '%s\n' "\\copy $1.$t FROM '$TMP/copy/$t.txt'"; done >"$TMP/$1.sql"
+	t0=$(now)
+	psql -Xq -v ON_ERROR_STOP=1 -f "$TMP/$1.sql" >/dev/null || broke "COPY into $1 failed"
+	t1=$(now)
+	rec "$4.wall" "$(echo "$t0 $t1" | awk '{ printf "%.3f", $2 - $1 }')"
+}
+
 # 3. Loader speed: large org, L = 0; then the no-change sync; then plain COPY.
 say "3. loader: large org ($LARGE), L=0, C=$LOAD_C"
 # shellcheck disable=SC2086
@@ -315,36 +332,18 @@ if run_sync load.first; then
 	say "plain COPY of the same rows into UNLOGGED tables"
 	mkdir -p "$TMP/copy"
 	chmod 777 "$TMP/copy" # the server (user postgres) writes the files
-	psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE SCHEMA plain" >/dev/null
 	for t in $TABLES; do
-		psql -XAtq -v ON_ERROR_STOP=1 >/dev/null <<SQL || broke "export of $t failed"
-COPY (SELECT * FROM bloom.$t) TO '$TMP/copy/$t.txt';
-CREATE UNLOGGED TABLE plain.$t (LIKE bloom.$t);
-SQL
+		psql -XAtq -v ON_ERROR_STOP=1 -c "COPY (SELECT * FROM bloom.$t) TO '$TMP/copy/$t.txt'" >/dev/null ||
+			broke "export of $t failed"
 	done
-	psql -XAtq -c CHECKPOINT >/dev/null
-	for t in $TABLES; do printf '%s\n' "\\copy plain.$t FROM '$TMP/copy/$t.txt'"; done >"$TMP/copy.sql"
-	t0=$(now)
-	psql -Xq -v ON_ERROR_STOP=1 -f "$TMP/copy.sql" >/dev/null || broke "plain COPY failed"
-	t1=$(now)
-	rec copy.wall "$(echo "$t0 $t1" | awk '{ printf "%.3f", $2 - $1 }')"
+	timed_copy plain "UNLOGGED TABLE" "" copy
 	rec copy.rows "$(psql -XAtq -c "SELECT $(for t in $TABLES; do printf '(SELECT count(*) FROM plain.%s) + ' "$t"; done) 0")"
 	rec copy.bytes "$(du -sb "$TMP/copy" | awk '{ print $1 }')"
 
 	# The same COPY into tables like the mirror's, as the loader must write
 	# them: logged, with their indexes (the dashboards' contract).
 	say "plain COPY of the same rows into tables like the mirror's (logged, indexed)"
-	psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE SCHEMA plain_idx" >/dev/null
-	for t in $TABLES; do
-		psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE TABLE plain_idx.$t (LIKE bloom.$t INCLUDING ALL)" >/dev/null ||
-			broke "cannot create plain_idx.$t"
-	done
-	psql -XAtq -c CHECKPOINT >/dev/null
-	for t in $TABLES; do printf '%s\n' "\\copy plain_idx.$t FROM '$TMP/copy/$t.txt'"; done >"$TMP/copy_idx.sql"
-	t0=$(now)
-	psql -Xq -v ON_ERROR_STOP=1 -f "$TMP/copy_idx.sql" >/dev/null || broke "indexed COPY failed"
-	t1=$(now)
-	rec copy_idx.wall "$(echo "$t0 $t1" | awk '{ printf "%.3f", $2 - $1 }')"
+	timed_copy plain_idx TABLE " INCLUDING ALL" copy_idx
 	rm -rf "$TMP/copy"
 fi
 
