@@ -108,11 +108,12 @@ typedef struct load_batch {
 typedef struct load_batch_result {
 	load_counts streams[MIRROR_TABLE_COUNT]; /* what this batch did */
 	int64_t children_added;                  /* new units recorded */
-	size_t rows;                             /* rows written to staging */
+	size_t rows;                             /* rows COPYed (staging or mirror) */
 } load_batch_result;
 
 /* Writes a batch in one transaction: its rows (COPY to staging, then upsert
- * only where content differs), its rejected records, the children it
+ * only where content differs; on an initial load most are COPYed straight
+ * into the mirror, see load.c), its rejected records, the children it
  * revealed, its units marked done, and the run's counts. Either all of it
  * commits or none of it. */
 int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *out, load_error *err)
