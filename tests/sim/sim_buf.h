@@ -34,7 +34,10 @@ void sim_buf_add(sim_buf *b, const void *data, size_t len);
 /* Append a C string. */
 void sim_buf_adds(sim_buf *b, const char *s);
 
-/* Append printf-formatted text. */
+/* Append printf-formatted text. Written here for speed: d i u s c and %%
+ * with the 0 and - flags, a width (or *), a precision for s, and the l, ll,
+ * z and j lengths; e f g (and their capitals) go to snprintf. Any other
+ * conversion is appended as written. */
 void sim_buf_addf(sim_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Append len bytes as a quoted JSON string: quote, backslash and control
