@@ -617,6 +617,7 @@ typedef struct run_state {
 	uint64_t batches;
 	double db_seconds; /* time spent in batch transactions */
 	int64_t units_unchanged; /* committed sources whose body had not changed */
+	int64_t left_out;        /* pending units of streams no longer synced (see skip_left_out) */
 } run_state;
 
 static void stop_run(run_state *s, pipeline_status status, const char *error)
@@ -680,14 +681,35 @@ static int refill_units(run_state *s)
 	return 0;
 }
 
+static void take_result(run_state *s, job *j);
+
+/* A unit of a stream left out of sync.streams can only be pending when the
+ * run was resumed under another setting (children of those streams are
+ * dropped when found). It is not fetched: it ends as if it had vanished,
+ * counted skipped, and its source is forgotten at the end of the run, as a
+ * fresh run with this setting would have it. */
+static void skip_left_out(run_state *s, job *j)
+{
+	if (s->left_out++ == 0)
+		log_info("units of streams left out of sync.streams, queued before this run was resumed, are skipped");
+	j->kind = MSG_VANISHED;
+	s->outstanding++;
+	take_result(s, j);
+}
+
 static void dispatch_units(run_state *s)
 {
 	bool pushed = false;
-	while (s->local_pos < s->local_n) {
+	while (s->local_pos < s->local_n && s->batch_n < MAX_BATCH_ITEMS) {
 		job *j = job_new(&s->jobs, &s->local[s->local_pos]);
 		if (!j) {
 			stop_run(s, PIPELINE_FAILED, "out of memory");
 			break;
+		}
+		if (!(unit_stream_bit(j->unit.unit.kind) & s->fetch.streams)) {
+			s->local_pos++;
+			skip_left_out(s, j);
+			continue;
 		}
 		if (!queue_try_push(s->fetch.dispatch, j)) {
 			job_free(&s->jobs, j);

@@ -218,6 +218,47 @@ deleted=$(q "SELECT (SELECT count(*) FROM bloom.goals WHERE deleted_at IS NOT NU
 check "goals, goal_meetings, issues, headlines removed upstream ($removed) are the rows marked deleted ($deleted)" \
 	test "$removed" -gt 0 -a "$removed" = "$deleted"
 
+# ---- a run interrupted, then resumed with fewer streams: the units it had
+# queued for the streams left out are skipped and counted, not fetched ----
+LEFT_OUT_KINDS="'goals', 'archived_goals', 'meeting_issues', 'user_issues', 'meeting_headlines',
+  'user_headlines', 'measurables', 'meeting_scores', 'user_scores'"
+LEFT_OUT_STREAMS="'goals', 'issues', 'headlines', 'measurables', 'scores'"
+skipped_left_out() {
+	q "SELECT coalesce(sum(skipped), 0) FROM bloom.sync_run_streams
+	   WHERE run_id = (SELECT max(id) FROM bloom.sync_runs) AND stream IN ($LEFT_OUT_STREAMS)"
+}
+new_db streams40_resume || exit 1
+write_conf "$TEST_TMP/r_all.conf"
+write_conf "$TEST_TMP/r_todos.conf"
+printf 'sync = {\n  streams = ["todos"];\n};\n' >>"$TEST_TMP/r_todos.conf"
+sim_post /__faults '{"latency_ms":40,"jitter_ms":0}' >/dev/null
+"$BLOOMSYNC" -c "$TEST_TMP/r_all.conf" sync 2>"$TEST_TMP/r1.err" &
+pid=$!
+# interrupted once a batch after the users list is in (its children queued)
+for _ in $(seq 1 200); do
+	n=$(q "SELECT units_done FROM bloom.sync_runs ORDER BY id DESC LIMIT 1" 2>/dev/null)
+	[ "${n:-0}" -gt 1 ] && break
+	sleep 0.05
+done
+kill -INT "$pid"
+wait "$pid"
+expect_eq "the interrupted run exits 5" $? 5
+pending=$(q "SELECT count(*) FROM bloom.sync_units WHERE state = 0 AND kind IN ($LEFT_OUT_KINDS)")
+check "units of goals, issues, headlines and scorecard are still queued ($pending)" test "$pending" -gt 0
+skipped_before=$(skipped_left_out)
+sim_post /__faults '{"latency_ms":0,"jitter_ms":0}' >/dev/null
+sim_post /__reset >/dev/null
+"$BLOOMSYNC" -c "$TEST_TMP/r_todos.conf" sync 2>"$TEST_TMP/r2.err"
+expect_eq "the run resumed with todos only exits 0" $? 0
+expect_eq "it is the same run, resumed" "$(q "SELECT count(*) || ' ' || bool_and(status = 'succeeded') FROM bloom.sync_runs")" "1 true"
+sim_get /__stats >"$TEST_TMP/stats_r2.json"
+asked=$(json_get "$TEST_TMP/stats_r2.json" 'sum(d["endpoints"].get(k, 0) for k in ("rocks/user/{id}",
+  "archivedrocks/user/{id}", "L10/{id}/issues", "issues/users/{id}", "L10/{id}/headlines", "headline/users/{id}",
+  "L10/{id}/measurables", "scorecard/meeting/{id}", "scorecard/user/{id}"))')
+expect_eq "the resumed run asked no goals, issues, headlines or scorecard endpoint" "$asked" 0
+expect_eq "the queued units left out are counted skipped" "$(($(skipped_left_out) - skipped_before))" "$pending"
+check "the log says why they were skipped" grep -q "queued before this run was resumed, are skipped" "$TEST_TMP/r2.err"
+
 # an unknown stream name: FILE:LINE naming the setting, exit 2
 bad="$TEST_TMP/bad_streams.conf"
 write_conf "$bad"
