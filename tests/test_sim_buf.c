@@ -46,6 +46,7 @@ static void test_addf_integers(void **state)
 	ASSERT_LIKE_PRINTF("%04d %02d %02d", -7, -5, 123);
 	ASSERT_LIKE_PRINTF(".%0*u", 6, 42u);
 	ASSERT_LIKE_PRINTF(".%0*u", 0, 42u);
+	ASSERT_LIKE_PRINTF("[%*d]", -6, 42); /* a negative * width pads on the right */
 	ASSERT_LIKE_PRINTF("[%5d][%-5d][%5d]", 42, 42, -42);
 }
 

@@ -85,37 +85,33 @@ typedef struct spec {
 	char conv;
 } spec;
 
+static void add_fill(sim_buf *b, char c, size_t n)
+{
+	if (!reserve(b, n))
+		return;
+	memset(b->data + b->len, c, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
 /* Appends len bytes of s padded to the spec's width; a zero pad goes after
  * a leading minus sign, as printf does. */
 static void add_padded(sim_buf *b, const spec *sp, const char *s, size_t len, bool number)
 {
 	size_t pad = sp->width > 0 && (size_t)sp->width > len ? (size_t)sp->width - len : 0;
+	size_t sign = number && len > 0 && s[0] == '-';
 
-	if (pad == 0) {
-		sim_buf_add(b, s, len);
-		return;
-	}
-	if (!reserve(b, len + pad))
-		return;
 	if (sp->left) {
 		sim_buf_add(b, s, len);
-		memset(b->data + b->len, ' ', pad);
+		add_fill(b, ' ', pad);
 	} else if (sp->zero && number) {
-		size_t sign = len > 0 && s[0] == '-';
-
 		sim_buf_add(b, s, sign);
-		memset(b->data + b->len, '0', pad);
-		b->len += pad;
+		add_fill(b, '0', pad);
 		sim_buf_add(b, s + sign, len - sign);
-		return;
 	} else {
-		memset(b->data + b->len, ' ', pad);
-		b->len += pad;
+		add_fill(b, ' ', pad);
 		sim_buf_add(b, s, len);
-		return;
 	}
-	b->len += pad;
-	b->data[b->len] = '\0';
 }
 
 /* Writes v's decimal digits ending at end; returns where they start. */
@@ -164,6 +160,10 @@ static const char *parse_spec(const char *fmt, spec *sp, va_list *ap)
 	}
 	if (*fmt == '*') {
 		sp->width = va_arg(*ap, int);
+		if (sp->width < 0) { /* as printf: a negative width is the '-' flag */
+			sp->left = true;
+			sp->width = -sp->width;
+		}
 		fmt++;
 	} else {
 		for (sp->width = 0; *fmt >= '0' && *fmt <= '9'; fmt++)
@@ -213,7 +213,7 @@ static void add_conversion(sim_buf *b, const spec *sp, const char *start, const 
 		size_t n = (size_t)(end - start);
 		int len;
 
-		if (n >= sizeof one || strchr("eEfFgG", sp->conv) == NULL || sp->conv == '\0') {
+		if (sp->conv == '\0' || strchr("eEfFgG", sp->conv) == NULL || n >= sizeof one) {
 			sim_buf_add(b, start, n); /* unknown: shown as written, visible in any test */
 			return;
 		}
