@@ -642,18 +642,47 @@ static int analyze_units(load_db *db, load_error *err)
 	return 0;
 }
 
+/* Reads an integer[] of MIRROR_TABLE_COUNT counts ("{1,0,26,...}") into
+ * out; false for anything else (an array written by a version with other
+ * tables: its digests differ anyway, see source_digest_seed). */
+static bool parse_counts(const char *text, uint32_t out[MIRROR_TABLE_COUNT])
+{
+	const char *p = text;
+	if (*p++ != '{')
+		return false;
+	for (int i = 0; i < MIRROR_TABLE_COUNT; i++) {
+		char *end;
+		if (*p < '0' || *p > '9')
+			return false;
+		unsigned long v = strtoul(p, &end, 10);
+		if (v > UINT32_MAX || *end != (i + 1 < MIRROR_TABLE_COUNT ? ',' : '}'))
+			return false;
+		out[i] = (uint32_t)v;
+		p = end + 1;
+	}
+	return *p == '\0';
+}
+
+/* Appends counts as an integer[] literal ("{1,0,26,...}"). */
+static void add_counts(sbuf *b, const uint32_t counts[MIRROR_TABLE_COUNT])
+{
+	for (int i = 0; i < MIRROR_TABLE_COUNT; i++)
+		sb_printf(b, "%c%" PRIu32, i ? ',' : '{', counts[i]);
+	sb_add(b, "}", 1);
+}
+
 int load_units_next(load_db *db, int64_t run_id, int64_t after_seq, load_unit *units, size_t max, size_t *n,
 		    load_error *err)
 {
 	if ((!db->sources_checked && check_sources(db, run_id, err) != 0) || analyze_units(db, err) != 0)
 		return -1;
-	char sql[384];
+	char sql[448];
 	snprintf(sql, sizeof(sql),
-		 "SELECT u.seq, u.kind, u.ref, %s "
-		 "FROM sync_units u WHERE u.run_id = %" PRId64 " AND u.state = 0 AND u.seq > %" PRId64
-		 " ORDER BY u.seq LIMIT %zu",
-		 db->no_sources ? "NULL" : "(SELECT s.digest FROM sync_sources s WHERE s.kind = u.kind AND s.ref = u.ref)",
-		 run_id, after_seq, max);
+		 "SELECT u.seq, u.kind, u.ref, %s FROM sync_units u%s WHERE u.run_id = %" PRId64
+		 " AND u.state = 0 AND u.seq > %" PRId64 " ORDER BY u.seq LIMIT %zu",
+		 db->no_sources ? "NULL, NULL" : "s.digest, s.rows_named",
+		 db->no_sources ? "" : " LEFT JOIN sync_sources s ON s.kind = u.kind AND s.ref = u.ref", run_id,
+		 after_seq, max);
 	PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot read pending units");
 	if (!res)
 		return -1;
@@ -670,6 +699,8 @@ int load_units_next(load_db *db, int64_t run_id, int64_t after_seq, load_unit *u
 		units[*n].unit.ref = strtoll(PQgetvalue(res, row, 2), NULL, 10);
 		units[*n].has_digest = !PQgetisnull(res, row, 3);
 		units[*n].digest = units[*n].has_digest ? (uint64_t)strtoll(PQgetvalue(res, row, 3), NULL, 10) : 0;
+		units[*n].has_named = units[*n].has_digest && !PQgetisnull(res, row, 4) &&
+				      parse_counts(PQgetvalue(res, row, 4), units[*n].named);
 		(*n)++;
 	}
 	PQclear(res);
@@ -1182,7 +1213,8 @@ static void build_upsert(sbuf *b, int ti, int64_t run_id, bool prefilter)
 		  run_id, t->stream, t->stream);
 }
 
-/* Per-stream request, retry, skip, reject and NUL counts of the batch. */
+/* Per-stream request, retry, skip, reject and NUL counts of the batch, and
+ * the rows of its unchanged sources whose counts came with their digest. */
 static void tally_batch(const load_batch *batch, load_counts *s)
 {
 	for (size_t i = 0; i < batch->nitems; i++) {
@@ -1196,6 +1228,9 @@ static void tally_batch(const load_batch *batch, load_counts *s)
 			s[si].skipped++; /* vanished between list and detail */
 			continue;
 		}
+		if (it->unchanged && it->named)
+			for (int t = 0; t < MIRROR_TABLE_COUNT; t++)
+				s[t].unchanged += it->named[t];
 		s[si].skipped += it->result->skipped;
 		s[si].nul_removed += it->result->nul_removed;
 		for (size_t r = 0; r < it->result->nrejects; r++) {
@@ -1335,7 +1370,7 @@ static bool item_in(const load_item *it, item_set set)
 {
 	if (!it->result)
 		return false; /* vanished: forgotten at the end of a complete run */
-	return set == ITEMS_UNCHANGED ? it->unchanged : !it->unchanged;
+	return set == ITEMS_UNCHANGED ? it->unchanged && !it->named : !it->unchanged;
 }
 
 static size_t count_items(const load_batch *batch, item_set set)
@@ -1357,13 +1392,21 @@ static size_t add_item_values(sbuf *b, const load_batch *batch, item_set set, bo
 			continue;
 		sb_printf(b, "%s('%s', %" PRId64, n ? ", " : "(VALUES ", bloom_unit_kind_name(it->unit.kind),
 			  it->unit.ref);
-		if (digests)
-			sb_printf(b, ", %" PRId64, (int64_t)it->digest);
+		if (digests) {
+			sb_printf(b, ", %" PRId64 ", ", (int64_t)it->digest);
+			if (it->named) {
+				sb_add(b, "'", 1);
+				add_counts(b, it->named);
+				sb_add(b, "'::integer[]", 12);
+			} else {
+				sb_add(b, "NULL::integer[]", 15);
+			}
+		}
 		sb_add(b, ")", 1);
 		n++;
 	}
 	if (n)
-		sb_printf(b, ") AS v(kind, ref%s)", digests ? ", digest" : "");
+		sb_printf(b, ") AS v(kind, ref%s)", digests ? ", digest, rows_named" : "");
 	return n;
 }
 
@@ -1391,9 +1434,15 @@ static int copy_digests(load_db *db, const load_batch *batch, load_error *err)
 	sbuf d = {0};
 	for (size_t i = 0; i < batch->nitems; i++) {
 		const load_item *it = &batch->items[i];
-		if (item_in(it, ITEMS_READ))
-			sb_printf(&d, "%s\t%" PRId64 "\t%" PRId64 "\n", bloom_unit_kind_name(it->unit.kind), it->unit.ref,
-				  (int64_t)it->digest);
+		if (!item_in(it, ITEMS_READ))
+			continue;
+		sb_printf(&d, "%s\t%" PRId64 "\t%" PRId64 "\t", bloom_unit_kind_name(it->unit.kind), it->unit.ref,
+			  (int64_t)it->digest);
+		if (it->named)
+			add_counts(&d, it->named);
+		else
+			sb_add(&d, "\\N", 2);
+		sb_add(&d, "\n", 1);
 	}
 	int rc = 0;
 	if (d.failed) {
@@ -1401,7 +1450,7 @@ static int copy_digests(load_db *db, const load_batch *batch, load_error *err)
 		rc = -1;
 	} else if (d.len) {
 		const char *chunks[] = {d.data};
-		rc = copy_in(db, "COPY sync_sources (kind, ref, digest) FROM STDIN", chunks, &d.len, 1, err);
+		rc = copy_in(db, "COPY sync_sources (kind, ref, digest, rows_named) FROM STDIN", chunks, &d.len, 1, err);
 	}
 	sb_free(&d);
 	return rc;
@@ -1447,9 +1496,11 @@ static int write_sources(load_db *db, const load_batch *batch, bool isolate, loa
 
 /* The statements that keep sync_sources in step with the batch (its yields
  * are written by then): a source read in full gets, unless the batch had to
- * reject rows (then it is read in full again next time), its digest;
- * a source skipped as unchanged counts its yields as unchanged rows (one
- * result row per stream: stream, 0, 0, unchanged). */
+ * reject rows (then it is read in full again next time), its digest and
+ * row counts; a source skipped as unchanged whose digest came without counts
+ * (recorded before migration 007) counts its yields as unchanged rows (one
+ * result row per stream: stream, 0, 0, unchanged). The others were counted
+ * by tally_batch. */
 static void build_sources(sbuf *b, const load_db *db, const load_batch *batch, bool isolate)
 {
 	sbuf v = {0};
@@ -1461,8 +1512,9 @@ static void build_sources(sbuf *b, const load_db *db, const load_batch *batch, b
 		} else {
 			v.len = 0;
 			add_item_values(&v, batch, ITEMS_READ, true);
-			sb_printf(b, "INSERT INTO sync_sources (kind, ref, digest) SELECT kind, ref, digest FROM %s "
-				     "ON CONFLICT (kind, ref) DO UPDATE SET digest = excluded.digest;\n", v.data);
+			sb_printf(b, "INSERT INTO sync_sources (kind, ref, digest, rows_named) SELECT kind, ref, digest, "
+				     "rows_named FROM %s ON CONFLICT (kind, ref) DO UPDATE SET digest = excluded.digest, "
+				     "rows_named = excluded.rows_named;\n", v.data);
 		}
 	}
 	v.len = 0;
@@ -1532,19 +1584,21 @@ static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_
 		  batch->nitems, count_items(batch, ITEMS_READ), batch->run_id);
 	for (int si = 0; si < MIRROR_TABLE_COUNT; si++) {
 		const load_counts *c = &out->streams[si];
-		/* inserted: so far only the rows written straight into the mirror */
-		if (!c->requests && !c->skipped && !c->rejected && !c->nul_removed && !c->inserted)
+		/* inserted: so far only the rows written straight into the mirror;
+		 * unchanged: only the rows of unchanged sources with counts */
+		if (!c->requests && !c->skipped && !c->rejected && !c->nul_removed && !c->inserted && !c->unchanged)
 			continue;
 		sb_printf(&sql,
 			  "INSERT INTO sync_run_streams AS x (run_id, stream, requests, retries, skipped, rejected, "
-			  "nul_removed, inserted) VALUES (%" PRId64 ", '%s', %" PRIu64 ", %" PRIu64 ", %" PRIu64
-			  ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 ") ON CONFLICT (run_id, stream) DO UPDATE SET "
+			  "nul_removed, inserted, unchanged) VALUES (%" PRId64 ", '%s', %" PRIu64 ", %" PRIu64
+			  ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64
+			  ") ON CONFLICT (run_id, stream) DO UPDATE SET "
 			  "requests = x.requests + excluded.requests, retries = x.retries + excluded.retries, "
 			  "skipped = x.skipped + excluded.skipped, rejected = x.rejected + excluded.rejected, "
 			  "nul_removed = x.nul_removed + excluded.nul_removed, inserted = x.inserted + "
-			  "excluded.inserted;\n",
+			  "excluded.inserted, unchanged = x.unchanged + excluded.unchanged;\n",
 			  batch->run_id, mirror_tables[si], c->requests, c->retries, c->skipped, c->rejected,
-			  c->nul_removed, c->inserted);
+			  c->nul_removed, c->inserted, c->unchanged);
 	}
 	/* Emptied by DELETE, and by a TRUNCATE once STAGING_DEAD_ROWS rows have
 	 * passed through since the last one. A TRUNCATE gives a temp table new

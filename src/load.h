@@ -69,6 +69,10 @@ typedef struct load_unit {
 	bloom_unit unit;
 	bool has_digest;   /* the source was read in full before: digest is its body's */
 	uint64_t digest;
+	/* With the digest (when recorded with it): the rows of each mirror table
+	 * (index = mirror_table_index) that body named. */
+	bool has_named;
+	uint32_t named[MIRROR_TABLE_COUNT];
 } load_unit;
 
 /* Reads up to max pending units of the run with seq > after_seq, in seq
@@ -97,6 +101,11 @@ typedef struct load_item {
 	uint64_t digest;
 	const char *yields;
 	size_t yields_len;
+	/* Rows of each mirror table the body named (what yields names): for an
+	 * item read in full, recorded with its digest; for an unchanged one,
+	 * counted unchanged. NULL for a vanished item, and for an unchanged one
+	 * whose digest was recorded without counts (its yields are counted). */
+	const uint32_t *named;
 } load_item;
 
 typedef struct load_batch {

@@ -43,6 +43,7 @@ typedef struct job {
 	uint64_t digest;     /* of the body so far (all pages) */
 	bool unchanged;      /* the body had the digest recorded for the source */
 	char *yields;        /* load_item.yields; NULL when unchanged or vanished */
+	uint32_t named[MIRROR_TABLE_COUNT]; /* load_item.named of a source read in full */
 	size_t yields_len, yields_cap;
 	char error[256];
 } job;
@@ -417,16 +418,17 @@ static int collect_yields(job *j)
 		}
 		if (!nkeys)
 			continue;
-		size_t mark = j->yields_len, n = 0;
+		size_t mark = j->yields_len, n = 0, n2 = 0;
 		char head[96];
 		int len = snprintf(head, sizeof(head), "%s\t%" PRId64 "\t%d\t", kind, j->unit.unit.ref, si);
 		if (yields_add(j, head, (size_t)len) != 0 || add_keys(j, si, 0, &n) != 0 ||
-		    (nkeys > 1 ? yields_add(j, "\t", 1) != 0 || add_keys(j, si, 1, &n) != 0
+		    (nkeys > 1 ? yields_add(j, "\t", 1) != 0 || add_keys(j, si, 1, &n2) != 0
 			       : yields_add(j, "\t\\N", 3) != 0) ||
 		    yields_add(j, "\n", 1) != 0)
 			return -1;
 		if (n == 0)
 			j->yields_len = mark; /* no row with a key: nothing to name */
+		j->named[si] = (uint32_t)n;
 	}
 	/* it waits for its batch with hundreds of others: no slack kept */
 	if (j->yields_len == 0) {
@@ -742,6 +744,16 @@ static void free_batch(run_state *s)
 }
 
 
+/* The counts load_item.named is to carry for the job. */
+static const uint32_t *item_named(const job *j)
+{
+	if (!j->result)
+		return NULL;
+	if (j->unchanged)
+		return j->unit.has_named ? j->unit.named : NULL;
+	return j->named;
+}
+
 /* Commits the open batch; on a lost connection reconnects with backoff and
  * redoes it (the batch is still in memory, so nothing is lost or doubled). */
 static int commit_batch(run_state *s)
@@ -756,7 +768,8 @@ static int commit_batch(run_state *s)
 				       .unchanged = j->unchanged,
 				       .digest = j->digest,
 				       .yields = j->yields,
-				       .yields_len = j->yields_len};
+				       .yields_len = j->yields_len,
+				       .named = item_named(j)};
 	}
 	load_batch b = {.run_id = s->run.id, .items = items, .nitems = s->batch_n};
 	load_batch_result res;

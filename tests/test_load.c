@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -374,9 +375,11 @@ static void test_unchanged_source_keeps_its_rows(void **state)
 	assert_int_equal(load_run_open(db, true, "test", &run, &err), 0);
 	bloom_result *r = todo_result(TODO("20", "a", "{\"Id\":20}") TODO("21", "b", "{\"Id\":21}"), 2);
 	load_batch_result out;
+	uint32_t named[MIRROR_TABLE_COUNT] = {0};
+	named[si] = 2;
 	load_unit u = commit_item(db, &run,
 				  (load_item){.result = r, .attempts = 1, .digest = digest, .yields = yields,
-					      .yields_len = strlen(yields)},
+					      .yields_len = strlen(yields), .named = named},
 				  &out, 0);
 	assert_false(u.has_digest);
 	assert_int_equal(out.streams[si].inserted, 2);
@@ -389,13 +392,31 @@ static void test_unchanged_source_keeps_its_rows(void **state)
 	u = commit_item(db, &run, (load_item){.result = &empty, .attempts = 1, .unchanged = true}, &out, 0);
 	assert_true(u.has_digest);
 	assert_true(u.digest == digest);
+	/* the counts come back with the digest (sql/007_source_counts.sql) */
+	assert_true(u.has_named);
+	assert_memory_equal(u.named, named, sizeof(named));
+	/* an unchanged item without counts has its yields counted */
 	assert_int_equal(out.streams[si].inserted + out.streams[si].updated, 0);
 	assert_int_equal(out.streams[si].unchanged, 2);
+
 	uint64_t deleted[MIRROR_TABLE_COUNT];
 	assert_int_equal(load_run_finish(db, run.id, "succeeded", NULL, true, 0xffffffffu, deleted, &err), 0);
 	assert_int_equal(deleted[si], 0);
 	assert_int_equal(count(c, "SELECT count(*) FROM t_load.todos WHERE id IN (20, 21) AND deleted_at IS NULL"), 2);
 	assert_int_equal(count(c, "SELECT sources_read FROM t_load.sync_runs ORDER BY id DESC LIMIT 1"), 0);
+
+	/* an unchanged item with counts has them taken as they are (5 tells the
+	 * two ways apart), in the batch's result and in sync_run_streams */
+	uint32_t five[MIRROR_TABLE_COUNT] = {0};
+	five[si] = 5;
+	assert_int_equal(load_run_open(db, true, "test", &run, &err), 0);
+	commit_item(db, &run, (load_item){.result = &empty, .attempts = 1, .unchanged = true, .named = five}, &out, 0);
+	assert_int_equal(out.streams[si].unchanged, 5);
+	char sql[160];
+	snprintf(sql, sizeof(sql),
+		 "SELECT unchanged FROM t_load.sync_run_streams WHERE stream = 'todos' AND run_id = %" PRId64, run.id);
+	assert_int_equal(count(c, sql), 5);
+	assert_int_equal(load_run_finish(db, run.id, "succeeded", NULL, true, 0xffffffffu, NULL, &err), 0);
 	PQfinish(c);
 	load_close(db);
 }
