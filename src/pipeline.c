@@ -43,8 +43,8 @@ typedef struct job {
 	uint64_t digest;     /* of the body so far (all pages) */
 	bool unchanged;      /* the body had the digest recorded for the source */
 	char *yields;        /* load_item.yields; NULL when unchanged or vanished */
-	uint32_t named[MIRROR_TABLE_COUNT]; /* load_item.named of a source read in full */
 	size_t yields_len, yields_cap;
+	uint32_t named[MIRROR_TABLE_COUNT]; /* load_item.named of a source read in full */
 	char error[256];
 } job;
 
