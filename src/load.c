@@ -642,33 +642,37 @@ static int analyze_units(load_db *db, load_error *err)
 	return 0;
 }
 
-/* Reads an integer[] of MIRROR_TABLE_COUNT counts ("{1,0,26,...}") into
- * out; false for anything else (an array written by a version with other
- * tables: its digests differ anyway, see source_digest_seed). */
+/* Reads sync_sources.rows_named ("tbl:count,tbl:count", '' for none, see
+ * sql/007_source_counts.sql) into out; false when it is not that. */
 static bool parse_counts(const char *text, uint32_t out[MIRROR_TABLE_COUNT])
 {
-	const char *p = text;
-	if (*p++ != '{')
-		return false;
-	for (int i = 0; i < MIRROR_TABLE_COUNT; i++) {
+	memset(out, 0, MIRROR_TABLE_COUNT * sizeof(*out));
+	for (const char *p = text; *p;) {
 		char *end;
 		if (*p < '0' || *p > '9')
 			return false;
-		unsigned long v = strtoul(p, &end, 10);
-		if (v > UINT32_MAX || *end != (i + 1 < MIRROR_TABLE_COUNT ? ',' : '}'))
+		unsigned long tbl = strtoul(p, &end, 10);
+		if (*end != ':' || tbl >= MIRROR_TABLE_COUNT || end[1] < '0' || end[1] > '9')
 			return false;
-		out[i] = (uint32_t)v;
-		p = end + 1;
+		unsigned long n = strtoul(end + 1, &end, 10);
+		if (n > UINT32_MAX || (*end != ',' && *end != '\0'))
+			return false;
+		out[tbl] = (uint32_t)n;
+		p = *end ? end + 1 : end;
 	}
-	return *p == '\0';
+	return true;
 }
 
-/* Appends counts as an integer[] literal ("{1,0,26,...}"). */
+/* Appends counts in the form parse_counts reads. */
 static void add_counts(sbuf *b, const uint32_t counts[MIRROR_TABLE_COUNT])
 {
-	for (int i = 0; i < MIRROR_TABLE_COUNT; i++)
-		sb_printf(b, "%c%" PRIu32, i ? ',' : '{', counts[i]);
-	sb_add(b, "}", 1);
+	bool first = true;
+	for (int i = 0; i < MIRROR_TABLE_COUNT; i++) {
+		if (!counts[i])
+			continue;
+		sb_printf(b, "%s%d:%" PRIu32, first ? "" : ",", i, counts[i]);
+		first = false;
+	}
 }
 
 int load_units_next(load_db *db, int64_t run_id, int64_t after_seq, load_unit *units, size_t max, size_t *n,
@@ -1397,9 +1401,9 @@ static size_t add_item_values(sbuf *b, const load_batch *batch, item_set set, bo
 			if (it->named) {
 				sb_add(b, "'", 1);
 				add_counts(b, it->named);
-				sb_add(b, "'::integer[]", 12);
+				sb_add(b, "'", 1);
 			} else {
-				sb_add(b, "NULL::integer[]", 15);
+				sb_add(b, "NULL::text", 10);
 			}
 		}
 		sb_add(b, ")", 1);
