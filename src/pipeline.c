@@ -117,6 +117,7 @@ typedef struct fetch_stage {
 	unsigned streams; /* cfg_stream bits: child units of other streams are dropped */
 	int page_size;    /* api.page_size: 0 = whole arrays */
 	hash_recent *recent_rows; /* see drop_repeated_rows */
+	hash_recent *recent_units; /* see filter_children */
 	uint64_t digest_seed;  /* see source_digest_seed */
 	bool full;             /* read every source in full, whatever its digest */
 	/* renewal of the token (only on this thread, which drives the engine) */
@@ -151,13 +152,44 @@ static unsigned unit_stream_bit(bloom_unit_kind kind)
 	}
 }
 
-/* Drops the child units of streams left out of sync.streams. */
-static void filter_children(bloom_result *r, unsigned streams)
+/* Child units named lately in this session (see drop_named_units): 512 KiB,
+ * 65,536 units, more than the meetings' sub-units of the bench's 10x org. */
+#define RECENT_UNITS_BITS 16
+
+_Static_assert(BLOOM_UNIT_KIND_END <= 16, "a unit kind fits in 4 bits");
+
+/* A unit as a hash_recent entry, exactly: kind and ref packed into 64 bits
+ * and mixed by a bijection (an odd multiplier), so two units never share
+ * one; 0 (none fits: refs beyond 2^59, or the value hash_recent takes for
+ * its own) leaves the unit out of the cache. */
+static uint64_t unit_entry(const bloom_unit *u)
+{
+	if (u->ref < 0 || u->ref >= ((int64_t)1 << 59))
+		return 0;
+	uint64_t e = (((uint64_t)u->ref << 4) | (uint64_t)u->kind) * 0x9e3779b97f4a7c15ull;
+	return e > 1 ? e : 0;
+}
+
+/* Drops the child units of streams left out of sync.streams, and those
+ * this session named lately. A meeting's seven units are named by the
+ * meeting list of each of its attendees: without this, half the units a
+ * medium org's batches staged (35,224 of them) were ones the run already
+ * had, each costing PostgreSQL a staged row and a lookup. Safe: a unit
+ * named by an earlier result is recorded by that result's batch, which
+ * commits no later than this one's (results are committed in the order
+ * they come); a run whose batch fails stops, and the next one starts with
+ * an empty cache. */
+static void filter_children(fetch_stage *f, bloom_result *r)
 {
 	size_t kept = 0;
-	for (size_t i = 0; i < r->nchildren; i++)
-		if (unit_stream_bit(r->children[i].kind) & streams)
-			r->children[kept++] = r->children[i];
+	for (size_t i = 0; i < r->nchildren; i++) {
+		if (!(unit_stream_bit(r->children[i].kind) & f->streams))
+			continue;
+		uint64_t e = f->recent_units ? unit_entry(&r->children[i]) : 0;
+		if (e && hash_recent_add(f->recent_units, e))
+			continue;
+		r->children[kept++] = r->children[i];
+	}
 	r->nchildren = kept;
 }
 
@@ -450,7 +482,7 @@ static int collect_yields(job *j)
  * still yields a row another one staged first). */
 static int finish_source(fetch_stage *f, job *j)
 {
-	filter_children(j->result, f->streams);
+	filter_children(f, j->result);
 	if (body_is_known(f, j, j->digest)) {
 		j->unchanged = true;
 		keep_children_only(j->result);
@@ -942,6 +974,7 @@ static int start_fetch(run_state *s, char *error, size_t errlen)
 	f->streams = c->streams;
 	f->page_size = c->page_size;
 	f->recent_rows = hash_recent_new(RECENT_ROWS_BITS);
+	f->recent_units = hash_recent_new(RECENT_UNITS_BITS);
 	f->digest_seed = source_digest_seed(c->streams, s->opts->version);
 	f->full = s->opts->full;
 	f->auth = s->opts->auth;
@@ -1075,6 +1108,7 @@ pipeline_status pipeline_sync(const pipeline_opts *opts, pipeline_summary *out)
 done:
 	http_free(s->fetch.http);
 	hash_recent_free(s->fetch.recent_rows);
+	hash_recent_free(s->fetch.recent_units);
 	/* jobs abandoned inside the engine are freed here, after it is gone */
 	job_list_free_all(&s->jobs);
 	queue_free(s->fetch.dispatch);
