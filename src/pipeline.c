@@ -152,7 +152,7 @@ static unsigned unit_stream_bit(bloom_unit_kind kind)
 	}
 }
 
-/* Child units named lately in this session (see drop_named_units): 512 KiB,
+/* Child units named lately in this session (see filter_children): 512 KiB,
  * 65,536 units, more than the meetings' sub-units of the bench's 10x org. */
 #define RECENT_UNITS_BITS 16
 
