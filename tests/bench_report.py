@@ -229,9 +229,9 @@ METHOD = """\
 - CPU per request: bloomsync's user+sys from /usr/bin/time; bloomsim's and
   PostgreSQL's from /proc/PID/stat (utime+stime; for PostgreSQL the postmaster,
   its reaped children -- the backends -- and its live children) before and after
-  the sync, divided by that sync's requests. Part 2 runs the medium org three
+  the sync, divided by that sync's requests. Part 2 runs the medium org five
   times on a fresh database (the initial load, where PostgreSQL's row writes
-  dominate) and three times more on the database the last of them filled,
+  dominate) and five times more on the database the last of them filled,
   with nothing changed upstream: the steady state of a periodic sync, where
   every body is fetched and found unchanged (not mapped, nothing staged).
   The 10,000 requests/s target is judged on each.
