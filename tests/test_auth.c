@@ -25,6 +25,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "scratch.h"
 
 #define GOOD_USER "bot+sync@example.com"
 #define GOOD_PASSWORD "p&ss w=rd%1"
@@ -205,8 +206,7 @@ static int setup(void **state)
 	fixture *fx = calloc(1, sizeof *fx);
 	if (!fx)
 		return -1;
-	snprintf(fx->dir, sizeof fx->dir, "/tmp/test_auth.XXXXXX");
-	if (!mkdtemp(fx->dir))
+	if (scratch_dir_make(fx->dir, sizeof fx->dir, "test_auth") != 0)
 		return -1;
 	snprintf(fx->cache, sizeof fx->cache, "%s/state/token", fx->dir);
 	use_path(fx, "/token");
@@ -226,9 +226,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture *fx = *state;
-	char cmd[160];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx->dir);
-	int rc = system(cmd);
+	int rc = scratch_dir_remove(fx->dir);
 	free(fx);
 	log_shutdown();
 	return rc == 0 ? 0 : -1;
@@ -240,18 +238,6 @@ static int logins(void)
 	int n = srv.logins;
 	pthread_mutex_unlock(&srv.mu);
 	return n;
-}
-
-static char *read_text(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return NULL;
-	char *buf = calloc(1, 4096);
-	size_t n = buf ? fread(buf, 1, 4095, f) : 0;
-	(void)n;
-	fclose(f);
-	return buf;
 }
 
 static void write_cache(const fixture *fx, const char *user, const char *token, long long expires_at)
@@ -317,7 +303,7 @@ static void test_cache_file_mode_and_contents(void **state)
 	snprintf(dir, sizeof dir, "%s/state", fx->dir);
 	assert_int_equal(stat(dir, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0700);
-	char *text = read_text(fx->cache);
+	char *text = scratch_read_file(fx->cache);
 	assert_non_null(text);
 	assert_non_null(strstr(text, "tok-1-abcdef"));
 	assert_non_null(strstr(text, GOOD_USER));
@@ -376,7 +362,7 @@ static void test_expired_cache_is_renewed(void **state)
 	assert_string_equal(token, "tok-1-abcdef");
 	auth_token_free(token);
 	/* the renewed token replaced the expired one in the cache */
-	char *text = read_text(fx->cache);
+	char *text = scratch_read_file(fx->cache);
 	assert_non_null(strstr(text, "tok-1-abcdef"));
 	assert_null(strstr(text, "old-tok-1"));
 	free(text);

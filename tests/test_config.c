@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "scratch.h"
 
 typedef struct fixture {
 	char dir[64];
@@ -44,8 +45,7 @@ static int setup(void **state)
 	fixture *fx = calloc(1, sizeof *fx);
 	if (!fx)
 		return -1;
-	snprintf(fx->dir, sizeof fx->dir, "/tmp/test_config.XXXXXX");
-	if (!mkdtemp(fx->dir))
+	if (scratch_dir_make(fx->dir, sizeof fx->dir, "test_config") != 0)
 		return -1;
 	snprintf(fx->path, sizeof fx->path, "%s/bloomsync.conf", fx->dir);
 	unsetenv("BG_API_KEY");
@@ -59,9 +59,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture *fx = *state;
-	char cmd[160];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx->dir);
-	int rc = system(cmd);
+	int rc = scratch_dir_remove(fx->dir);
 	free(fx);
 	unsetenv("BG_API_KEY");
 	unsetenv("BG_USERNAME");
@@ -84,10 +82,7 @@ static char *capture_stderr(void (*fn)(void *), void *arg)
 	fn(arg);
 	assert_true(dup2(saved, STDERR_FILENO) >= 0);
 	close(saved);
-	off_t len = lseek(fd, 0, SEEK_END);
-	char *out = calloc(1, (size_t)len + 1);
-	assert_non_null(out);
-	assert_int_equal(pread(fd, out, (size_t)len, 0), (ssize_t)len);
+	char *out = scratch_read_fd(fd);
 	close(fd);
 	return out;
 }

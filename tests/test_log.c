@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "scratch.h"
 
 static int saved_stderr = -1;
 static int capture_fd = -1;
@@ -40,10 +41,7 @@ static char *capture_end(void)
 {
 	assert_true(dup2(saved_stderr, STDERR_FILENO) >= 0);
 	close(saved_stderr);
-	off_t len = lseek(capture_fd, 0, SEEK_END);
-	char *out = calloc(1, (size_t)len + 1);
-	assert_non_null(out);
-	assert_int_equal(pread(capture_fd, out, (size_t)len, 0), (ssize_t)len);
+	char *out = scratch_read_fd(capture_fd);
 	close(capture_fd);
 	return out;
 }

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "metrics.h"
+#include "scratch.h"
 
 #define T_STARTED ((time_t)1700000000)
 #define T_FINISHED ((time_t)1700000013)
@@ -35,36 +36,18 @@ static int setup(void **state)
 {
 	fixture *fx = calloc(1, sizeof(*fx));
 	assert_non_null(fx);
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_metrics.XXXXXX");
-	assert_non_null(mkdtemp(fx->dir));
+	assert_int_equal(scratch_dir_make(fx->dir, sizeof(fx->dir), "test_metrics"), 0);
 	snprintf(fx->path, sizeof(fx->path), "%s/bloomsync.prom", fx->dir);
 	*state = fx;
 	return 0;
 }
 
-/* Removes the directory and whatever is in it (one level: tests make no subdirectories
- * except where they remove them themselves). */
 static int teardown(void **state)
 {
 	fixture *fx = *state;
-	chmod(fx->dir, 0700);
-	DIR *d = opendir(fx->dir);
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			char p[512];
-			snprintf(p, sizeof(p), "%s/%s", fx->dir, e->d_name);
-			chmod(p, 0700);
-			if (unlink(p) != 0)
-				rmdir(p);
-		}
-		closedir(d);
-	}
-	rmdir(fx->dir);
+	int rc = scratch_dir_remove(fx->dir);
 	free(fx);
-	return 0;
+	return rc == 0 ? 0 : -1;
 }
 
 static void fake_summary(pipeline_summary *s, pipeline_status status, int64_t run_id)
