@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libconfig.h>
+#include <libpq-fe.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -53,6 +54,7 @@ static int cfg_check_key(char *value, char *why, size_t whylen);
 static int cfg_check_password(char *value, char *why, size_t whylen);
 static int cfg_check_nonempty(char *value, char *why, size_t whylen);
 static int cfg_check_schema(char *value, char *why, size_t whylen);
+static int cfg_check_conninfo(char *value, char *why, size_t whylen);
 
 #define F(field) offsetof(cfg, field)
 
@@ -83,7 +85,7 @@ static const cfg_setting cfg_settings[] = {
 	  "retries of a failed request before its unit fails" },
 	{ "api.page_size", CFG_INT, F(page_size), NULL, 0, 0, 100000, NULL,
 	  "ask list endpoints for pages of this many items (page, pageSize); 0 = whole arrays, as the v1 API answers" },
-	{ "postgres.conninfo", CFG_STRING, F(conninfo), "dbname=bloom", 0, 0, 0, NULL,
+	{ "postgres.conninfo", CFG_STRING, F(conninfo), "dbname=bloom", 0, 0, 0, cfg_check_conninfo,
 	  "libpq conninfo string or URI; PG* variables apply" },
 	{ "postgres.schema", CFG_STRING, F(schema), "bloom", 0, 0, 0, cfg_check_schema,
 	  "schema that holds the mirror" },
@@ -282,6 +284,35 @@ static int cfg_check_schema(char *value, char *why, size_t whylen)
 		return -1;
 	}
 	return 0;
+}
+
+/* A conninfo libpq cannot parse would come back inside libpq's error
+ * message, password and all, at every command: refuse it here, without
+ * echoing any of it. */
+static int cfg_check_conninfo(char *value, char *why, size_t whylen)
+{
+	char *parse_error = NULL;
+	PQconninfoOption *opts = PQconninfoParse(value, &parse_error);
+	PQfreemem(parse_error); /* it may quote the string */
+	if (!opts) {
+		snprintf(why, whylen,
+			 "not a libpq connection string or URI (key=value pairs, or postgresql://...); "
+			 "the value is not shown, it may hold a password");
+		return -1;
+	}
+	PQconninfoFree(opts);
+	return 0;
+}
+
+/* Registers the password a conninfo holds (if any) as a secret, so that
+ * no log line or error message can carry it. */
+static void cfg_conninfo_secrets(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val)
+			log_add_secret(o->val);
+	PQconninfoFree(opts);
 }
 
 /* ---- defaults ---- */
@@ -875,6 +906,7 @@ int cfg_load(const char *path, cfg *out, cfg_error *err)
 		goto done;
 	log_add_secret(out->key);
 	log_add_secret(out->password);
+	cfg_conninfo_secrets(out->conninfo);
 	rc = 0;
 done:
 	config_destroy(&conf);

@@ -502,6 +502,45 @@ static void test_key_is_registered_as_secret(void **state)
 	cfg_free(&c);
 }
 
+/* A conninfo libpq cannot parse is refused with file, line and setting,
+ * and none of it (the password least of all) is echoed. */
+static void test_bad_conninfo_is_refused_unechoed(void **state)
+{
+	fixture *fx = *state;
+	static const char *const bad[] = {
+		"postgresql://bob:p%zzword@127.0.0.1/db", /* bad percent-encoding */
+		"postgresql://bob:p%zzword@[::1/db",       /* unterminated IPv6 host */
+		"host=h password=p%zzword p%zzword",       /* a word without = */
+		"host=h nosuchoption=p%zzword",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char text[200];
+		snprintf(text, sizeof text, "api = { key = \"abcd1234\"; };\npostgres = {\n conninfo = \"%s\"; };\n",
+			 bad[i]);
+		expect_error(fx, text,
+			     "3: postgres.conninfo: not a libpq connection string or URI (key=value pairs, or "
+			     "postgresql://...); the value is not shown, it may hold a password");
+	}
+}
+
+/* The password of a conninfo, as key=value or inside a URI, is redacted
+ * from every log line and message. */
+static void test_conninfo_password_is_registered_as_secret(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	char out[200];
+	write_conf(fx, "postgres = { conninfo = \"host=db password='kv pass 42' dbname=x\"; };\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	cfg_free(&c);
+	write_conf(fx, "postgres = { conninfo = \"postgresql://bob:uri%40pass@db/x\"; };\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	cfg_free(&c);
+	log_redact("auth with kv pass 42 and uri@pass failed", out, sizeof out);
+	assert_string_equal(out, "auth with [redacted] and [redacted] failed");
+}
+
 static void load_quietly(void *arg)
 {
 	fixture *fx = arg;
@@ -717,6 +756,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_defaults_for_empty_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_conninfo_is_refused_unechoed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conninfo_password_is_registered_as_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cfg_defaults_matches_empty_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_valid_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_float_rate_limit_and_zero, setup, teardown),
