@@ -49,7 +49,8 @@ static const char usage_text[] =
     "Mirrors a Bloom Growth organisation into PostgreSQL.\n"
     "\n"
     "commands:\n"
-    "  sync [--restart]        mirror users, meetings, todos, scorecards (resumes an interrupted run)\n"
+    "  sync [--restart] [--full]\n"
+    "                          mirror the organisation (resumes an interrupted run)\n"
     "  migrate                 create or upgrade the mirror schema\n"
     "  status [--json] [-n N]  show the latest runs and the progress of an unfinished one\n"
     "  check                   check the config, the API key and the database\n"
@@ -173,6 +174,10 @@ static int parse_cli(int argc, char **argv, cli *out)
 static int load_config(const cli *c, cfg *config)
 {
 	const char *path = c->config_path;
+	if (path && !*path) { /* -c "$UNSET_VARIABLE" must not fall back to the production file */
+		fprintf(stderr, "bloomsync: -c: the config file path is empty\n");
+		return -1;
+	}
 	if (!path)
 		path = getenv("BLOOMSYNC_CONFIG");
 	if (!path || !*path)
@@ -192,6 +197,10 @@ static int load_config(const cli *c, cfg *config)
 		fprintf(stderr, "bloomsync: --log-format: expected text or json, got '%s'\n", c->log_format);
 		return -1;
 	}
+	/* what the command line asked for is what the run uses (the progress
+	 * line is text only, say) */
+	config->log_level = level;
+	config->log_format = format;
 	log_init(level, format);
 	return 0;
 }
@@ -309,7 +318,10 @@ static int cmd_sync(const cli *c, const cfg *config)
 	} else if (summary.run_id == 0 && summary.error[0]) {
 		log_error("%s", summary.error);
 	}
-	pipeline_print_summary(&summary, stderr);
+	if (config->log_format == LOG_FORMAT_JSON)
+		pipeline_log_summary(&summary);
+	else
+		pipeline_print_summary(&summary, stderr);
 	return exit_code_for(st);
 }
 
@@ -558,6 +570,10 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (strcmp(c.command, "version") == 0) {
+		static const char *const no_args[] = {NULL};
+		int help = check_args(&c, no_args, 0);
+		if (help != 0)
+			return help > 0 ? EXIT_OK : EXIT_USAGE;
 		printf("bloomsync %s (%s)\n", BLOOMSYNC_VERSION, curl_version());
 		return EXIT_OK;
 	}

@@ -1120,51 +1120,122 @@ done:
 	return out->status;
 }
 
-void pipeline_print_summary(const pipeline_summary *s, FILE *f)
+/* The summary's first line: how the run ended. */
+static void summary_headline(const pipeline_summary *s, char *buf, size_t len)
 {
 	const char *word = s->status == PIPELINE_SUCCEEDED ? "succeeded"
 			   : s->status == PIPELINE_CANCELLED ? "was cancelled"
 			   : s->status == PIPELINE_LOCKED    ? "did not start"
 							     : "failed";
 	if (s->run_id)
-		fprintf(f, "run %" PRId64 " %s in %.1f s%s\n", s->run_id, word, s->seconds,
-			s->resumed ? " (resumed)" : "");
+		snprintf(buf, len, "run %" PRId64 " %s in %.1f s%s", s->run_id, word, s->seconds,
+			 s->resumed ? " (resumed)" : "");
 	else
-		fprintf(f, "sync %s\n", word);
+		snprintf(buf, len, "sync %s", word);
+}
+
+static load_counts summary_totals(const pipeline_summary *s)
+{
+	load_counts t = {0};
+	for (int i = 0; i < MIRROR_TABLE_COUNT; i++) {
+		const load_counts *c = &s->streams[i];
+		t.requests += c->requests;
+		t.retries += c->retries;
+		t.inserted += c->inserted;
+		t.updated += c->updated;
+		t.unchanged += c->unchanged;
+		t.skipped += c->skipped;
+		t.rejected += c->rejected;
+		t.deleted += c->deleted;
+		t.nul_removed += c->nul_removed;
+	}
+	return t;
+}
+
+/* The summary's closing lines (this session's requests, then notes on
+ * rejected records and removed NULs); calls line for each. */
+static void summary_footer(const pipeline_summary *s, const load_counts *total, void (*line)(void *, const char *),
+			   void *arg)
+{
+	char buf[320];
+	double rate = s->seconds > 0 ? (double)s->http.requests / s->seconds : 0;
+	snprintf(buf, sizeof(buf),
+		 "this session: %" PRIu64 " requests (%.0f/s), %" PRIu64 " retries, peak %d in flight, units %" PRId64
+		 "/%" PRId64 ", %" PRId64 " unchanged",
+		 s->http.requests, rate, s->http.retries, s->http.peak_inflight, s->units_done, s->units_known,
+		 s->units_unchanged);
+	line(arg, buf);
+	if (total->rejected) {
+		snprintf(buf, sizeof(buf), "%" PRIu64 " records could not be stored: see the rejected_records table",
+			 total->rejected);
+		line(arg, buf);
+	}
+	if (total->nul_removed) {
+		snprintf(buf, sizeof(buf), "%" PRIu64 " NUL characters were removed from strings", total->nul_removed);
+		line(arg, buf);
+	}
+}
+
+static void print_line(void *f, const char *line)
+{
+	fprintf(f, "%s\n", line);
+}
+
+static void print_counts(FILE *f, const char *name, const load_counts *c)
+{
+	fprintf(f, "%-20s %9" PRIu64 " %8" PRIu64 " %9" PRIu64 " %8" PRIu64 " %9" PRIu64 " %8" PRIu64 " %8" PRIu64
+		   " %8" PRIu64 "\n",
+		name, c->requests, c->retries, c->inserted, c->updated, c->unchanged, c->skipped, c->rejected,
+		c->deleted);
+}
+
+void pipeline_print_summary(const pipeline_summary *s, FILE *f)
+{
+	char head[160];
+	summary_headline(s, head, sizeof(head));
+	fprintf(f, "%s\n", head);
 	if (s->error[0])
 		fprintf(f, "error: %s\n", s->error);
 	if (!s->run_id)
 		return;
 	fprintf(f, "%-20s %9s %8s %9s %8s %9s %8s %8s %8s\n", "stream", "requests", "retries", "inserted", "updated",
 		"unchanged", "skipped", "rejected", "deleted");
-	load_counts total = {0};
-	for (int i = 0; i < MIRROR_TABLE_COUNT; i++) {
-		const load_counts *c = &s->streams[i];
-		fprintf(f, "%-20s %9" PRIu64 " %8" PRIu64 " %9" PRIu64 " %8" PRIu64 " %9" PRIu64 " %8" PRIu64
-			   " %8" PRIu64 " %8" PRIu64 "\n",
-			mirror_tables[i], c->requests, c->retries, c->inserted, c->updated, c->unchanged, c->skipped,
-			c->rejected, c->deleted);
-		total.requests += c->requests;
-		total.retries += c->retries;
-		total.inserted += c->inserted;
-		total.updated += c->updated;
-		total.unchanged += c->unchanged;
-		total.skipped += c->skipped;
-		total.rejected += c->rejected;
-		total.deleted += c->deleted;
-		total.nul_removed += c->nul_removed;
+	for (int i = 0; i < MIRROR_TABLE_COUNT; i++)
+		print_counts(f, mirror_tables[i], &s->streams[i]);
+	load_counts total = summary_totals(s);
+	print_counts(f, "total", &total);
+	summary_footer(s, &total, print_line, f);
+}
+
+static void log_line(void *arg, const char *line)
+{
+	(void)arg;
+	log_info("%s", line);
+}
+
+static void log_counts(const char *stream, const load_counts *c)
+{
+	LOG_AT(LOG_INFO, stream, NULL,
+	       "summary: requests=%" PRIu64 " retries=%" PRIu64 " inserted=%" PRIu64 " updated=%" PRIu64
+	       " unchanged=%" PRIu64 " skipped=%" PRIu64 " rejected=%" PRIu64 " deleted=%" PRIu64,
+	       c->requests, c->retries, c->inserted, c->updated, c->unchanged, c->skipped, c->rejected, c->deleted);
+}
+
+void pipeline_log_summary(const pipeline_summary *s)
+{
+	char head[160];
+	summary_headline(s, head, sizeof(head));
+	if (!s->run_id) { /* its error, if any, was logged by the caller */
+		log_info("%s", head);
+		return;
 	}
-	fprintf(f, "%-20s %9" PRIu64 " %8" PRIu64 " %9" PRIu64 " %8" PRIu64 " %9" PRIu64 " %8" PRIu64 " %8" PRIu64
-		   " %8" PRIu64 "\n",
-		"total", total.requests, total.retries, total.inserted, total.updated, total.unchanged, total.skipped,
-		total.rejected, total.deleted);
-	double rate = s->seconds > 0 ? (double)s->http.requests / s->seconds : 0;
-	fprintf(f, "this session: %" PRIu64 " requests (%.0f/s), %" PRIu64 " retries, peak %d in flight, units %" PRId64
-		   "/%" PRId64 ", %" PRId64 " unchanged\n",
-		s->http.requests, rate, s->http.retries, s->http.peak_inflight, s->units_done, s->units_known,
-		s->units_unchanged);
-	if (total.rejected)
-		fprintf(f, "%" PRIu64 " records could not be stored: see the rejected_records table\n", total.rejected);
-	if (total.nul_removed)
-		fprintf(f, "%" PRIu64 " NUL characters were removed from strings\n", total.nul_removed);
+	if (s->error[0])
+		log_error("%s: %s", head, s->error);
+	else
+		log_info("%s", head);
+	for (int i = 0; i < MIRROR_TABLE_COUNT; i++)
+		log_counts(mirror_tables[i], &s->streams[i]);
+	load_counts total = summary_totals(s);
+	log_counts("total", &total);
+	summary_footer(s, &total, log_line, NULL);
 }

@@ -61,4 +61,10 @@ pipeline_status pipeline_sync(const pipeline_opts *opts, pipeline_summary *out);
 /* Prints the end-of-run summary (one screen) to f. */
 void pipeline_print_summary(const pipeline_summary *s, FILE *f);
 
+/* The same summary as log lines at level info (for JSON logs, where a
+ * table would break one object per line): the outcome, one line per stream
+ * (with its stream field) and the total as key=value counts, then this
+ * session's figures. */
+void pipeline_log_summary(const pipeline_summary *s);
+
 #endif

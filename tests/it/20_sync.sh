@@ -99,6 +99,47 @@ check "an unknown setting names file, line and setting, exit 2 (rc $rc)" test $?
 expect_eq "a missing config file exits 2" $? 2
 "$BLOOMSYNC" frobnicate 2>/dev/null
 expect_eq "an unknown command exits 2" $? 2
+"$BLOOMSYNC" -c "" check 2>"$TEST_TMP/empty-c.err"
+rc=$?
+grep -q "config file path is empty" "$TEST_TMP/empty-c.err"
+check "-c with an empty path exits 2 and says so, not falling back to the default file (rc $rc)" \
+	test $? -eq 0 -a $rc -eq 2
+"$BLOOMSYNC" version --help >"$TEST_TMP/vhelp.out" 2>&1
+rc=$?
+grep -q "^usage: bloomsync version" "$TEST_TMP/vhelp.out"
+check "version --help prints the command's usage, exit 0 (rc $rc)" test $? -eq 0 -a $rc -eq 0
+
+# The progress line: on a terminal with text logs, not with --log-format json
+# (its lines must stay JSON). script(1) gives the sync a terminal.
+if command -v script >/dev/null; then
+	new_db sync20tty || exit 1
+	write_conf "$TEST_TMP/tty.conf"
+	script -qec "'$BLOOMSYNC' -c '$TEST_TMP/tty.conf' sync" /dev/null >"$TEST_TMP/tty.text" 2>&1
+	# the progress line is redrawn in place: carriage return, erase line (ESC [ K)
+	grep -q $'\r\033\[Kunits [0-9]*/[0-9]*' "$TEST_TMP/tty.text"
+	check "a sync on a terminal shows the progress line" test $? -eq 0
+	new_db sync20ttyjson || exit 1
+	write_conf "$TEST_TMP/tty.conf"
+	script -qec "'$BLOOMSYNC' -c '$TEST_TMP/tty.conf' --log-format json sync 2>&1 >/dev/null" /dev/null \
+		>"$TEST_TMP/tty.json" 2>&1
+	grep -q $'\033\[K' "$TEST_TMP/tty.json"
+	check "with --log-format json on a terminal, no progress line" test $? -ne 0
+	grep -q '"stream":"scores".*"msg":"summary: requests=[0-9]' "$TEST_TMP/tty.json"
+	check "with --log-format json, the summary comes as log lines, one per stream" test $? -eq 0
+	bad=$(tr -d '\r' <"$TEST_TMP/tty.json" | python3 -c '
+import json, sys
+lines = [l for l in sys.stdin.read().split("\n") if l.strip()]
+bad = 0
+for l in lines:
+    try:
+        json.loads(l)
+    except ValueError:
+        bad += 1
+print(bad if lines else -1)')
+	expect_eq "with --log-format json on a terminal, every log line is JSON" "$bad" 0
+else
+	ok "progress line on a terminal # SKIP script(1) not available"
+fi
 
 # valgrind (memcheck) on a full sync of the plain build: no leaks, no errors
 if command -v valgrind >/dev/null && [ -x "${BLOOMSYNC_PLAIN:-}" ]; then
