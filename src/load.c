@@ -219,11 +219,18 @@ static void quiet_notices(void *arg, const PGresult *res)
 	(void)res;
 }
 
+#define DEFAULT_CONNECT_TIMEOUT "10" /* seconds, per host tried */
+
 static int connect_session(load_db *db, load_error *err)
 {
-	const char *keys[] = {"dbname", "fallback_application_name", NULL};
-	const char *vals[] = {db->conninfo, "bloomsync", NULL};
-	db->conn = PQconnectdbParams(keys, vals, 1);
+	/* libpq waits for a server that never answers as long as TCP lets it
+	 * (forever, if it accepts and stays silent), with signals only noted:
+	 * a default connect_timeout bounds that. The conninfo's own setting,
+	 * coming after it, wins; so does PGCONNECT_TIMEOUT. */
+	const char *timeout = getenv("PGCONNECT_TIMEOUT") ? NULL : DEFAULT_CONNECT_TIMEOUT;
+	const char *keys[] = {"connect_timeout", "dbname", "fallback_application_name", NULL};
+	const char *vals[] = {timeout, db->conninfo, "bloomsync", NULL};
+	db->conn = PQconnectdbParams(timeout ? keys : keys + 1, timeout ? vals : vals + 1, 1);
 	if (!db->conn) {
 		set_error(err, LOAD_ERROR, NULL, "cannot connect to postgresql: out of memory");
 		return -1;

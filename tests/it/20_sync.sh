@@ -109,6 +109,33 @@ rc=$?
 grep -q "^usage: bloomsync version" "$TEST_TMP/vhelp.out"
 check "version --help prints the command's usage, exit 0 (rc $rc)" test $? -eq 0 -a $rc -eq 0
 
+# A server that accepts and never answers: the default connect_timeout
+# (10 s) ends the wait with exit 1, where libpq alone would wait forever.
+python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+print(s.getsockname()[1], flush=True)
+held = []
+s.settimeout(0.5)
+end = time.time() + 60
+while time.time() < end:
+    try: held.append(s.accept()[0])
+    except socket.timeout: pass
+' >"$TEST_TMP/silent.port" &
+silent=$!
+BG_PIDS="$BG_PIDS $silent"
+for _ in $(seq 1 50); do [ -s "$TEST_TMP/silent.port" ] && break; sleep 0.1; done
+write_conf "$TEST_TMP/silent.conf" "" "conninfo = \"host=127.0.0.1 port=$(cat "$TEST_TMP/silent.port") dbname=x sslmode=disable\";"
+sed -i '0,/conninfo = "dbname=/{/conninfo = "dbname=/d}' "$TEST_TMP/silent.conf"
+t0=$(date +%s)
+env -u PGCONNECT_TIMEOUT timeout 60 "$BLOOMSYNC" -c "$TEST_TMP/silent.conf" migrate 2>"$TEST_TMP/silent.err"
+rc=$?
+t1=$(date +%s)
+kill "$silent" 2>/dev/null
+grep -q "timeout expired" "$TEST_TMP/silent.err"
+check "a database server that never answers: exit 1 after the default connect timeout (rc $rc, $((t1 - t0)) s)" \
+	test $? -eq 0 -a $rc -eq 1 -a $((t1 - t0)) -lt 30
+
 # The progress line: on a terminal with text logs, not with --log-format json
 # (its lines must stay JSON). script(1) gives the sync a terminal.
 if command -v script >/dev/null; then
