@@ -179,6 +179,19 @@ unsigned cfg_stream_parse(const char *name)
 	return 0;
 }
 
+void cfg_streams_format(unsigned streams, char *buf, size_t len)
+{
+	size_t used = 0;
+	if (len)
+		buf[0] = '\0';
+	for (size_t i = 0; i < sizeof cfg_stream_names / sizeof cfg_stream_names[0]; i++) {
+		if (!(streams & (1u << i)) || used >= len)
+			continue;
+		int n = snprintf(buf + used, len - used, "%s%s", used ? "," : "", cfg_stream_names[i]);
+		used += n > 0 ? (size_t)n : 0;
+	}
+}
+
 static const cfg_setting *cfg_find(const char *path)
 {
 	for (size_t i = 0; i < CFG_SETTING_COUNT; i++) {

@@ -39,6 +39,10 @@ typedef enum {
 /* The bit of a stream name ("users", ..., "headlines"); 0 when unknown. */
 unsigned cfg_stream_parse(const char *name);
 
+/* The names of the streams whose bits are set, comma-separated, in the
+ * order above ("users,meetings,todos"); truncated to len. */
+void cfg_streams_format(unsigned streams, char *buf, size_t len);
+
 typedef struct cfg {
 	/* api */
 	char *base_url;       /* default "https://app.bloomgrowth.com/api/v1", no trailing slash */

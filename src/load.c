@@ -508,18 +508,18 @@ static int commit(load_db *db, load_error *err)
 	return 0;
 }
 
-static int start_new_run(load_db *db, const char *version, load_run *run, load_error *err)
+static int start_new_run(load_db *db, const char *version, const char *streams, load_run *run, load_error *err)
 {
 	char host[256] = "";
 	gethostname(host, sizeof(host) - 1);
 	char pid[32];
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	const char *vals[] = {host, pid, version};
+	const char *vals[] = {host, pid, version, streams};
 	PGresult *res = exec_params(db,
-				    "WITH r AS (INSERT INTO sync_runs (host, pid, version, units_known) "
-				    "VALUES ($1, $2::int, $3, 1) RETURNING id) "
+				    "WITH r AS (INSERT INTO sync_runs (host, pid, version, units_known, streams) "
+				    "VALUES ($1, $2::int, $3, 1, $4) RETURNING id) "
 				    "INSERT INTO sync_units (run_id, kind, ref) SELECT id, 'users', 0 FROM r RETURNING run_id",
-				    3, vals, err, "cannot record the new run");
+				    4, vals, err, "cannot record the new run");
 	if (!res)
 		return -1;
 	run->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -545,19 +545,21 @@ static int yields_intact(load_db *db, int64_t run_id, bool *intact, load_error *
 	return 0;
 }
 
-static int resume_run(load_db *db, int64_t id, load_run *run, load_error *err)
+/* Resumes run id with streams, a subset of those it had (load_run_open
+ * saw to that), which become its streams. */
+static int resume_run(load_db *db, int64_t id, const char *streams, load_run *run, load_error *err)
 {
 	char host[256] = "";
 	gethostname(host, sizeof(host) - 1);
 	char pid[32], idtext[32];
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	snprintf(idtext, sizeof(idtext), "%" PRId64, id);
-	const char *vals[] = {idtext, host, pid};
+	const char *vals[] = {idtext, host, pid, streams};
 	PGresult *res = exec_params(db,
 				    "UPDATE sync_runs SET status = 'running', resumed = resumed + 1, "
-				    "last_resumed_at = now(), finished_at = NULL, error = NULL, host = $2, pid = $3::int "
-				    "WHERE id = $1::bigint RETURNING units_known, units_done",
-				    3, vals, err, "cannot resume the run");
+				    "last_resumed_at = now(), finished_at = NULL, error = NULL, host = $2, pid = $3::int, "
+				    "streams = $4 WHERE id = $1::bigint RETURNING units_known, units_done",
+				    4, vals, err, "cannot resume the run");
 	if (!res)
 		return -1;
 	run->id = id;
@@ -568,23 +570,33 @@ static int resume_run(load_db *db, int64_t id, load_run *run, load_error *err)
 	return 0;
 }
 
-int load_run_open(load_db *db, bool restart, const char *version, load_run *run, load_error *err)
+int load_run_open(load_db *db, bool restart, const char *version, const char *streams, load_run *run,
+		  load_error *err)
 {
 	if (begin(db, err) != 0)
 		return -1;
-	PGresult *res = exec_params(db, "SELECT id, status FROM sync_runs ORDER BY id DESC LIMIT 1", 0, NULL, err,
-				    "cannot read sync_runs");
+	const char *vals[] = {streams};
+	PGresult *res = exec_params(db,
+				    "SELECT id, status, streams IS NULL OR string_to_array(streams, ',') @> "
+				    "string_to_array($1, ','), coalesce(streams, '') FROM sync_runs ORDER BY id DESC LIMIT 1",
+				    1, vals, err, "cannot read sync_runs");
 	if (!res)
 		goto fail;
 	int64_t last = 0;
-	bool unfinished = false;
+	bool unfinished = false, streams_kept = true;
 	if (PQntuples(res) > 0) {
 		last = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		unfinished = strcmp(PQgetvalue(res, 0, 1), "succeeded") != 0 &&
 			     strcmp(PQgetvalue(res, 0, 1), "abandoned") != 0;
+		streams_kept = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+		if (unfinished && !streams_kept && !restart)
+			log_warn("run %" PRId64 " was synced with streams %s only, and this sync also asks for others: "
+				 "their units were never queued, so that run cannot complete them; it is abandoned and "
+				 "a new run starts",
+				 last, PQgetvalue(res, 0, 3));
 	}
 	PQclear(res);
-	if (unfinished && restart) {
+	if (unfinished && (restart || !streams_kept)) {
 		char sql[512];
 		snprintf(sql, sizeof(sql),
 			 "UPDATE sync_runs SET status = 'abandoned', finished_at = coalesce(finished_at, now()) "
@@ -596,7 +608,7 @@ int load_run_open(load_db *db, bool restart, const char *version, load_run *run,
 		log_info("abandoned unfinished run %" PRId64, last);
 		unfinished = false;
 	}
-	if ((unfinished ? resume_run(db, last, run, err) : start_new_run(db, version, run, err)) != 0)
+	if ((unfinished ? resume_run(db, last, streams, run, err) : start_new_run(db, version, streams, run, err)) != 0)
 		goto fail;
 	db->sources_checked = false;
 	return commit(db, err);

@@ -61,8 +61,11 @@ typedef struct load_run {
 
 /* Resumes the latest run if it did not succeed (running, failed or
  * cancelled), else starts a new one with its root unit. With restart, an
- * unfinished run is marked abandoned and a new one starts. */
-int load_run_open(load_db *db, bool restart, const char *version, load_run *run, load_error *err);
+ * unfinished run is marked abandoned and a new one starts; so it is when
+ * streams (sync.streams names, comma-separated) names one that a session
+ * of that run left out (see sql/008_run_streams.sql). */
+int load_run_open(load_db *db, bool restart, const char *version, const char *streams, load_run *run,
+		  load_error *err);
 
 typedef struct load_unit {
 	int64_t seq;       /* position in the run's unit table */

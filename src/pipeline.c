@@ -944,7 +944,9 @@ static int open_database(run_state *s, pipeline_summary *out)
 		out->status = PIPELINE_LOCKED;
 		return -1;
 	}
-	if (load_run_open(s->db, s->opts->restart, s->opts->version, &s->run, &err) != 0) {
+	char streams[128];
+	cfg_streams_format(c->streams, streams, sizeof(streams));
+	if (load_run_open(s->db, s->opts->restart, s->opts->version, streams, &s->run, &err) != 0) {
 		snprintf(out->error, sizeof(out->error), "%s", err.msg);
 		return -1;
 	}

@@ -259,6 +259,40 @@ expect_eq "the resumed run asked no goals, issues, headlines or scorecard endpoi
 expect_eq "the queued units left out are counted skipped" "$(($(skipped_left_out) - skipped_before))" "$pending"
 check "the log says why they were skipped" grep -q "queued before this run was resumed, are skipped" "$TEST_TMP/r2.err"
 
+# ---- a run interrupted with few streams, then synced with more: that run
+# never queued the other streams' units, so completing it would mark their
+# rows deleted; it is abandoned and a new run starts ----
+new_db streams40_more || exit 1
+write_conf "$TEST_TMP/m_all.conf"
+sim_post /__faults '{"latency_ms":0,"jitter_ms":0}' >/dev/null
+"$BLOOMSYNC" -c "$TEST_TMP/m_all.conf" sync 2>"$TEST_TMP/m0.err"
+expect_eq "a first sync of every stream exits 0" $? 0
+write_conf "$TEST_TMP/r_um.conf"
+printf 'sync = {\n  streams = ["users", "meetings"];\n};\n' >>"$TEST_TMP/r_um.conf"
+sim_post /__faults '{"latency_ms":40,"jitter_ms":0}' >/dev/null
+"$BLOOMSYNC" -c "$TEST_TMP/r_um.conf" sync 2>"$TEST_TMP/m1.err" &
+pid=$!
+for _ in $(seq 1 200); do
+	n=$(q "SELECT units_done FROM bloom.sync_runs WHERE status = 'running'" 2>/dev/null)
+	[ "${n:-0}" -gt 1 ] && break
+	sleep 0.05
+done
+kill -INT "$pid"
+wait "$pid"
+expect_eq "the run of users and meetings, interrupted, exits 5" $? 5
+short=$(q "SELECT max(id) FROM bloom.sync_runs")
+sim_post /__faults '{"latency_ms":0,"jitter_ms":0}' >/dev/null
+"$BLOOMSYNC" -c "$TEST_TMP/m_all.conf" sync 2>"$TEST_TMP/m2.err"
+expect_eq "the sync of every stream after it exits 0" $? 0
+read -r newest status <<<"$(q "SELECT id, status FROM bloom.sync_runs ORDER BY id DESC LIMIT 1" | tr '|' ' ')"
+check "it started a new run ($newest) rather than resume run $short" test "$newest" -gt "$short"
+expect_eq "the new run succeeded" "$status" succeeded
+expect_eq "the interrupted run is recorded abandoned" "$(q "SELECT status FROM bloom.sync_runs WHERE id = $short")" abandoned
+check "the log says why it was abandoned" grep -q "cannot complete them; it is abandoned" "$TEST_TMP/m2.err"
+expect_eq "no row that exists upstream is marked deleted" "$(deleted_rows)" 0
+sim_get /__expect >"$TEST_TMP/m.json" && chmod 644 "$TEST_TMP/m.json"
+check "the mirror equals the expected mirror in all eleven tables" mirror_equals bloom "$TEST_TMP/m.json"
+
 # an unknown stream name: FILE:LINE naming the setting, exit 2
 bad="$TEST_TMP/bad_streams.conf"
 write_conf "$bad"
