@@ -713,9 +713,14 @@ int load_units_next(load_db *db, int64_t run_id, int64_t after_seq, load_unit *u
 	for (int row = 0; row < PQntuples(res); row++) {
 		bloom_unit_kind kind = kind_from_name(PQgetvalue(res, row, 1));
 		if (kind == BLOOM_UNIT_KIND_END) {
-			/* a unit kind this version does not know (written by a newer one) */
-			log_warn("skipping unknown unit kind '%s'", PQgetvalue(res, row, 1));
-			continue;
+			/* queued by a newer version: skipping it would let the run
+			 * complete, and mark rows deleted, without it */
+			set_error(err, LOAD_ERROR, NULL,
+				  "run %" PRId64 " holds a unit of kind '%s' that this version does not know (a newer "
+				  "bloomsync queued it): sync with that version, or start afresh with sync --restart",
+				  run_id, PQgetvalue(res, row, 1));
+			PQclear(res);
+			return -1;
 		}
 		units[*n].seq = strtoll(PQgetvalue(res, row, 0), NULL, 10);
 		units[*n].unit.kind = kind;

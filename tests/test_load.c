@@ -20,6 +20,8 @@
 
 static const char *schema = "t_load";
 
+#define ALL_STREAMS "users,meetings,todos,scorecard,goals,issues,headlines"
+
 static PGconn *admin(void)
 {
 	PGconn *c = PQconnectdb("");
@@ -114,7 +116,7 @@ static void test_bad_row_is_rejected_not_dropped(void **state)
 	load_db *db = open_migrated();
 	load_run run;
 	load_error err;
-	assert_int_equal(load_run_open(db, true, "test", "users,meetings,todos,scorecard,goals,issues,headlines", &run, &err), 0);
+	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
 	bloom_result *r = todo_result(TODO("1", "good one", "{\"Id\":1}") TODO("2", "bad raw", "{not json")
 					  TODO("3", "good two", "{\"Id\":3}"),
 				      3);
@@ -146,7 +148,7 @@ static void test_upsert_is_idempotent(void **state)
 	load_db *db = open_migrated();
 	load_error err;
 	load_run run;
-	assert_int_equal(load_run_open(db, true, "test", "users,meetings,todos,scorecard,goals,issues,headlines", &run, &err), 0);
+	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
 	load_batch_result out;
 	bloom_result *r = todo_result(TODO("10", "x", "{\"Id\":10}") TODO("11", "y", "{\"Id\":11}"), 2);
 	commit_units(db, &run, r, &out, 0);
@@ -154,7 +156,7 @@ static void test_upsert_is_idempotent(void **state)
 	assert_int_equal(out.streams[si].inserted, 2);
 	/* same rows: a new run's unit */
 	assert_int_equal(load_run_finish(db, run.id, "failed", NULL, false, 0, NULL, &err), 0);
-	assert_int_equal(load_run_open(db, true, "test", "users,meetings,todos,scorecard,goals,issues,headlines", &run, &err), 0);
+	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
 	bloom_result_free(r);
 	free(r);
 	r = todo_result(TODO("10", "x", "{\"Id\":10}") TODO("11", "y2", "{\"Id\":11}"), 2);
@@ -179,7 +181,7 @@ static void test_same_key_again_into_an_empty_table(void **state)
 	load_db *db = open_migrated();
 	load_error err;
 	load_run run;
-	assert_int_equal(load_run_open(db, true, "test", "users,meetings,todos,scorecard,goals,issues,headlines", &run, &err), 0);
+	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
 	load_batch_result out;
 	bloom_result *r = todo_result(TODO("20", "first", "{\"Id\":20}") TODO("21", "only", "{\"Id\":21}")
 					  TODO("20", "second", "{\"Id\":20,\"x\":1}"),
@@ -201,7 +203,7 @@ static void test_same_key_again_into_an_empty_table(void **state)
 	free(r);
 	/* a later batch (of a new run: this one has no unit left) */
 	assert_int_equal(load_run_finish(db, run.id, "failed", NULL, false, 0, NULL, &err), 0);
-	assert_int_equal(load_run_open(db, true, "test", "users,meetings,todos,scorecard,goals,issues,headlines", &run, &err), 0);
+	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
 	r = todo_result(TODO("21", "later", "{\"Id\":21}") TODO("22", "new", "{\"Id\":22}"), 2);
 	commit_units(db, &run, r, &out, 0);
 	assert_int_equal(out.streams[si].inserted, 1);
@@ -235,7 +237,7 @@ static char *commit_logged(load_db *db, bloom_result *r, load_batch_result *out)
 {
 	load_error err;
 	load_run run;
-	assert_int_equal(load_run_open(db, true, "test", "users,meetings,todos,scorecard,goals,issues,headlines", &run, &err), 0);
+	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
 	fflush(stderr);
 	int saved = dup(2);
 	FILE *cap = tmpfile();
@@ -334,7 +336,7 @@ static void test_deletes_need_intact_yields(void **state)
 		load_run run;
 		PQclear(PQexec(c, "DELETE FROM t_load.todos; INSERT INTO t_load.todos (id, name, is_complete, raw, "
 				  "updated_at) VALUES (99, 'gone upstream', false, '{}', now() - interval '1 day')"));
-		assert_int_equal(load_run_open(db, true, "test", "users,meetings,todos,scorecard,goals,issues,headlines", &run, &err), 0);
+		assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
 		/* the run reads its unit in full, and it no longer names row 99 */
 		bloom_result *r = todo_result("", 0);
 		load_batch_result out;
@@ -372,7 +374,7 @@ static void test_unchanged_source_keeps_its_rows(void **state)
 	snprintf(yields, sizeof(yields), "users\t0\t%d\t{20,21}\t\\N\n", si);
 	const uint64_t digest = 0xfedcba9876543210ull; /* negative as a bigint */
 
-	assert_int_equal(load_run_open(db, true, "test", "users,meetings,todos,scorecard,goals,issues,headlines", &run, &err), 0);
+	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
 	bloom_result *r = todo_result(TODO("20", "a", "{\"Id\":20}") TODO("21", "b", "{\"Id\":21}"), 2);
 	load_batch_result out;
 	uint32_t named[MIRROR_TABLE_COUNT] = {0};
@@ -387,7 +389,7 @@ static void test_unchanged_source_keeps_its_rows(void **state)
 	bloom_result_free(r);
 	free(r);
 
-	assert_int_equal(load_run_open(db, true, "test", "users,meetings,todos,scorecard,goals,issues,headlines", &run, &err), 0);
+	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
 	bloom_result empty = {.unit = u.unit};
 	u = commit_item(db, &run, (load_item){.result = &empty, .attempts = 1, .unchanged = true}, &out, 0);
 	assert_true(u.has_digest);
@@ -409,7 +411,7 @@ static void test_unchanged_source_keeps_its_rows(void **state)
 	 * two ways apart), in the batch's result and in sync_run_streams */
 	uint32_t five[MIRROR_TABLE_COUNT] = {0};
 	five[si] = 5;
-	assert_int_equal(load_run_open(db, true, "test", "users,meetings,todos,scorecard,goals,issues,headlines", &run, &err), 0);
+	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
 	commit_item(db, &run, (load_item){.result = &empty, .attempts = 1, .unchanged = true, .named = five}, &out, 0);
 	assert_int_equal(out.streams[si].unchanged, 5);
 	char sql[160];
@@ -417,6 +419,33 @@ static void test_unchanged_source_keeps_its_rows(void **state)
 		 "SELECT unchanged FROM t_load.sync_run_streams WHERE stream = 'todos' AND run_id = %" PRId64, run.id);
 	assert_int_equal(count(c, sql), 5);
 	assert_int_equal(load_run_finish(db, run.id, "succeeded", NULL, true, 0xffffffffu, NULL, &err), 0);
+	PQfinish(c);
+	load_close(db);
+}
+
+/* A pending unit of a kind this version does not know (queued by a newer
+ * one) fails the read, naming it: skipping it would let the run complete
+ * (and mark rows deleted) without it, and a page of nothing but such units
+ * read as the end of the work. */
+static void test_unknown_unit_kind_fails_the_read(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+	load_db *db = open_migrated();
+	load_run run;
+	load_error err;
+	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
+	PGconn *c = admin();
+	char sql[200];
+	snprintf(sql, sizeof sql, "INSERT INTO t_load.sync_units (run_id, kind, ref) VALUES (%lld, 'future_kind', 9)",
+		 (long long)run.id);
+	PQclear(PQexec(c, sql));
+	load_unit units[4];
+	size_t n = 99;
+	assert_int_equal(load_units_next(db, run.id, 0, units, 4, &n, &err), -1);
+	assert_int_equal(err.outcome, LOAD_ERROR);
+	assert_non_null(strstr(err.msg, "unit of kind 'future_kind'"));
 	PQfinish(c);
 	load_close(db);
 }
@@ -432,6 +461,7 @@ int main(void)
 	    cmocka_unit_test(test_unchanged_source_keeps_its_rows),
 	    cmocka_unit_test(test_same_key_again_into_an_empty_table),
 	    cmocka_unit_test(test_isolated_rows_are_noted),
+	    cmocka_unit_test(test_unknown_unit_kind_fails_the_read),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
