@@ -1866,7 +1866,9 @@ int load_run_counts(load_db *db, int64_t run_id, load_counts out[MIRROR_TABLE_CO
 
 static const char status_sql[] =
     "SELECT r.id, to_char(r.started_at, 'YYYY-MM-DD HH24:MI:SS'), "
-    "coalesce(to_char(r.finished_at - r.started_at, 'HH24:MI:SS'), to_char(now() - r.started_at, 'HH24:MI:SS')), "
+    /* in hours past 24 (an interval's days would be dropped by HH24) */
+    "to_char(make_interval(secs => extract(epoch FROM coalesce(r.finished_at, now()) - r.started_at)), "
+    "'HH24:MI:SS'), "
     "r.status, r.resumed, coalesce(sum(s.inserted + s.updated + s.deleted), 0), coalesce(sum(s.requests), 0), "
     "r.units_done, r.units_known, coalesce(r.error, ''), "
     "to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "

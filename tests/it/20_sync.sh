@@ -67,6 +67,11 @@ check "status lists the three runs" test "$(grep -c succeeded "$TEST_TMP/status.
 "$BLOOMSYNC" -c "$conf" status --json >"$TEST_TMP/status.json" 2>&1
 n=$(json_get "$TEST_TMP/status.json" 'len(d["runs"])')
 expect_eq "status --json lists the three runs" "$n" 3
+# a run longer than a day (a failed run resumed days later keeps its start)
+first=$(q "SELECT min(id) FROM bloom.sync_runs")
+q "UPDATE bloom.sync_runs SET started_at = finished_at - interval '26 hours 5 minutes' WHERE id = $first" >/dev/null
+"$BLOOMSYNC" -c "$conf" status >"$TEST_TMP/status2.out" 2>&1
+check "status shows a 26 h 5 min run as 26:05:00" grep -q "^$first .* 26:05:00 " "$TEST_TMP/status2.out"
 
 # a wrong key: exit 4, clear message, run recorded as failed, key not printed
 cat "$conf" | sed "s/key = \"$KEY\"/key = \"wrong-key-0000\"/" >"$TEST_TMP/bad.conf"
