@@ -365,10 +365,14 @@ static int cmd_status(const cli *c, const cfg *config)
 	}
 	int pending = 0;
 	int rc = load_pending_migrations(db, &pending, &err);
+	bool json = command_flag(c, "--json") > 0;
 	if (rc == 0 && pending == (int)load_migrations_count) {
-		printf("no runs yet (schema %s not migrated)\n", config->schema);
+		if (json) /* what a script reads: the same document, with no run */
+			printf("{\n  \"runs\": []\n}\n");
+		else
+			printf("no runs yet (schema %s not migrated)\n", config->schema);
 	} else if (rc == 0) {
-		rc = load_status(db, limit, command_flag(c, "--json") > 0, stdout, &err);
+		rc = load_status(db, limit, json, stdout, &err);
 	}
 	load_close(db);
 	if (rc != 0) {

@@ -67,6 +67,16 @@ check "status lists the three runs" test "$(grep -c succeeded "$TEST_TMP/status.
 "$BLOOMSYNC" -c "$conf" status --json >"$TEST_TMP/status.json" 2>&1
 n=$(json_get "$TEST_TMP/status.json" 'len(d["runs"])')
 expect_eq "status --json lists the three runs" "$n" 3
+# status on a database never migrated: no runs, and still JSON with --json
+saved_db=$PGDATABASE
+new_db sync20empty || exit 1
+write_conf "$TEST_TMP/empty.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/empty.conf" status --json >"$TEST_TMP/empty.json" 2>"$TEST_TMP/empty.err"
+rc=$?
+n=$(json_get "$TEST_TMP/empty.json" 'len(d["runs"])' 2>/dev/null)
+check "status --json before any migration: a JSON document with no runs, exit 0 (rc $rc)" \
+	test "$n" = 0 -a $rc -eq 0
+export PGDATABASE=$saved_db
 # a run longer than a day (a failed run resumed days later keeps its start)
 first=$(q "SELECT min(id) FROM bloom.sync_runs")
 q "UPDATE bloom.sync_runs SET started_at = finished_at - interval '26 hours 5 minutes' WHERE id = $first" >/dev/null
