@@ -1905,7 +1905,23 @@ static void print_status_json(PGresult *res, FILE *out)
 	json_decref(doc);
 }
 
-static void print_status_table(PGresult *res, FILE *out)
+/* Whether a session holds the run lock now: a run recorded 'running'
+ * without it was killed or crashed (nothing else leaves that status). */
+static bool run_lock_held(load_db *db)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %d AND objid = %u "
+		 "AND objsubid = 2",
+		 LOCK_CLASS, schema_hash(db->schema));
+	PGresult *res = PQexec(db->conn, sql);
+	/* when it cannot be told, say what the record says */
+	bool held = PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) > 0;
+	PQclear(res);
+	return held;
+}
+
+static void print_status_table(load_db *db, PGresult *res, FILE *out)
 {
 	if (PQntuples(res) == 0) {
 		fprintf(out, "no runs yet\n");
@@ -1920,10 +1936,12 @@ static void print_status_table(PGresult *res, FILE *out)
 			PQgetvalue(res, row, 6), PQgetvalue(res, row, 9));
 	}
 	const char *status = PQgetvalue(res, 0, 3);
-	if (strcmp(status, "succeeded") != 0 && strcmp(status, "abandoned") != 0)
-		fprintf(out, "\nrun %s is unfinished (%s): %s of %s units done%s\n", PQgetvalue(res, 0, 0), status,
-			PQgetvalue(res, 0, 7), PQgetvalue(res, 0, 8),
-			strcmp(status, "running") == 0 ? "" : "; the next sync resumes it");
+	if (strcmp(status, "succeeded") == 0 || strcmp(status, "abandoned") == 0)
+		return;
+	bool live = strcmp(status, "running") == 0 && run_lock_held(db);
+	fprintf(out, "\nrun %s is unfinished (%s%s): %s of %s units done%s\n", PQgetvalue(res, 0, 0), status,
+		strcmp(status, "running") == 0 && !live ? ", but no sync holds the lock: it was killed or crashed" : "",
+		PQgetvalue(res, 0, 7), PQgetvalue(res, 0, 8), live ? "" : "; the next sync resumes it");
 }
 
 int load_status(load_db *db, int limit, bool json, FILE *out, load_error *err)
@@ -1936,7 +1954,7 @@ int load_status(load_db *db, int limit, bool json, FILE *out, load_error *err)
 	if (json)
 		print_status_json(res, out);
 	else
-		print_status_table(res, out);
+		print_status_table(db, res, out);
 	PQclear(res);
 	return 0;
 }

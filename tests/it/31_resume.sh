@@ -70,6 +70,13 @@ for i in $(seq 1 $KILLS); do
 		nrun=$(q "SELECT count(*) FROM bloom.sync_runs" 2>/dev/null)
 		[ "${nrun:-0}" -gt 0 ] && kills_in_run=$((kills_in_run + 1))
 		echo "# kill $i after ${ms} ms: $(latest_run "units_done || '/' || units_known") units done"
+		if [ "$(latest_run status 2>/dev/null)" = running ] && [ "${status_checked:-0}" = 0 ]; then
+			"$BLOOMSYNC" -c "$TEST_TMP/kill.conf" status >"$TEST_TMP/kill_status.out" 2>&1
+			grep -q "(running, but no sync holds the lock: it was killed or crashed).*the next sync resumes it" \
+				"$TEST_TMP/kill_status.out"
+			check "status after kill -9 says the 'running' run was killed and will be resumed" test $? -eq 0
+			status_checked=1
+		fi
 	else
 		wait "$pid"
 		echo "# sync $i ended by itself with exit $? before the kill"
