@@ -69,6 +69,18 @@ static load_db *open_migrated(void)
 	return db;
 }
 
+/* A migrated schema with a new run open (skips the test without a server). */
+static load_db *open_new_run(load_run *run)
+{
+	if (!getenv("PGHOST"))
+		skip();
+	load_db *db = open_migrated();
+	load_error err;
+	if (load_run_open(db, true, "test", ALL_STREAMS, run, &err) != 0)
+		fail_msg("load_run_open: %s", err.msg);
+	return db;
+}
+
 /* A result with the given todos COPY text (one line each). */
 static bloom_result *todo_result(const char *lines, size_t nrows)
 {
@@ -111,12 +123,8 @@ static void commit_units(load_db *db, load_run *run, bloom_result *r, load_batch
 static void test_bad_row_is_rejected_not_dropped(void **state)
 {
 	(void)state;
-	if (!getenv("PGHOST"))
-		skip();
-	load_db *db = open_migrated();
 	load_run run;
-	load_error err;
-	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
+	load_db *db = open_new_run(&run);
 	bloom_result *r = todo_result(TODO("1", "good one", "{\"Id\":1}") TODO("2", "bad raw", "{not json")
 					  TODO("3", "good two", "{\"Id\":3}"),
 				      3);
@@ -430,12 +438,9 @@ static void test_unchanged_source_keeps_its_rows(void **state)
 static void test_unknown_unit_kind_fails_the_read(void **state)
 {
 	(void)state;
-	if (!getenv("PGHOST"))
-		skip();
-	load_db *db = open_migrated();
 	load_run run;
 	load_error err;
-	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
+	load_db *db = open_new_run(&run);
 	PGconn *c = admin();
 	char sql[200];
 	snprintf(sql, sizeof sql, "INSERT INTO t_load.sync_units (run_id, kind, ref) VALUES (%lld, 'future_kind', 9)",

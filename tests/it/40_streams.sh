@@ -227,22 +227,27 @@ skipped_left_out() {
 	q "SELECT coalesce(sum(skipped), 0) FROM bloom.sync_run_streams
 	   WHERE run_id = (SELECT max(id) FROM bloom.sync_runs) AND stream IN ($LEFT_OUT_STREAMS)"
 }
+# interrupted_sync CONF ERR: a sync at 40 ms a request, interrupted (SIGINT)
+# once a batch after the users list is in (its children queued); prints its
+# exit status.
+interrupted_sync() {
+	sim_post /__faults '{"latency_ms":40,"jitter_ms":0}' >/dev/null
+	"$BLOOMSYNC" -c "$1" sync 2>"$2" &
+	pid=$!
+	for _ in $(seq 1 200); do
+		n=$(q "SELECT units_done FROM bloom.sync_runs WHERE status = 'running'" 2>/dev/null)
+		[ "${n:-0}" -gt 1 ] && break
+		sleep 0.05
+	done
+	kill -INT "$pid"
+	wait "$pid"
+	echo $?
+}
 new_db streams40_resume || exit 1
 write_conf "$TEST_TMP/r_all.conf"
 write_conf "$TEST_TMP/r_todos.conf"
 printf 'sync = {\n  streams = ["todos"];\n};\n' >>"$TEST_TMP/r_todos.conf"
-sim_post /__faults '{"latency_ms":40,"jitter_ms":0}' >/dev/null
-"$BLOOMSYNC" -c "$TEST_TMP/r_all.conf" sync 2>"$TEST_TMP/r1.err" &
-pid=$!
-# interrupted once a batch after the users list is in (its children queued)
-for _ in $(seq 1 200); do
-	n=$(q "SELECT units_done FROM bloom.sync_runs ORDER BY id DESC LIMIT 1" 2>/dev/null)
-	[ "${n:-0}" -gt 1 ] && break
-	sleep 0.05
-done
-kill -INT "$pid"
-wait "$pid"
-expect_eq "the interrupted run exits 5" $? 5
+expect_eq "the interrupted run exits 5" "$(interrupted_sync "$TEST_TMP/r_all.conf" "$TEST_TMP/r1.err")" 5
 pending=$(q "SELECT count(*) FROM bloom.sync_units WHERE state = 0 AND kind IN ($LEFT_OUT_KINDS)")
 check "units of goals, issues, headlines and scorecard are still queued ($pending)" test "$pending" -gt 0
 skipped_before=$(skipped_left_out)
@@ -269,17 +274,8 @@ sim_post /__faults '{"latency_ms":0,"jitter_ms":0}' >/dev/null
 expect_eq "a first sync of every stream exits 0" $? 0
 write_conf "$TEST_TMP/r_um.conf"
 printf 'sync = {\n  streams = ["users", "meetings"];\n};\n' >>"$TEST_TMP/r_um.conf"
-sim_post /__faults '{"latency_ms":40,"jitter_ms":0}' >/dev/null
-"$BLOOMSYNC" -c "$TEST_TMP/r_um.conf" sync 2>"$TEST_TMP/m1.err" &
-pid=$!
-for _ in $(seq 1 200); do
-	n=$(q "SELECT units_done FROM bloom.sync_runs WHERE status = 'running'" 2>/dev/null)
-	[ "${n:-0}" -gt 1 ] && break
-	sleep 0.05
-done
-kill -INT "$pid"
-wait "$pid"
-expect_eq "the run of users and meetings, interrupted, exits 5" $? 5
+expect_eq "the run of users and meetings, interrupted, exits 5" \
+	"$(interrupted_sync "$TEST_TMP/r_um.conf" "$TEST_TMP/m1.err")" 5
 short=$(q "SELECT max(id) FROM bloom.sync_runs")
 sim_post /__faults '{"latency_ms":0,"jitter_ms":0}' >/dev/null
 "$BLOOMSYNC" -c "$TEST_TMP/m_all.conf" sync 2>"$TEST_TMP/m2.err"
