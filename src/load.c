@@ -1729,10 +1729,6 @@ static int mark_deleted(load_db *db, int64_t run_id, uint32_t table_mask, uint64
 	return 0;
 }
 
-/* After a complete run: a source the run did not read (its parent no longer
- * names it, or it vanished) is forgotten with its yields, so that should it
- * come back with the very body it had, it is read in full, not skipped over
- * rows since marked deleted. */
 /* Before the end of a run reads its done units: the statistics of
  * sync_units are those of its last ANALYZE, often taken when the run's units
  * were nearly all pending. The planner then expects one done unit and
@@ -1744,6 +1740,10 @@ static int analyze_done_units(load_db *db, load_error *err)
 	return exec_sql(db, "ANALYZE sync_units", err, "cannot analyze sync_units");
 }
 
+/* After a complete run: a source the run did not read (its parent no longer
+ * names it, or it vanished) is forgotten with its yields, so that should it
+ * come back with the very body it had, it is read in full, not skipped over
+ * rows since marked deleted. */
 static int forget_sources(load_db *db, int64_t run_id, int64_t *forgotten, load_error *err)
 {
 	char sql[640];
