@@ -905,15 +905,21 @@ static int copy_end(load_db *db, load_error *err)
 }
 
 /* Streams data through COPY ... FROM STDIN. */
-static int copy_in(load_db *db, const char *sql, const char *const *chunks, const size_t *lens, size_t nchunks,
-		   load_error *err)
+static int copy_in(load_db *db, const char *sql, const char *data, size_t len, load_error *err)
 {
-	if (copy_begin(db, sql, err) != 0)
+	if (copy_begin(db, sql, err) != 0 || copy_put(db, data, len, err) != 0)
 		return -1;
-	for (size_t i = 0; i < nchunks; i++)
-		if (copy_put(db, chunks[i], lens[i], err) != 0)
-			return -1;
 	return copy_end(db, err);
+}
+
+/* COPYs what b holds, if anything; fails when building b ran out of memory. */
+static int copy_sbuf(load_db *db, const char *sql, const sbuf *b, load_error *err)
+{
+	if (b->failed) {
+		set_error(err, LOAD_ERROR, NULL, "out of memory");
+		return -1;
+	}
+	return b->len ? copy_in(db, sql, b->data, b->len, err) : 0;
 }
 
 /* COPY of target ti's rows into its staging table, or into_mirror. */
@@ -1052,7 +1058,7 @@ static int isolate_line(const char *line, size_t len, size_t index, void *arg)
 	load_error row_err;
 	if (exec_sql(is->db, "SAVEPOINT row", is->err, "cannot isolate a row") != 0)
 		return -1;
-	if (copy_in(is->db, is->sql, &line, &len, 1, &row_err) == 0)
+	if (copy_in(is->db, is->sql, line, len, &row_err) == 0)
 		return exec_sql(is->db, "RELEASE SAVEPOINT row", is->err, "cannot isolate a row") != 0 ? -1 : 0;
 	if (row_err.outcome == LOAD_RETRY) {
 		*is->err = row_err;
@@ -1331,15 +1337,7 @@ static int copy_rejects(load_db *db, const load_batch *batch, const sbuf *refuse
 			sb_add(&rej, "\n", 1);
 		}
 	}
-	int rc = 0;
-	if (rej.failed) {
-		set_error(err, LOAD_ERROR, NULL, "out of memory");
-		rc = -1;
-	} else if (rej.len) {
-		const char *chunks[] = {rej.data};
-		rc = copy_in(db, "COPY rejected_records (run_id, stream, record_id, reason, raw) FROM STDIN", chunks,
-			     &rej.len, 1, err);
-	}
+	int rc = copy_sbuf(db, "COPY rejected_records (run_id, stream, record_id, reason, raw) FROM STDIN", &rej, err);
 	sb_free(&rej);
 	return rc;
 }
@@ -1472,14 +1470,7 @@ static int copy_digests(load_db *db, const load_batch *batch, load_error *err)
 			sb_add(&d, "\\N", 2);
 		sb_add(&d, "\n", 1);
 	}
-	int rc = 0;
-	if (d.failed) {
-		set_error(err, LOAD_ERROR, NULL, "out of memory");
-		rc = -1;
-	} else if (d.len) {
-		const char *chunks[] = {d.data};
-		rc = copy_in(db, "COPY sync_sources (kind, ref, digest, rows_named) FROM STDIN", chunks, &d.len, 1, err);
-	}
+	int rc = copy_sbuf(db, "COPY sync_sources (kind, ref, digest, rows_named) FROM STDIN", &d, err);
 	sb_free(&d);
 	return rc;
 }
