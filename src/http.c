@@ -22,6 +22,7 @@
 #define HTTP_BODY_KEEP ((size_t)1 << 20)   /* a slot keeps a buffer this big between transfers */
 #define HTTP_BODY_FIRST ((size_t)16 << 10) /* first allocation for a body */
 #define HTTP_CONNECT_TIMEOUT_MS 10000
+#define HTTP_TOTAL_TIMEOUTS 10    /* a whole transfer may take this many timeout_ms */
 #define HTTP_SLOW_MIN 0.0625      /* lowest share of rate and concurrency after throttling */
 #define HTTP_SLOW_HOLD_MS 30000   /* stay slowed this long after the last throttle answer */
 #define HTTP_SLOW_STEP_MS 10000   /* then double the share every step until back to full */
@@ -295,6 +296,23 @@ static size_t http_on_body(char *data, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
+/* timeout_ms bounds the silence, not the transfer: an attempt fails when no
+ * byte has arrived for timeout_ms (libcurl checks in whole seconds, so it
+ * is rounded up), so a big list on a slow link still completes as long as
+ * it keeps coming. A cap of HTTP_TOTAL_TIMEOUTS x timeout_ms on the whole
+ * transfer stops a server that drips a byte now and then from holding a
+ * slot for ever. 0 leaves both off. */
+static CURLcode http_set_timeouts(CURL *easy, int timeout_ms)
+{
+	CURLcode rc = CURLE_OK;
+	long idle_s = timeout_ms > 0 ? (timeout_ms + 999L) / 1000L : 0L;
+
+	rc |= curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, timeout_ms > 0 ? 1L : 0L);
+	rc |= curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, idle_s);
+	rc |= curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms * HTTP_TOTAL_TIMEOUTS);
+	return rc;
+}
+
 /* Creates the slot's easy handle with every option that never changes. */
 static CURL *http_make_easy(http_engine *e, http_slot *slot)
 {
@@ -315,11 +333,13 @@ static CURL *http_make_easy(http_engine *e, http_slot *slot)
 	rc |= curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, slot->errbuf);
 	rc |= curl_easy_setopt(easy, CURLOPT_USERAGENT, HTTP_USER_AGENT);
 	rc |= curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
-	rc |= curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)e->timeout_ms);
+	rc |= http_set_timeouts(easy, e->timeout_ms);
 	rc |= curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	rc |= curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500
 	rc |= curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	rc |= curl_easy_setopt(easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
 	if (rc != CURLE_OK) {
 		curl_easy_cleanup(easy);

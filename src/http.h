@@ -27,7 +27,9 @@ typedef struct http_opts {
 	const char *token;      /* sent as "Authorization: Bearer <token>"; copied */
 	int concurrency;        /* requests in flight at most (>= 1) */
 	double rate_limit;      /* requests started per second at most; 0 = no limit */
-	int timeout_ms;         /* whole-transfer timeout per attempt */
+	int timeout_ms;         /* an attempt fails after this long without a byte
+	                         * (whole seconds, rounded up) or 10x this in all;
+	                         * 0 = no timeout */
 	int max_retries;        /* retries after the first attempt */
 	unsigned seed;          /* jitter RNG seed; 0 = seeded from time and pid */
 	int retry_base_ms;      /* backoff base; 0 = 250 */

@@ -128,6 +128,39 @@ static enum MHD_Result sleep50(struct MHD_Connection *conn)
 	return reply(conn, 200, "{\"slept\":50}", NULL, NULL);
 }
 
+/* A body sent in DRIP_PIECES pieces DRIP_GAP_MS apart: a slow transfer
+ * that never goes quiet for long. */
+#define DRIP_PIECES 6
+#define DRIP_GAP_MS 400
+
+static ssize_t drip_piece(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	static const char body[] = "[1,2,3,4,5,6]";
+	uint64_t piece = pos / 2;
+
+	(void)cls;
+	if (piece >= DRIP_PIECES)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (piece > 0)
+		usleep(DRIP_GAP_MS * 1000); /* thread per connection: only this one waits */
+	if (max < 2)
+		return 0;
+	memcpy(buf, body + pos, piece == DRIP_PIECES - 1 ? 3 : 2);
+	return piece == DRIP_PIECES - 1 ? 3 : 2;
+}
+
+static enum MHD_Result drip(struct MHD_Connection *conn)
+{
+	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16, drip_piece, NULL, NULL);
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO;
+	ret = MHD_queue_response(conn, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static enum MHD_Result throttle_date(struct MHD_Connection *conn, int hit)
 {
 	char date[64];
@@ -178,9 +211,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 	if (strcmp(url, "/always500") == 0)
 		return reply(conn, 500, "{}", NULL, NULL);
 	if (strcmp(url, "/slow") == 0) {
-		usleep(600 * 1000);
+		usleep(1800 * 1000);
 		return reply(conn, 200, "{}", NULL, NULL);
 	}
+	if (strcmp(url, "/drip") == 0)
+		return drip(conn);
 	if (strcmp(url, "/sleep50") == 0)
 		return sleep50(conn);
 	return reply(conn, 404, "{}", NULL, NULL);
@@ -513,7 +548,7 @@ static void test_500_exhausts_retries(void **state)
 
 static void test_timeout_is_retried_then_fails(void **state)
 {
-	http_engine *e = engine(2, 1, 200);
+	http_engine *e = engine(2, 1, 1000);
 
 	(void)state;
 	submit(e, "/slow", 0);
@@ -525,6 +560,23 @@ static void test_timeout_is_retried_then_fails(void **state)
 	assert_non_null(strstr(results[0].error, "timeout after 2 attempts: "));
 	assert_int_equal(server_hits("/slow").hits, 2);
 	assert_int_equal(stats_of(e).transport_errors, 2);
+	http_free(e);
+}
+
+/* timeout_ms is the longest silence, not the longest transfer: a body
+ * that keeps coming for 2 s passes a 1 s timeout. */
+static void test_timeout_allows_a_slow_steady_body(void **state)
+{
+	http_engine *e = engine(2, 0, 1000);
+
+	(void)state;
+	submit(e, "/drip", 0);
+	drive(e, 8000);
+	assert_int_equal(results[0].calls, 1);
+	assert_string_equal(results[0].error, "");
+	assert_int_equal(results[0].outcome, HTTP_OK);
+	assert_string_equal(results[0].body, "[1,2,3,4,5,6]");
+	assert_int_equal(results[0].attempts, 1);
 	http_free(e);
 }
 
@@ -751,6 +803,7 @@ int main(void)
 		cmocka_unit_test_setup(test_400_fails_without_retry, reset),
 		cmocka_unit_test_setup(test_500_exhausts_retries, reset),
 		cmocka_unit_test_setup(test_timeout_is_retried_then_fails, reset),
+		cmocka_unit_test_setup(test_timeout_allows_a_slow_steady_body, reset),
 		cmocka_unit_test_setup(test_callback_retry_refetches_once, reset),
 		cmocka_unit_test_setup(test_callback_retry_until_exhausted, reset),
 		cmocka_unit_test_setup(test_concurrency_is_exact, reset),
