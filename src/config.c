@@ -444,46 +444,204 @@ fail: {
 }
 }
 
-/* libconfig 1.5 silently wraps integers that do not fit in 32 bits. Reads the
- * literal back from the source line and compares; returns false when the
- * stored value differs from what the file says. When the literal is not on
- * the setting's line, trusts libconfig. */
-static bool cfg_int_literal_ok(const cfg_ctx *ctx, const config_setting_t *set, long long value)
+/* ---- scanning the text ----
+ *
+ * libconfig 1.5 silently wraps integers that do not fit in 32 bits
+ * (4294967297 reads as 1), so the value it gives must be checked against
+ * what the file says. A setting's value may sit behind comments and line
+ * breaks, and its name may also appear in a string or a comment, so this is
+ * a small scanner of libconfig's syntax (comments, strings, names,
+ * punctuation) that knows which setting each value belongs to, rather than
+ * a search of the setting's line. It never judges the syntax: libconfig
+ * does that. */
+
+#define CFG_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-*"
+#define CFG_NUMBER_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+."
+#define CFG_SCAN_DEPTH 32 /* our settings are two deep; deeper ones are unknown anyway */
+
+typedef enum {
+	CFG_TOK_END,
+	CFG_TOK_NAME,   /* a setting's name, or a bare word as a value (true) */
+	CFG_TOK_ASSIGN, /* = or : */
+	CFG_TOK_OPEN,   /* { ( [ */
+	CFG_TOK_CLOSE,  /* } ) ] */
+	CFG_TOK_OTHER,  /* a string, a number, ; , and anything else */
+} cfg_tok_kind;
+
+typedef struct cfg_tok {
+	cfg_tok_kind kind;
+	const char *start; /* into the text */
+	size_t len;
+	int line;
+} cfg_tok;
+
+typedef struct cfg_lexer {
+	const char *p;
+	int line;
+} cfg_lexer;
+
+/* Moves lx->p forward to end, counting the line breaks passed. */
+static void cfg_lex_advance(cfg_lexer *lx, const char *end)
 {
-	unsigned line = config_setting_source_line(set);
-	const char *p = ctx->text;
-	for (unsigned n = 1; p && n < line; n++) {
-		p = strchr(p, '\n');
-		if (p)
+	for (; lx->p < end; lx->p++)
+		if (*lx->p == '\n')
+			lx->line++;
+}
+
+/* Skips white space and comments: # and // to the end of the line, and
+ * slash-star to star-slash. */
+static void cfg_lex_blank(cfg_lexer *lx)
+{
+	for (;;) {
+		const char *p = lx->p;
+		if (*p && isspace((unsigned char)*p)) {
+			cfg_lex_advance(lx, p + 1);
+		} else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
+			cfg_lex_advance(lx, p + strcspn(p, "\n"));
+		} else if (p[0] == '/' && p[1] == '*') {
+			const char *end = strstr(p + 2, "*/");
+			cfg_lex_advance(lx, end ? end + 2 : p + strlen(p));
+		} else {
+			return;
+		}
+	}
+}
+
+/* The end of the string whose opening quote is at p: after its closing
+ * quote, or at the end of the text when it has none. */
+static const char *cfg_string_end(const char *p)
+{
+	for (p++; *p && *p != '"'; p++)
+		if (*p == '\\' && p[1])
 			p++;
+	return *p ? p + 1 : p;
+}
+
+static cfg_tok cfg_lex(cfg_lexer *lx)
+{
+	cfg_lex_blank(lx);
+	const char *p = lx->p;
+	cfg_tok tok = { CFG_TOK_OTHER, p, 0, lx->line };
+	const char *end = p + 1;
+	if (*p == '\0') {
+		tok.kind = CFG_TOK_END;
+		end = p;
+	} else if (*p == '"') {
+		end = cfg_string_end(p);
+	} else if (isalpha((unsigned char)*p) || *p == '*') {
+		tok.kind = CFG_TOK_NAME;
+		end = p + strspn(p, CFG_NAME_CHARS);
+	} else if (isdigit((unsigned char)*p) || *p == '-' || *p == '+' || *p == '.') {
+		end = p + strspn(p, CFG_NUMBER_CHARS);
+	} else if (*p == '=' || *p == ':') {
+		tok.kind = CFG_TOK_ASSIGN;
+	} else if (strchr("{([", *p)) {
+		tok.kind = CFG_TOK_OPEN;
+	} else if (strchr("})]", *p)) {
+		tok.kind = CFG_TOK_CLOSE;
 	}
-	if (!p)
-		return true;
-	const char *eol = strchr(p, '\n');
-	size_t line_len = eol ? (size_t)(eol - p) : strlen(p);
-	const char *name = config_setting_name(set);
-	size_t name_len = strlen(name);
-	for (const char *q = p; q + name_len <= p + line_len; q++) {
-		if (strncmp(q, name, name_len) != 0)
+	tok.len = (size_t)(end - p);
+	cfg_lex_advance(lx, end);
+	return tok;
+}
+
+/* One "name = value" (or "name : value") of the text. */
+typedef struct cfg_assign {
+	char path[CFG_PATH_MAX]; /* "api.concurrency"; a group inside a list adds no part */
+	const char *value;       /* the value's first character, in the text */
+} cfg_assign;
+
+/* Called for each setting in file order; returns true to end the scan. */
+typedef bool (*cfg_visit_fn)(const cfg_assign *a, void *arg);
+
+/* An open group or list: the name it was assigned to, NULL inside a list. */
+typedef struct cfg_frame {
+	const char *name;
+	size_t name_len;
+} cfg_frame;
+
+/* Writes the path of the setting name inside the open frames. */
+static void cfg_scan_path(const cfg_frame *open, int depth, const cfg_tok *name, char *path, size_t len)
+{
+	size_t used = 0;
+	path[0] = '\0';
+	for (int i = 0; i <= depth; i++) {
+		const char *part = i < depth ? open[i].name : name->start;
+		size_t part_len = i < depth ? open[i].name_len : name->len;
+		if (!part)
 			continue;
-		const char *v = q + name_len;
-		while (*v == ' ' || *v == '\t')
-			v++;
-		if (*v != '=' && *v != ':')
-			continue;
-		v++;
-		while (*v == ' ' || *v == '\t')
-			v++;
-		const char *digits = (*v == '-' || *v == '+') ? v + 1 : v;
-		int base = (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')) ? 16 : 10;
-		errno = 0;
-		char *end;
-		long long literal = strtoll(v, &end, base);
-		if (end == v)
-			return true;
-		return errno != ERANGE && literal == value;
+		int n = snprintf(path + used, len - used, "%s%.*s", used ? "." : "", (int)part_len, part);
+		if (n < 0 || (size_t)n >= len - used)
+			return; /* truncated: longer than any path of ours, it matches none */
+		used += (size_t)n;
 	}
+}
+
+/* Calls visit for each setting of text, in file order, until it returns
+ * true. Stops at nesting deeper than CFG_SCAN_DEPTH. */
+static void cfg_scan(const char *text, cfg_visit_fn visit, void *arg)
+{
+	cfg_lexer lx = { text, 1 };
+	cfg_frame open[CFG_SCAN_DEPTH];
+	int depth = 0;
+	cfg_tok tok = cfg_lex(&lx);
+	while (tok.kind != CFG_TOK_END) {
+		cfg_tok next = cfg_lex(&lx);
+		cfg_frame frame = { NULL, 0 };
+		if (tok.kind == CFG_TOK_NAME && next.kind == CFG_TOK_ASSIGN) {
+			cfg_tok value = cfg_lex(&lx);
+			cfg_assign a = { .value = value.start };
+			cfg_scan_path(open, depth, &tok, a.path, sizeof a.path);
+			if (visit(&a, arg))
+				return;
+			frame = (cfg_frame){ tok.start, tok.len };
+			tok = value;
+			next = cfg_lex(&lx);
+		}
+		if (tok.kind == CFG_TOK_OPEN) {
+			if (depth == CFG_SCAN_DEPTH)
+				return;
+			open[depth++] = frame;
+		} else if (tok.kind == CFG_TOK_CLOSE && depth > 0) {
+			depth--;
+		}
+		tok = next;
+	}
+}
+
+typedef struct cfg_value_of {
+	const char *path;  /* the setting looked for */
+	const char *value; /* its value in the text, NULL until found */
+} cfg_value_of;
+
+static bool cfg_visit_value_of(const cfg_assign *a, void *arg)
+{
+	cfg_value_of *v = arg;
+	if (strcmp(a->path, v->path) != 0)
+		return false;
+	v->value = a->value;
 	return true;
+}
+
+/* Compares value, as libconfig read the integer setting at path, with the
+ * literal the text holds; returns false when they differ (libconfig
+ * wrapped it). A literal that is not found or not an integer is left to
+ * libconfig, which parsed it. */
+static bool cfg_int_literal_ok(const cfg_ctx *ctx, const char *path, long long value)
+{
+	cfg_value_of found = { path, NULL };
+	cfg_scan(ctx->text, cfg_visit_value_of, &found);
+	const char *v = found.value;
+	if (!v)
+		return true;
+	const char *digits = (*v == '-' || *v == '+') ? v + 1 : v;
+	int base = (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')) ? 16 : 10;
+	errno = 0;
+	char *end;
+	long long literal = strtoll(v, &end, base);
+	if (end == v)
+		return true;
+	return errno != ERANGE && literal == value;
 }
 
 /* ---- storing one setting ---- */
@@ -521,7 +679,7 @@ static int cfg_store_number(cfg_ctx *ctx, const cfg_setting *s, const config_set
 		value = config_setting_get_float(set);
 	} else {
 		long long whole = config_setting_get_int64(set);
-		if (!cfg_int_literal_ok(ctx, set, whole)) {
+		if (!cfg_int_literal_ok(ctx, s->path, whole)) {
 			cfg_fail(ctx, line, "%s: must be between %.0f and %.0f (got a number too large)",
 				 s->path, s->min, s->max);
 			return -1;

@@ -305,6 +305,39 @@ static void test_integer_too_large_is_not_wrapped(void **state)
 		     "2: api.concurrency: must be between 1 and 1024 (got a number too large)");
 }
 
+/* Comments and line breaks between the name and the value hide nothing:
+ * 4294967297 = 2^32 + 1 and 4294997296 = 2^32 + 30000 would wrap to values
+ * in range and load silently. */
+static void test_integer_too_large_behind_comments(void **state)
+{
+	fixture *fx = *state;
+	expect_error(fx, "api = {\n concurrency = /* x */ 4294967297;\n};\n",
+		     "2: api.concurrency: must be between 1 and 1024 (got a number too large)");
+	expect_error(fx, "api = {\n concurrency = # c\n 4294967297;\n};\n",
+		     "2: api.concurrency: must be between 1 and 1024 (got a number too large)");
+	expect_error(fx, "api = {\n concurrency // c\n =\n\n 4294967297;\n};\n",
+		     "2: api.concurrency: must be between 1 and 1024 (got a number too large)");
+	expect_error(fx, "api : {\n timeout_ms : /* a\n b */ 4294997296\n}\n",
+		     "2: api.timeout_ms: must be between 100 and 600000 (got a number too large)");
+}
+
+/* The name inside a comment or a string is not the setting. */
+static void test_integer_check_skips_comments_and_strings(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	write_conf(fx, "api = { /* concurrency = 99999999999; */ concurrency = 4;\n"
+		       " base_url = \"http://h/timeout_ms=99999999999\"; timeout_ms = 700; };\n");
+	if (cfg_load(fx->path, &c, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(c.concurrency, 4);
+	assert_int_equal(c.timeout_ms, 700);
+	cfg_free(&c);
+	expect_error(fx, "api = { base_url = \"http://h/concurrency=4\"; concurrency = 4294967297; };\n",
+		     "1: api.concurrency: must be between 1 and 1024 (got a number too large)");
+}
+
 static void test_wrong_types(void **state)
 {
 	fixture *fx = *state;
@@ -771,6 +804,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_integer_too_large_is_not_wrapped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_integer_too_large_behind_comments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_integer_check_skips_comments_and_strings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_where_scalar_belongs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scalar_where_group_belongs, setup, teardown),
