@@ -1018,19 +1018,48 @@ static int copy_picked(load_db *db, const char *sql, const load_batch *batch, in
 	return copy_end(db, err);
 }
 
-/* Appends a rejected_records COPY line for a staging row that PostgreSQL
- * refused: its first field is the id, its last the raw JSON (both already
- * COPY-escaped). */
-static void reject_line(sbuf *rej, int64_t run_id, const mirror_target *t, const char *line, size_t len,
-			const char *reason)
+/* The record id of a row PostgreSQL refused, from its COPY line: the values
+ * of the target's key columns in key order, joined by '/' ("12/345" for a
+ * meeting_attendees row: meeting_id/user_id), so that rows sharing a first
+ * key column stay apart in rejected_records; a NULL one among several is
+ * written "null". Key columns are bigints: their COPY text is the value
+ * itself, and '/' cannot occur in it. A single NULL key gives "\N", a NULL
+ * record_id, as a mapping reject without an Id has. */
+static void add_reject_id(sbuf *b, const mirror_target *t, const char *line, size_t len)
 {
-	const char *tab = memchr(line, '\t', len);
+	const char *field = line, *end = line + len;
+	for (size_t k = 0; k < t->nkeys && field; k++) {
+		const char *tab = memchr(field, '\t', (size_t)(end - field));
+		size_t n = tab ? (size_t)(tab - field) : (size_t)(end - field);
+		bool null = n == 2 && memcmp(field, "\\N", 2) == 0;
+		if (k)
+			sb_add(b, "/", 1);
+		if (null && t->nkeys > 1)
+			sb_add(b, "null", 4);
+		else
+			sb_add(b, field, n);
+		field = tab ? tab + 1 : NULL;
+	}
+}
+
+/* The names of the target's key columns as add_reject_id joins them
+ * ("meeting_id/user_id"), for the log line of a rejected row. */
+static void add_key_names(sbuf *b, const mirror_target *t)
+{
+	for (size_t k = 0; k < t->nkeys; k++)
+		sb_printf(b, "%s%s", k ? "/" : "", t->cols[k].name);
+}
+
+/* Appends a rejected_records COPY line for a staging row that PostgreSQL
+ * refused, whose record id is id (see add_reject_id): the line's last field
+ * is the raw JSON (already COPY-escaped). */
+static void reject_line(sbuf *rej, int64_t run_id, const mirror_target *t, const char *id, const char *line,
+			size_t len, const char *reason)
+{
 	const char *last = line + len;
 	while (last > line && last[-1] != '\t')
 		last--;
-	sb_printf(rej, "%" PRId64 "\t%s\t", run_id, t->stream);
-	sb_add(rej, line, tab ? (size_t)(tab - line) : 0);
-	sb_add(rej, "\t", 1);
+	sb_printf(rej, "%" PRId64 "\t%s\t%s\t", run_id, t->stream, id);
 	sb_copy_text(rej, reason);
 	sb_add(rej, "\t", 1);
 	sb_add(rej, last, (size_t)(line + len - last));
@@ -1051,6 +1080,29 @@ typedef struct {
 	load_error *err;
 } isolate_state;
 
+/* Records a refused row (line without its newline) as rejected, counts it,
+ * and logs it with the id it is recorded under, so the log line leads to
+ * the record. */
+static int reject_row(isolate_state *is, const char *line, size_t len, const char *reason)
+{
+	sbuf id = {0}, keys = {0};
+	add_reject_id(&id, is->t, line, len);
+	add_key_names(&keys, is->t);
+	int rc = 0;
+	if (id.failed || keys.failed) {
+		set_error(is->err, LOAD_ERROR, NULL, "out of memory");
+		rc = -1;
+	} else {
+		reject_line(is->rej, is->run_id, is->t, id.data, line, len, reason);
+		if (is->t->table_index >= 0)
+			is->streams[is->t->table_index].rejected++;
+		log_warn("rejected a %s row (%s %s): %s", is->t->stream, keys.data, id.data, reason);
+	}
+	sb_free(&id);
+	sb_free(&keys);
+	return rc;
+}
+
 static int isolate_line(const char *line, size_t len, size_t index, void *arg)
 {
 	(void)index;
@@ -1066,11 +1118,7 @@ static int isolate_line(const char *line, size_t len, size_t index, void *arg)
 	}
 	if (exec_sql(is->db, "ROLLBACK TO SAVEPOINT row", is->err, "cannot isolate a row") != 0)
 		return -1;
-	reject_line(is->rej, is->run_id, is->t, line, len - (line[len - 1] == '\n'), row_err.msg);
-	if (is->t->table_index >= 0)
-		is->streams[is->t->table_index].rejected++;
-	log_warn("rejected a %s row: %s", is->t->stream, row_err.msg);
-	return 0;
+	return reject_row(is, line, len - (line[len - 1] == '\n'), row_err.msg);
 }
 
 static int copy_rows_isolated(load_db *db, const load_batch *batch, int ti, const char *sql, sbuf *rej,

@@ -127,7 +127,12 @@ typedef struct load_batch_result {
  * only where content differs; on an initial load most are COPYed straight
  * into the mirror, see load.c), its rejected records, the children it
  * revealed, its units marked done, and the run's counts. Either all of it
- * commits or none of it. */
+ * commits or none of it.
+ *
+ * A row PostgreSQL refuses goes to rejected_records with its key as
+ * record_id: the key columns' values in key order joined by '/' ("12/345"
+ * for meeting_attendees, meeting_id/user_id), and a warning naming the
+ * same ("rejected a meeting_attendees row (meeting_id/user_id 12/345): ..."). */
 int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *out, load_error *err)
     __attribute__((warn_unused_result));
 

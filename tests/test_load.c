@@ -302,6 +302,38 @@ static void test_isolated_rows_are_noted(void **state)
 	load_close(db);
 }
 
+/* A refused row of a table whose key has two columns is recorded, and
+ * logged, with both ("meeting_id/user_id"): two attendees of one meeting
+ * are two findable records, not the meeting's id twice. */
+static void test_two_column_key_reject_names_both(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+	setup(NULL);
+	load_db *db = open_migrated();
+	bloom_result *r = calloc(1, sizeof(*r));
+	assert_non_null(r);
+	set_copy(r, MIRROR_T_ATTENDEES, "12\t345\t{not json\n12\t346\t{not json\n12\t347\t{}\n", 3);
+	load_batch_result out;
+	char *logged = commit_logged(db, r, &out);
+	int si = mirror_table_index("meeting_attendees");
+	assert_int_equal(out.streams[si].rejected, 2);
+	assert_int_equal(out.streams[si].inserted, 1);
+	PGconn *c = admin();
+	char *ids = scalar(c, "SELECT string_agg(coalesce(record_id, 'NULL'), ',' ORDER BY record_id) "
+			      "FROM t_load.rejected_records WHERE stream = 'meeting_attendees'");
+	assert_string_equal(ids, "12/345,12/346");
+	free(ids);
+	assert_non_null(strstr(logged, "rejected a meeting_attendees row (meeting_id/user_id 12/345)"));
+	assert_non_null(strstr(logged, "rejected a meeting_attendees row (meeting_id/user_id 12/346)"));
+	free(logged);
+	PQfinish(c);
+	bloom_result_free(r);
+	free(r);
+	load_close(db);
+}
+
 /* The run lock: a second session cannot take it and is told who holds it. */
 static void test_second_lock_is_refused(void **state)
 {
@@ -466,6 +498,7 @@ int main(void)
 	    cmocka_unit_test(test_unchanged_source_keeps_its_rows),
 	    cmocka_unit_test(test_same_key_again_into_an_empty_table),
 	    cmocka_unit_test(test_isolated_rows_are_noted),
+	    cmocka_unit_test(test_two_column_key_reject_names_both),
 	    cmocka_unit_test(test_unknown_unit_kind_fails_the_read),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
