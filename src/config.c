@@ -957,11 +957,61 @@ static void cfg_drop_credentials(cfg *c)
 	c->password_source = NULL;
 }
 
+/* A fixed key wins over credentials, complete or not: it is the more
+ * explicit instruction (and what worked before credentials existed), so the
+ * credentials are dropped with a warning naming them rather than failing
+ * the run. user and pass say where each came from, NULL when absent. */
+static void cfg_key_wins(cfg_ctx *ctx, const char *user, const char *pass)
+{
+	if (user && pass)
+		log_warn("%s: both an API key (from %s) and a username and password are set; the key is used "
+			 "and the username and password are ignored", ctx->path, ctx->out->key_source);
+	else
+		log_warn("%s: both an API key (from %s) and a %s (from %s, without a %s) are set; the key is "
+			 "used and the %s is ignored", ctx->path, ctx->out->key_source, user ? "username" : "password",
+			 user ? user : pass, user ? "password" : "username", user ? "username" : "password");
+	cfg_drop_credentials(ctx->out);
+}
+
+/* Where the password comes from: BG_PASSWORD > api.password >
+ * api.password_file; NULL when from nowhere. */
+static const char *cfg_password_origin(int env_pass, const config_setting_t *pass, const config_setting_t *pass_file)
+{
+	if (env_pass)
+		return "environment " CFG_PASSWORD_ENV;
+	if (pass)
+		return "api.password";
+	return pass_file ? "api.password_file" : NULL;
+}
+
+/* A username without a password or the reverse (and no key): fails at the
+ * line of the setting given (user, or pass_set, the password's setting), or
+ * names the environment variable it came from. Returns -1. */
+static int cfg_fail_half_credentials(cfg_ctx *ctx, const config_setting_t *user, const char *pass_from,
+				     const config_setting_t *pass_set)
+{
+	if (pass_from && pass_set)
+		cfg_fail(ctx, (int)config_setting_source_line(pass_set),
+			 "%s: a password without a username; set api.username or " CFG_USER_ENV, pass_from);
+	else if (pass_from)
+		snprintf(ctx->err->msg, sizeof ctx->err->msg,
+			 "%s (environment): a password without a username; set api.username or " CFG_USER_ENV,
+			 CFG_PASSWORD_ENV);
+	else if (user)
+		cfg_fail(ctx, (int)config_setting_source_line(user),
+			 "api.username: a username without a password; set api.password, api.password_file or "
+			 CFG_PASSWORD_ENV);
+	else
+		snprintf(ctx->err->msg, sizeof ctx->err->msg,
+			 "%s (environment): a username without a password; set api.password, "
+			 "api.password_file or " CFG_PASSWORD_ENV, CFG_USER_ENV);
+	return -1;
+}
+
 /* Decides the credentials: BG_USERNAME > api.username, and BG_PASSWORD >
- * api.password > api.password_file. A username needs a password and the
- * reverse. A fixed key wins over credentials: it is the more explicit
- * instruction (and what worked before credentials existed), so the
- * credentials are dropped with a warning rather than failing the run. */
+ * api.password > api.password_file. A fixed key wins over them, complete or
+ * not (see cfg_key_wins); without one, a username needs a password and the
+ * reverse. */
 static int cfg_resolve_credentials(cfg_ctx *ctx, const config_t *conf, const struct stat *st)
 {
 	const config_setting_t *user = config_lookup(conf, "api.username");
@@ -985,43 +1035,19 @@ static int cfg_resolve_credentials(cfg_ctx *ctx, const config_t *conf, const str
 	int env_pass = cfg_env_override(ctx, CFG_PASSWORD_ENV, cfg_check_password, &out->password);
 	if (env_pass < 0)
 		return -1;
-	const config_setting_t *pass_set = pass ? pass : pass_file;
-	if (!out->username && (env_pass || pass_set)) {
-		if (env_pass)
-			snprintf(ctx->err->msg, sizeof ctx->err->msg,
-				 "%s (environment): a password without a username; set api.username or " CFG_USER_ENV,
-				 CFG_PASSWORD_ENV);
-		else
-			cfg_fail(ctx, (int)config_setting_source_line(pass_set),
-				 "%s: a password without a username; set api.username or " CFG_USER_ENV,
-				 pass ? "api.password" : "api.password_file");
-		return -1;
+	const char *pass_from = cfg_password_origin(env_pass, pass, pass_file);
+	if (out->key && (out->username || pass_from)) {
+		const char *user_from = env_user ? "environment " CFG_USER_ENV : "api.username";
+		cfg_key_wins(ctx, out->username ? user_from : NULL, pass_from);
+		return 0;
 	}
-	if (out->username && !env_pass && !pass_set) {
-		if (user)
-			cfg_fail(ctx, (int)config_setting_source_line(user),
-				 "api.username: a username without a password; set api.password, api.password_file or "
-				 CFG_PASSWORD_ENV);
-		else
-			snprintf(ctx->err->msg, sizeof ctx->err->msg,
-				 "%s (environment): a username without a password; set api.password, "
-				 "api.password_file or " CFG_PASSWORD_ENV, CFG_USER_ENV);
-		return -1;
-	}
+	if (!out->username != !pass_from)
+		return cfg_fail_half_credentials(ctx, user, pass_from, env_pass ? NULL : pass ? pass : pass_file);
 	if (!out->username)
 		return 0;
-	if (out->key) {
-		log_warn("%s: both an API key (from %s) and a username and password are set; the key is used "
-			 "and the username and password are ignored", ctx->path, out->key_source);
-		cfg_drop_credentials(out);
-		return 0;
-	}
-	if (env_pass)
-		out->password_source = "environment " CFG_PASSWORD_ENV;
-	else if (pass)
-		out->password_source = "api.password";
-	else
+	if (!env_pass && !pass)
 		return cfg_read_password_file(ctx, pass_file);
+	out->password_source = pass_from;
 	return 0;
 }
 

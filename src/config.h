@@ -49,7 +49,8 @@ typedef struct cfg {
 	char *key;            /* resolved key: BG_API_KEY env > api.key > contents of api.key_file (trimmed); NULL if none */
 	const char *key_source; /* "environment BG_API_KEY" | "api.key" | "api.key_file" | NULL (static string) */
 	/* credentials, the alternative to a fixed key (see cfg_resolve_credentials in config.c):
-	 * both set or both NULL; when a key is set too the key wins and these are NULL */
+	 * both set or both NULL; when a key is set too the key wins and these are NULL,
+	 * even when only one of them was given */
 	char *username;       /* BG_USERNAME env > api.username */
 	char *password;       /* BG_PASSWORD env > api.password > contents of api.password_file */
 	const char *password_source; /* "environment BG_PASSWORD" | "api.password" | "api.password_file" | NULL */
@@ -86,8 +87,9 @@ void cfg_defaults(cfg *out);
  * applies environment overrides (BG_API_KEY, BG_USERNAME, BG_PASSWORD).
  * Rejects a missing or unreadable file, syntax errors, unknown settings,
  * wrong types and out-of-range values, and a password without a username
- * (or the reverse). When a key and credentials are both given the key wins
- * and the credentials are dropped with a warning. Registers the key and the
+ * (or the reverse) when no key is given. When a key and credentials (a
+ * whole pair or half of one) are both given the key wins and the
+ * credentials are dropped with a warning. Registers the key and the
  * password with log_add_secret. Warns (log_warn) when the file holds a key
  * or a password and is readable by group/others.
  * On error returns -1, fills err, and leaves *out freed (cfg_free-able). */

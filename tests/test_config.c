@@ -718,6 +718,46 @@ static void test_key_wins_over_credentials(void **state)
 	free(out);
 }
 
+/* Loads fx->path expecting the key to win, and returns what was logged
+ * (malloc'd). */
+static char *load_expecting_key(fixture *fx, const char *text)
+{
+	write_conf(fx, text);
+	return capture_stderr(load_key_and_credentials, fx);
+}
+
+/* A key wins over half a pair of credentials too, as over a whole pair: the
+ * docs promise it, and failing would stop a run that has what it needs. */
+static void test_key_wins_over_incomplete_credentials(void **state)
+{
+	fixture *fx = *state;
+	char *out = load_expecting_key(fx, "api = { key = \"fixed-key-1234\"; username = \"bot@example.com\"; };\n");
+	assert_non_null(strstr(out, " warn "));
+	assert_non_null(strstr(out, "both an API key (from api.key) and a username (from api.username, without a "
+				    "password) are set; the key is used and the username is ignored"));
+	free(out);
+	out = load_expecting_key(fx, "api = { key = \"fixed-key-1234\"; password = \"hidden-pw-5555\"; };\n");
+	assert_non_null(strstr(out, "a password (from api.password, without a username) are set; the key is used "
+				    "and the password is ignored"));
+	assert_null(strstr(out, "hidden-pw-5555"));
+	free(out);
+	/* The password file is not even read. */
+	out = load_expecting_key(fx, "api = { key = \"fixed-key-1234\"; password_file = \"/nonexistent/pw\"; };\n");
+	assert_non_null(strstr(out, "a password (from api.password_file, without a username)"));
+	free(out);
+	setenv("BG_USERNAME", "env@example.com", 1);
+	out = load_expecting_key(fx, "api = { key = \"fixed-key-1234\"; };\n");
+	assert_non_null(strstr(out, "a username (from environment BG_USERNAME, without a password)"));
+	free(out);
+	unsetenv("BG_USERNAME");
+	setenv("BG_API_KEY", "fixed-key-1234", 1);
+	setenv("BG_PASSWORD", "env-pw-9876", 1);
+	out = load_expecting_key(fx, "");
+	assert_non_null(strstr(out, "both an API key (from environment BG_API_KEY) and a password (from environment "
+				    "BG_PASSWORD, without a username)"));
+	free(out);
+}
+
 static void test_password_is_registered_as_secret(void **state)
 {
 	fixture *fx = *state;
@@ -828,6 +868,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_environment_credentials_win, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_password_without_username, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_wins_over_credentials, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_wins_over_incomplete_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_password_is_registered_as_secret, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
