@@ -35,6 +35,7 @@ typedef struct http_req {
 	char *path;            /* as submitted */
 	void *user;
 	int attempts;  /* attempts started so far */
+	int resends;   /* of them, HTTP_CB_RESEND's, which use up no retry */
 	int64_t due_ms; /* earliest start of the next attempt (retries) */
 } http_req;
 
@@ -699,7 +700,8 @@ static int http_conclude(http_engine *e, const http_slot *slot, const http_judge
 {
 	http_req *req = slot->req;
 	int64_t now = http_now_ms();
-	bool retries_left = req->attempts <= e->max_retries;
+	bool retries_left = req->attempts - req->resends <= e->max_retries;
+	http_cb_result answer;
 	char error[HTTP_ERROR_MAX];
 	char what[HTTP_WHAT_MAX];
 
@@ -716,8 +718,16 @@ static int http_conclude(http_engine *e, const http_slot *slot, const http_judge
 		*final = true;
 		return 1;
 	}
-	if (http_deliver(e, slot, http_outcome_of(j->verdict), status, NULL) == HTTP_CB_DONE) {
+	answer = http_deliver(e, slot, http_outcome_of(j->verdict), status, NULL);
+	if (answer == HTTP_CB_DONE) {
 		*final = true;
+		return 1;
+	}
+	if (answer == HTTP_CB_RESEND && req->resends < HTTP_RESENDS_MAX) {
+		req->resends++;
+		req->due_ms = now;
+		http_heap_push(e, req);
+		log_debug("http: sending %s again at once (attempt %d)", req->path, req->attempts);
 		return 1;
 	}
 	snprintf(what, sizeof what, "HTTP %ld response rejected", status);

@@ -54,12 +54,16 @@ typedef struct http_response {
 	const char *path;     /* the path requested */
 } http_response;
 
-typedef enum { HTTP_CB_DONE = 0, HTTP_CB_RETRY } http_cb_result;
+typedef enum { HTTP_CB_DONE = 0, HTTP_CB_RETRY, HTTP_CB_RESEND } http_cb_result;
 
 /* Called from http_run for each request that finished. Returning
  * HTTP_CB_RETRY (say, the body was truncated JSON) makes the engine fetch it
  * again as a retry with backoff; when retries are exhausted the callback is
- * called once more with outcome HTTP_FAILED (and the last body, if any). */
+ * called once more with outcome HTTP_FAILED (and the last body, if any).
+ * HTTP_CB_RESEND (the token was renewed after a 401) sends it again at once
+ * without using up a retry, HTTP_RESENDS_MAX times per request at most;
+ * past that it counts as HTTP_CB_RETRY. */
+#define HTTP_RESENDS_MAX 2
 typedef http_cb_result (*http_done_fn)(void *cb_ctx, void *user, const http_response *resp);
 
 typedef struct http_stats {

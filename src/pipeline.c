@@ -256,7 +256,8 @@ static int fetch_renew(fetch_stage *f, job *j, long status, msg_kind *kind)
  * unit is fetched again: at once when it was sent with an older token than
  * the current one, after a new login when the current token itself was
  * refused; a unit refused again with a token obtained after its own 401
- * (and not yet expired) stops the run. */
+ * (and not yet expired) stops the run. Neither re-send uses up one of
+ * api.max_retries, which are for the server's failures. */
 static http_cb_result fetch_auth_failed(fetch_stage *f, job *j, const http_response *resp)
 {
 	msg_kind kind = MSG_AUTH;
@@ -265,7 +266,7 @@ static http_cb_result fetch_auth_failed(fetch_stage *f, job *j, const http_respo
 			 resp->path);
 	} else if (j->token_gen != f->token_gen) {
 		j->token_gen = f->token_gen; /* sent with a token replaced since: try the new one */
-		return HTTP_CB_RETRY;
+		return HTTP_CB_RESEND;
 	} else if (j->auth_retried && time(NULL) < f->token_expires) {
 		snprintf(j->error, sizeof(j->error),
 			 "the API rejected a freshly issued token (HTTP %ld for %s right after logging in as %s)",
@@ -273,7 +274,7 @@ static http_cb_result fetch_auth_failed(fetch_stage *f, job *j, const http_respo
 	} else if (fetch_renew(f, j, resp->status, &kind) == 0) {
 		j->auth_retried = true;
 		j->token_gen = f->token_gen;
-		return HTTP_CB_RETRY;
+		return HTTP_CB_RESEND;
 	}
 	fetch_deliver(f, j, kind);
 	return HTTP_CB_DONE;

@@ -202,6 +202,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 		return reply(conn, 404, "{\"error\":\"gone\"}", NULL, NULL);
 	if (strcmp(url, "/auth") == 0)
 		return reply(conn, 401, "{}", NULL, NULL);
+	if (strcmp(url, "/auth-once") == 0)
+		return hit == 1 ? reply(conn, 401, "{}", NULL, NULL) : reply(conn, 200, "{\"n\":2}", NULL, NULL);
 	if (strcmp(url, "/forbidden") == 0)
 		return reply(conn, 403, "{}", NULL, NULL);
 	if (strcmp(url, "/bad") == 0)
@@ -263,6 +265,7 @@ static int server_stop(void **state)
 typedef struct result {
 	int calls;
 	int reject; /* return HTTP_CB_RETRY this many more times; < 0: always */
+	int resend; /* return HTTP_CB_RESEND on HTTP_AUTH this many more times; < 0: always */
 	http_outcome outcome;
 	long status;
 	int attempts;
@@ -295,6 +298,11 @@ static http_cb_result on_done(void *cb_ctx, void *user, const http_response *res
 	assert_int_equal(resp->body[resp->body_len], '\0');
 	if (resp->error && (strstr(resp->error, TEST_TOKEN) || strstr(resp->error, "newtoken-abc")))
 		token_leaked = true;
+	if (resp->outcome == HTTP_AUTH && r->resend != 0) {
+		if (r->resend > 0)
+			r->resend--;
+		return HTTP_CB_RESEND;
+	}
 	if (resp->outcome != HTTP_FAILED && r->reject != 0) {
 		if (r->reject > 0)
 			r->reject--;
@@ -614,6 +622,41 @@ static void test_callback_retry_until_exhausted(void **state)
 	http_free(e);
 }
 
+/* A re-send after a token renewal is not a retry: it goes through with
+ * max_retries = 0. */
+static void test_resend_uses_no_retry(void **state)
+{
+	http_engine *e = engine(2, 0, 2000);
+
+	(void)state;
+	results[0].resend = 1;
+	submit(e, "/auth-once", 0);
+	drive(e, 5000);
+	assert_int_equal(results[0].calls, 2);
+	assert_int_equal(results[0].outcome, HTTP_OK);
+	assert_string_equal(results[0].body, "{\"n\":2}");
+	assert_int_equal(results[0].attempts, 2);
+	assert_int_equal(server_hits("/auth-once").hits, 2);
+	http_free(e);
+}
+
+/* A callback that asks for re-sends for ever gets HTTP_RESENDS_MAX of
+ * them, then its retries, then a final failure: never a loop. */
+static void test_resends_are_bounded(void **state)
+{
+	http_engine *e = engine(2, 1, 2000);
+
+	(void)state;
+	results[0].resend = -1;
+	submit(e, "/auth", 0);
+	drive(e, 5000);
+	assert_int_equal(results[0].outcome, HTTP_FAILED);
+	assert_int_equal(results[0].attempts, 1 + HTTP_RESENDS_MAX + 1);
+	assert_string_equal(results[0].error, "HTTP 401 response rejected after 4 attempts");
+	assert_int_equal(server_hits("/auth").hits, 1 + HTTP_RESENDS_MAX + 1);
+	http_free(e);
+}
+
 static void test_concurrency_is_exact(void **state)
 {
 	http_engine *e = engine(8, 0, 5000);
@@ -806,6 +849,8 @@ int main(void)
 		cmocka_unit_test_setup(test_timeout_allows_a_slow_steady_body, reset),
 		cmocka_unit_test_setup(test_callback_retry_refetches_once, reset),
 		cmocka_unit_test_setup(test_callback_retry_until_exhausted, reset),
+		cmocka_unit_test_setup(test_resend_uses_no_retry, reset),
+		cmocka_unit_test_setup(test_resends_are_bounded, reset),
 		cmocka_unit_test_setup(test_concurrency_is_exact, reset),
 		cmocka_unit_test_setup(test_connections_are_reused, reset),
 		cmocka_unit_test_setup(test_rate_limit_spaces_starts, reset),
