@@ -1074,6 +1074,14 @@ static int cfg_apply(cfg_ctx *ctx, config_t *conf, const struct stat *st)
 	return cfg_resolve_credentials(ctx, conf, st);
 }
 
+/* Editors on Windows start UTF-8 files with a byte order mark, which
+ * libconfig takes for a syntax error. It holds no line break, so skipping
+ * it keeps every line number right. */
+static const char *cfg_skip_bom(const char *text)
+{
+	return strncmp(text, "\xEF\xBB\xBF", 3) == 0 ? text + 3 : text;
+}
+
 int cfg_load(const char *path, cfg *out, cfg_error *err)
 {
 	cfg_ctx ctx = { .path = path, .out = out, .err = err };
@@ -1093,7 +1101,7 @@ int cfg_load(const char *path, cfg *out, cfg_error *err)
 			cfg_fail(&ctx, 0, "cannot read: %s", strerror(errno));
 		goto done;
 	}
-	ctx.text = text;
+	ctx.text = cfg_skip_bom(text);
 	out->path = strdup(path);
 	if (!out->path || !cfg_defaults_complete(out)) {
 		cfg_fail(&ctx, 0, "out of memory");

@@ -225,6 +225,28 @@ static void test_syntax_error(void **state)
 		     "4: syntax error");
 }
 
+/* A UTF-8 byte order mark (as editors on Windows write) is skipped, and
+ * line numbers stay right. */
+#define BOM "\xEF\xBB\xBF"
+
+static void test_utf8_bom_is_skipped(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	write_conf(fx, BOM "# written on Windows\napi = {\n  concurrency = 5;\n};\n");
+	if (cfg_load(fx->path, &c, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(c.concurrency, 5);
+	cfg_free(&c);
+	expect_error(fx, BOM "api = {\n  concurrency = 5;\n  timeout_ms = 1;\n};\n",
+		     "3: api.timeout_ms: must be between 100 and 600000 (got 1)");
+	expect_error(fx, BOM "\napi = {\n  concurrency = 4294967297;\n};\n",
+		     "3: api.concurrency: must be between 1 and 1024 (got a number too large)");
+	/* Only at the start: anywhere else it is not libconfig syntax. */
+	expect_error(fx, "api = {\n" BOM "  concurrency = 5;\n};\n", "2: syntax error");
+}
+
 static void test_unknown_setting(void **state)
 {
 	expect_error(*state, "# typo\napi = {\n  concurreny = 8;\n};\n",
@@ -838,6 +860,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_directory_is_not_a_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_setting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_utf8_bom_is_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_streams, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_streams_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_top_level_setting, setup, teardown),
