@@ -448,12 +448,12 @@ fail: {
  *
  * libconfig 1.5 silently wraps integers that do not fit in 32 bits
  * (4294967297 reads as 1), so the value it gives must be checked against
- * what the file says. A setting's value may sit behind comments and line
- * breaks, and its name may also appear in a string or a comment, so this is
- * a small scanner of libconfig's syntax (comments, strings, names,
- * punctuation) that knows which setting each value belongs to, rather than
- * a search of the setting's line. It never judges the syntax: libconfig
- * does that. */
+ * what the file says; and its "duplicate setting name" error does not say
+ * which. A setting's value may sit behind comments and line breaks, and its
+ * name may also appear in a string or a comment, so this is a small scanner
+ * of libconfig's syntax (comments, strings, names, punctuation) that knows
+ * which setting each value belongs to, rather than a search of the
+ * setting's line. It never judges the syntax: libconfig does that. */
 
 #define CFG_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-*"
 #define CFG_NUMBER_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+."
@@ -548,16 +548,22 @@ static cfg_tok cfg_lex(cfg_lexer *lx)
 /* One "name = value" (or "name : value") of the text. */
 typedef struct cfg_assign {
 	char path[CFG_PATH_MAX]; /* "api.concurrency"; a group inside a list adds no part */
+	const char *name;        /* in the text */
+	size_t name_len;
+	size_t group;            /* the group that holds it: 1 + offset of its '{', 0 for the root */
+	int line;                /* of the name */
 	const char *value;       /* the value's first character, in the text */
 } cfg_assign;
 
 /* Called for each setting in file order; returns true to end the scan. */
 typedef bool (*cfg_visit_fn)(const cfg_assign *a, void *arg);
 
-/* An open group or list: the name it was assigned to, NULL inside a list. */
+/* An open group or list: the name it was assigned to (NULL inside a
+ * list), and 1 + the offset of its opening bracket. */
 typedef struct cfg_frame {
 	const char *name;
 	size_t name_len;
+	size_t id;
 } cfg_frame;
 
 /* Writes the path of the setting name inside the open frames. */
@@ -587,20 +593,22 @@ static void cfg_scan(const char *text, cfg_visit_fn visit, void *arg)
 	cfg_tok tok = cfg_lex(&lx);
 	while (tok.kind != CFG_TOK_END) {
 		cfg_tok next = cfg_lex(&lx);
-		cfg_frame frame = { NULL, 0 };
+		cfg_frame frame = { NULL, 0, 0 };
 		if (tok.kind == CFG_TOK_NAME && next.kind == CFG_TOK_ASSIGN) {
 			cfg_tok value = cfg_lex(&lx);
-			cfg_assign a = { .value = value.start };
+			cfg_assign a = { .name = tok.start, .name_len = tok.len, .line = tok.line,
+					 .group = depth ? open[depth - 1].id : 0, .value = value.start };
 			cfg_scan_path(open, depth, &tok, a.path, sizeof a.path);
 			if (visit(&a, arg))
 				return;
-			frame = (cfg_frame){ tok.start, tok.len };
+			frame = (cfg_frame){ tok.start, tok.len, 0 };
 			tok = value;
 			next = cfg_lex(&lx);
 		}
 		if (tok.kind == CFG_TOK_OPEN) {
 			if (depth == CFG_SCAN_DEPTH)
 				return;
+			frame.id = (size_t)(tok.start - text) + 1;
 			open[depth++] = frame;
 		} else if (tok.kind == CFG_TOK_CLOSE && depth > 0) {
 			depth--;
@@ -642,6 +650,68 @@ static bool cfg_int_literal_ok(const cfg_ctx *ctx, const char *path, long long v
 	if (end == v)
 		return true;
 	return errno != ERANGE && literal == value;
+}
+
+/* The first setting of a group with a given name. */
+typedef struct cfg_first {
+	size_t group;
+	const char *name;
+	size_t name_len;
+	const char *found; /* its name in the text, NULL until found */
+	int line;
+} cfg_first;
+
+static bool cfg_visit_first(const cfg_assign *a, void *arg)
+{
+	cfg_first *f = arg;
+	if (a->group != f->group || a->name_len != f->name_len || memcmp(a->name, f->name, f->name_len) != 0)
+		return false;
+	f->found = a->name;
+	f->line = a->line;
+	return true;
+}
+
+/* Looks for the setting libconfig called a duplicate: on its error line,
+ * the first one whose group already has a setting of that name. */
+typedef struct cfg_dup {
+	const char *text;
+	int line;                /* libconfig's error line: that of the second name */
+	char path[CFG_PATH_MAX]; /* found: the setting given twice */
+	int first_line;          /* and where it was first given; 0 until found */
+} cfg_dup;
+
+static bool cfg_visit_dup(const cfg_assign *a, void *arg)
+{
+	cfg_dup *d = arg;
+	if (a->line != d->line)
+		return a->line > d->line;
+	cfg_first first = { a->group, a->name, a->name_len, NULL, 0 };
+	cfg_scan(d->text, cfg_visit_first, &first);
+	if (first.found == a->name)
+		return false;
+	snprintf(d->path, sizeof d->path, "%s", a->path);
+	d->first_line = first.line;
+	return true;
+}
+
+/* Reports libconfig's parse error as "FILE:LINE: what", naming the setting
+ * when libconfig found one given twice (its message does not). */
+static void cfg_fail_parse(cfg_ctx *ctx, const config_t *conf)
+{
+	int line = config_error_line(conf);
+	const char *what = config_error_text(conf);
+	const char *file = config_error_file(conf);
+	cfg_dup dup = { .text = ctx->text, .line = line };
+	if (file) { /* in an @include'd file, which the scanner has not seen */
+		snprintf(ctx->err->msg, sizeof ctx->err->msg, "%s:%d: %s", file, line, what);
+		return;
+	}
+	if (what && strcmp(what, "duplicate setting name") == 0)
+		cfg_scan(ctx->text, cfg_visit_dup, &dup);
+	if (dup.first_line > 0)
+		cfg_fail(ctx, line, "%s: duplicate setting (first set on line %d)", dup.path, dup.first_line);
+	else
+		cfg_fail(ctx, line, "%s", what ? what : "cannot parse");
 }
 
 /* ---- storing one setting ---- */
@@ -1062,9 +1132,7 @@ static int cfg_apply(cfg_ctx *ctx, config_t *conf, const struct stat *st)
 		 slash ? ctx->path : ".");
 	config_set_include_dir(conf, dir[0] ? dir : "/");
 	if (config_read_string(conf, ctx->text) != CONFIG_TRUE) {
-		const char *file = config_error_file(conf);
-		snprintf(ctx->err->msg, sizeof ctx->err->msg, "%s:%d: %s", file ? file : ctx->path,
-			 config_error_line(conf), config_error_text(conf));
+		cfg_fail_parse(ctx, conf);
 		return -1;
 	}
 	if (cfg_walk(ctx, config_root_setting(conf), "") != 0)

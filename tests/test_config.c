@@ -388,13 +388,27 @@ static void test_scalar_where_group_belongs(void **state)
 	expect_error(fx, "log = (\"info\");\n", "1: log: expected a group, got a list");
 }
 
+/* The message names the setting given twice and where it was given first. */
 static void test_duplicate_setting(void **state)
 {
 	fixture *fx = *state;
 	expect_error(fx, "api = {\n  concurrency = 8;\n  concurrency = 9;\n};\n",
-		     "3: duplicate setting name");
+		     "3: api.concurrency: duplicate setting (first set on line 2)");
 	expect_error(fx, "log = { level = \"info\"; };\nlog = { format = \"json\"; };\n",
-		     "2: duplicate setting name");
+		     "2: log: duplicate setting (first set on line 1)");
+	/* Same name in other groups, or in a comment or a string, is no duplicate. */
+	expect_error(fx,
+		     "api = { key_file = \"f\"; };\npostgres = { schema = \"s\"; };\n"
+		     "# schema = \"x\";\nlog = { level = \"schema = 1\"; };\n"
+		     "postgres = { schema = \"t\"; };\n",
+		     "5: postgres: duplicate setting (first set on line 2)");
+	expect_error(fx, "api = {\n  timeout_ms = 100;\n  concurrency = 8; timeout_ms = 200;\n};\n",
+		     "3: api.timeout_ms: duplicate setting (first set on line 2)");
+	expect_error(fx, "api = {\n  concurrency = 1; key = \"k1234567\";\n  max_retries = 2; /* */ key\n = \"k2\";\n};\n",
+		     "3: api.key: duplicate setting (first set on line 2)");
+	/* Two groups of a list are two groups. */
+	expect_error(fx, "sync = { streams = (\n { x = 1; },\n { x = 2;\n x = 3; }\n);\n};\n",
+		     "4: sync.streams.x: duplicate setting (first set on line 3)");
 }
 
 static void test_bad_values(void **state)
