@@ -448,8 +448,9 @@ fail: {
  *
  * libconfig 1.5 silently wraps integers that do not fit in 32 bits
  * (4294967297 reads as 1), so the value it gives must be checked against
- * what the file says; and its "duplicate setting name" error does not say
- * which. A setting's value may sit behind comments and line breaks, and its
+ * what the file says; its "duplicate setting name" error does not say
+ * which; and it reads @include'd files on its own, which would escape the
+ * checks made here on the one file read. A setting's value may sit behind comments and line breaks, and its
  * name may also appear in a string or a comment, so this is a small scanner
  * of libconfig's syntax (comments, strings, names, punctuation) that knows
  * which setting each value belongs to, rather than a search of the
@@ -465,6 +466,7 @@ typedef enum {
 	CFG_TOK_ASSIGN, /* = or : */
 	CFG_TOK_OPEN,   /* { ( [ */
 	CFG_TOK_CLOSE,  /* } ) ] */
+	CFG_TOK_INCLUDE, /* @include */
 	CFG_TOK_OTHER,  /* a string, a number, ; , and anything else */
 } cfg_tok_kind;
 
@@ -533,6 +535,9 @@ static cfg_tok cfg_lex(cfg_lexer *lx)
 		end = p + strspn(p, CFG_NAME_CHARS);
 	} else if (isdigit((unsigned char)*p) || *p == '-' || *p == '+' || *p == '.') {
 		end = p + strspn(p, CFG_NUMBER_CHARS);
+	} else if (*p == '@' && strncmp(p + 1, "include", 7) == 0) {
+		tok.kind = CFG_TOK_INCLUDE;
+		end = p + 8;
 	} else if (*p == '=' || *p == ':') {
 		tok.kind = CFG_TOK_ASSIGN;
 	} else if (strchr("{([", *p)) {
@@ -652,6 +657,18 @@ static bool cfg_int_literal_ok(const cfg_ctx *ctx, const char *path, long long v
 	return errno != ERANGE && literal == value;
 }
 
+/* The line of the first @include outside strings and comments; 0 when
+ * there is none. Found here rather than with config_set_include_func,
+ * which libconfig has only from 1.7 on. */
+static int cfg_include_line(const char *text)
+{
+	cfg_lexer lx = { text, 1 };
+	for (cfg_tok tok = cfg_lex(&lx); tok.kind != CFG_TOK_END; tok = cfg_lex(&lx))
+		if (tok.kind == CFG_TOK_INCLUDE)
+			return tok.line;
+	return 0;
+}
+
 /* The first setting of a group with a given name. */
 typedef struct cfg_first {
 	size_t group;
@@ -700,12 +717,7 @@ static void cfg_fail_parse(cfg_ctx *ctx, const config_t *conf)
 {
 	int line = config_error_line(conf);
 	const char *what = config_error_text(conf);
-	const char *file = config_error_file(conf);
 	cfg_dup dup = { .text = ctx->text, .line = line };
-	if (file) { /* in an @include'd file, which the scanner has not seen */
-		snprintf(ctx->err->msg, sizeof ctx->err->msg, "%s:%d: %s", file, line, what);
-		return;
-	}
 	if (what && strcmp(what, "duplicate setting name") == 0)
 		cfg_scan(ctx->text, cfg_visit_dup, &dup);
 	if (dup.first_line > 0)
@@ -1123,14 +1135,18 @@ static int cfg_resolve_credentials(cfg_ctx *ctx, const config_t *conf, const str
 
 /* ---- loading ---- */
 
-/* Parses text with libconfig and applies it; the config_t is the caller's. */
+/* Parses text with libconfig and applies it; the config_t is the caller's.
+ * @include is refused before libconfig can open the file it names: file
+ * names and lines of messages, the 32-bit check and the check of who may
+ * read a file holding a secret all concern this one file. */
 static int cfg_apply(cfg_ctx *ctx, config_t *conf, const struct stat *st)
 {
-	const char *slash = strrchr(ctx->path, '/');
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - ctx->path) : 1,
-		 slash ? ctx->path : ".");
-	config_set_include_dir(conf, dir[0] ? dir : "/");
+	int include = cfg_include_line(ctx->text);
+	if (include > 0) {
+		cfg_fail(ctx, include, "@include is not supported; put the settings in this file, "
+				       "and a secret in api.key_file or api.password_file");
+		return -1;
+	}
 	if (config_read_string(conf, ctx->text) != CONFIG_TRUE) {
 		cfg_fail_parse(ctx, conf);
 		return -1;

@@ -247,6 +247,31 @@ static void test_utf8_bom_is_skipped(void **state)
 	expect_error(fx, "api = {\n" BOM "  concurrency = 5;\n};\n", "2: syntax error");
 }
 
+/* @include would read a file none of the checks here see (file names and
+ * lines of messages, the 32-bit check, who may read a secret): refused,
+ * even when the file it names exists. */
+static void test_include_is_refused(void **state)
+{
+	fixture *fx = *state;
+	char inc[200];
+	snprintf(inc, sizeof inc, "%s/more.conf", fx->dir);
+	write_file(inc, "metrics_file = \"/tmp/m.prom\";\n", 0644);
+	expect_error(fx, "api = {\n  concurrency = 2;\n};\n@include \"more.conf\"\n",
+		     "4: @include is not supported; put the settings in this file, and a secret in api.key_file "
+		     "or api.password_file");
+	expect_error(fx, "# x\n  @include \"/nonexistent/more.conf\"\n",
+		     "2: @include is not supported; put the settings in this file, and a secret in api.key_file "
+		     "or api.password_file");
+	/* In a comment or a string it is text. */
+	cfg c;
+	cfg_error err;
+	write_conf(fx, "# @include \"more.conf\"\n/* @include \"more.conf\" */\nmetrics_file = \"/x/@include\";\n");
+	if (cfg_load(fx->path, &c, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_string_equal(c.metrics_file, "/x/@include");
+	cfg_free(&c);
+}
+
 static void test_unknown_setting(void **state)
 {
 	expect_error(*state, "# typo\napi = {\n  concurreny = 8;\n};\n",
@@ -874,6 +899,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_directory_is_not_a_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_setting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_include_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_utf8_bom_is_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_streams, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_streams_errors, setup, teardown),
