@@ -21,6 +21,8 @@
 #define AUTH_CACHE_MAX (64 * 1024)
 #define AUTH_TOKEN_MAX 8192
 #define AUTH_BACKOFF_MS 500
+#define AUTH_RETRY_AFTER_MAX_MS 60000 /* the longest Retry-After a login waits */
+#define AUTH_NAP_MS 100               /* waits are cut in naps this long to see a signal */
 
 /* ---- small helpers ---- */
 
@@ -49,10 +51,28 @@ static int auth_margin(const auth_opts *o)
 	return o->renew_margin_s > 0 ? o->renew_margin_s : AUTH_RENEW_MARGIN_S;
 }
 
-static void auth_sleep_ms(int ms)
+static bool auth_cancelled(const auth_opts *o)
 {
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
+	return o->cancel && *o->cancel;
+}
+
+/* Sleeps ms, or less when a signal asks us to stop. */
+static void auth_sleep_ms(const auth_opts *o, int ms)
+{
+	while (ms > 0 && !auth_cancelled(o)) {
+		int nap = ms < AUTH_NAP_MS ? ms : AUTH_NAP_MS;
+		struct timespec ts = {0, (long)nap * 1000000L};
+		nanosleep(&ts, NULL);
+		ms -= nap;
+	}
+}
+
+/* libcurl's progress callback: a non-zero answer aborts the transfer. */
+static int auth_on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			    curl_off_t ulnow)
+{
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	return auth_cancelled(clientp) ? 1 : 0;
 }
 
 /* ---- the cache file ---- */
@@ -240,14 +260,17 @@ static char *auth_form(CURL *easy, const auth_opts *o)
 	return form;
 }
 
-/* One POST to the token URL. Returns the CURLcode; *status and *body are filled. */
-static CURLcode auth_post(const auth_opts *o, long *status, auth_body *body, char *curl_err)
+/* One POST to the token URL. Returns the CURLcode; *status, *body and
+ * *retry_after_ms (of a 429 or 503; 0 when absent) are filled. */
+static CURLcode auth_post(const auth_opts *o, long *status, auth_body *body, long *retry_after_ms, char *curl_err)
 {
 	CURL *easy = curl_easy_init();
 	struct curl_slist *headers = NULL;
 	char *form = NULL;
 	CURLcode rc = CURLE_OUT_OF_MEMORY;
+	curl_off_t retry_after = 0;
 	*status = 0;
+	*retry_after_ms = 0;
 	curl_err[0] = '\0';
 	if (!easy)
 		return rc;
@@ -265,9 +288,19 @@ static CURLcode auth_post(const auth_opts *o, long *status, auth_body *body, cha
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, auth_on_data);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, body);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, curl_err);
+	curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, auth_on_progress);
+	curl_easy_setopt(easy, CURLOPT_XFERINFODATA, (void *)o);
+#if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
 	rc = curl_easy_perform(easy);
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, status);
+	if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK && retry_after > 0)
+		*retry_after_ms = retry_after > AUTH_RETRY_AFTER_MAX_MS / 1000 ? AUTH_RETRY_AFTER_MAX_MS
+										: (long)retry_after * 1000;
 done:
 	if (form) {
 		explicit_bzero(form, strlen(form));
@@ -367,8 +400,13 @@ static auth_status auth_login(const auth_opts *o, char **token, time_t *expires,
 	int delay = AUTH_BACKOFF_MS;
 	for (int attempt = 0;; attempt++) {
 		auth_body body = {0};
-		long status = 0;
-		CURLcode rc = auth_post(o, &status, &body, curl_err);
+		long status = 0, retry_after_ms = 0;
+		CURLcode rc = auth_post(o, &status, &body, &retry_after_ms, curl_err);
+		if (auth_cancelled(o)) {
+			auth_body_free(&body);
+			snprintf(err, errlen, "cancelled by a signal while logging in");
+			return AUTH_CANCELLED;
+		}
 		if (rc == CURLE_OK) {
 			st = auth_judge(o, status, &body, token, expires, err, errlen);
 		} else {
@@ -381,8 +419,9 @@ static auth_status auth_login(const auth_opts *o, char **token, time_t *expires,
 		auth_body_free(&body);
 		if (st != AUTH_FAILED || !auth_worth_retrying(rc, status) || attempt >= o->max_retries)
 			break;
-		log_warn("%s; trying again in %d ms", err, delay);
-		auth_sleep_ms(delay);
+		int wait = retry_after_ms > delay ? (int)retry_after_ms : delay;
+		log_warn("%s; trying again in %d ms", err, wait);
+		auth_sleep_ms(o, wait);
 		delay = delay < 8000 ? delay * 2 : 8000;
 	}
 	if (st != AUTH_OK) {

@@ -17,6 +17,7 @@
 #define BLOOMSYNC_SRC_AUTH_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -30,12 +31,15 @@ typedef struct auth_opts {
 	int timeout_ms;         /* of one login request; 0 = 30000 */
 	int max_retries;        /* of a login on 429, 5xx or a transport error */
 	int renew_margin_s;     /* 0 = AUTH_RENEW_MARGIN_S */
+	volatile sig_atomic_t *cancel; /* may be NULL; once set (by a signal
+	                                * handler) a login gives up at once */
 } auth_opts;
 
 typedef enum {
 	AUTH_OK = 0,
 	AUTH_REJECTED, /* the API rejected the username or password (exit 4) */
 	AUTH_FAILED,   /* the token endpoint could not be reached or answered nonsense */
+	AUTH_CANCELLED, /* *opts->cancel was set while logging in */
 } auth_status;
 
 typedef enum { AUTH_FROM_CACHE = 0, AUTH_FROM_LOGIN } auth_origin;

@@ -248,6 +248,7 @@ static void auth_opts_of(const cfg *config, auth_opts *out)
 	    .cache_path = config->token_cache,
 	    .timeout_ms = config->timeout_ms,
 	    .max_retries = config->max_retries < 3 ? config->max_retries : 3,
+	    .cancel = &cancel_requested,
 	};
 }
 
@@ -266,7 +267,9 @@ static int sync_login(const cfg *config, const auth_opts *ao, char **token, time
 	char until[32];
 	auth_status st = auth_get_token(ao, false, token, expires, &origin, summary->error, sizeof(summary->error));
 	if (st != AUTH_OK) {
-		summary->status = st == AUTH_REJECTED ? PIPELINE_AUTH : PIPELINE_FAILED;
+		summary->status = st == AUTH_REJECTED    ? PIPELINE_AUTH
+				  : st == AUTH_CANCELLED ? PIPELINE_CANCELLED
+							 : PIPELINE_FAILED;
 		return -1;
 	}
 	format_utc(*expires, until, sizeof(until));
@@ -433,7 +436,7 @@ static int check_login(const cfg *config, bool force, char **token, char *how, s
 	auth_status st = auth_get_token(&ao, force, token, &expires, &origin, err, sizeof(err));
 	if (st != AUTH_OK) {
 		printf("api:      FAIL %s\n", err);
-		return st == AUTH_REJECTED ? EXIT_AUTH : EXIT_RUN_FAILED;
+		return st == AUTH_REJECTED ? EXIT_AUTH : st == AUTH_CANCELLED ? EXIT_CANCELLED : EXIT_RUN_FAILED;
 	}
 	format_utc(expires, until, sizeof(until));
 	snprintf(how, howlen, "username and password of %s (password from %s), token %s %s, valid until %s",

@@ -865,7 +865,9 @@ static void take_result(run_state *s, job *j)
 	case MSG_FAILED:
 	default:
 		log_error("%s", j->error);
-		stop_run(s, PIPELINE_FAILED, j->error);
+		/* a login cut short by the signal fails its unit: the run was
+		 * cancelled, not failed */
+		stop_run(s, s->opts->cancel && *s->opts->cancel ? PIPELINE_CANCELLED : PIPELINE_FAILED, j->error);
 		break;
 	}
 	job_free(&s->jobs, j);

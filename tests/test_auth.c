@@ -2,7 +2,8 @@
  * (libmicrohttpd inside the test process on 127.0.0.1): login and the form
  * it posts, the cache file (reuse, mode 0600, directory 0700, another
  * user's cache), renewal near and after expiry, forced renewal, a rejected
- * password, malformed answers, retries and an unreachable endpoint.
+ * password, malformed answers, retries (honouring Retry-After), a login
+ * cut short by a signal and an unreachable endpoint.
  * Not covered: allocation failures (not producible by a real server). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,13 +11,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +43,7 @@ typedef struct server {
 	pthread_mutex_t mu;
 	int logins;         /* answered POST /token requests */
 	int flaky_hits;
+	int64_t hit_at_ms[3]; /* when /throttled was hit first and second */
 	long ttl;           /* expires_in of issued tokens */
 	char last_form[512];
 } server;
@@ -49,7 +55,16 @@ typedef struct upload {
 	size_t len;
 } upload;
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *body)
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Answers status with body and, when header is not NULL, that header. */
+static enum MHD_Result reply_with(struct MHD_Connection *conn, unsigned status, const char *body,
+				  const char *header, const char *value)
 {
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer(strlen(body), (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
@@ -58,9 +73,16 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, "Content-Type", "application/json");
+	if (header)
+		MHD_add_response_header(resp, header, value);
 	ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *body)
+{
+	return reply_with(conn, status, body, NULL, NULL);
 }
 
 /* Decodes one form field of the body into out ("" when absent). */
@@ -135,6 +157,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		pthread_mutex_unlock(&srv.mu);
 		if (hit == 1)
 			return reply(conn, 503, "{}");
+		return token(conn, u->data);
+	}
+	if (strcmp(url, "/throttled") == 0) {
+		pthread_mutex_lock(&srv.mu);
+		int hit = ++srv.flaky_hits;
+		srv.hit_at_ms[hit < 3 ? hit : 2] = now_ms();
+		pthread_mutex_unlock(&srv.mu);
+		if (hit == 1)
+			return reply_with(conn, 429, "{}", "Retry-After", "2");
 		return token(conn, u->data);
 	}
 	if (strcmp(url, "/not-json") == 0)
@@ -456,6 +487,83 @@ static void test_retries_a_server_error(void **state)
 	auth_token_free(token);
 }
 
+/* A 429's Retry-After is honoured (2 s, where the backoff alone would
+ * wait 0.5 s). */
+static void test_login_honours_retry_after(void **state)
+{
+	fixture *fx = *state;
+	time_t expires;
+	use_path(fx, "/throttled");
+	fx->opts.max_retries = 1;
+	char *token = get_ok(fx, false, AUTH_FROM_LOGIN, &expires);
+	assert_string_equal(token, "tok-1-abcdef");
+	pthread_mutex_lock(&srv.mu);
+	int hits = srv.flaky_hits;
+	int64_t gap = srv.hit_at_ms[2] - srv.hit_at_ms[1];
+	pthread_mutex_unlock(&srv.mu);
+	assert_int_equal(hits, 2);
+	if (gap < 1900)
+		fail_msg("the second login came %lld ms after the 429, before its Retry-After of 2 s", (long long)gap);
+	auth_token_free(token);
+}
+
+/* A TCP listener that never answers: a login to it waits for its timeout. */
+static int silent_listener(int *port)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
+	socklen_t len = sizeof addr;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+	*port = ntohs(addr.sin_port);
+	return fd;
+}
+
+static volatile sig_atomic_t cancel_flag;
+
+static void *cancel_soon(void *arg)
+{
+	(void)arg;
+	usleep(300 * 1000);
+	cancel_flag = 1;
+	return NULL;
+}
+
+/* A signal during a login (the flag a handler sets) ends it with
+ * AUTH_CANCELLED instead of waiting out its timeout and retries. */
+static void test_signal_cancels_a_login(void **state)
+{
+	fixture *fx = *state;
+	char *token = NULL;
+	time_t expires;
+	char err[256];
+	int port;
+	int fd = silent_listener(&port);
+	pthread_t canceller;
+	snprintf(fx->url, sizeof fx->url, "http://127.0.0.1:%d/token", port);
+	fx->opts.timeout_ms = 20000;
+	fx->opts.max_retries = 3;
+	cancel_flag = 0;
+	fx->opts.cancel = &cancel_flag;
+	assert_int_equal(pthread_create(&canceller, NULL, cancel_soon, NULL), 0);
+	int64_t start = now_ms();
+	auth_status st = auth_get_token(&fx->opts, false, &token, &expires, NULL, err, sizeof err);
+	int64_t took = now_ms() - start;
+	pthread_join(canceller, NULL);
+	close(fd);
+	assert_int_equal(st, AUTH_CANCELLED);
+	/* not a speed figure: without the cancellation it takes the whole
+	 * 20 s timeout (times four attempts) */
+	if (took >= 10000)
+		fail_msg("the login gave up %lld ms after it began, not at the signal", (long long)took);
+	assert_null(token);
+	assert_string_equal(err, "cancelled by a signal while logging in");
+	assert_int_equal(access(fx->cache, F_OK), -1);
+}
+
 static void test_unreachable_endpoint(void **state)
 {
 	fixture *fx = *state;
@@ -501,6 +609,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wrong_password_is_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retries_a_server_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_honours_retry_after, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_signal_cancels_a_login, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_endpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unwritable_cache_still_gives_a_token, setup, teardown),
 	};
