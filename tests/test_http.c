@@ -697,7 +697,7 @@ static void test_rate_limit_spaces_starts(void **state)
 	int64_t start;
 
 	(void)state;
-	opts.rate_limit = 50; /* burst 4, then one every 20 ms: >= 320 ms for 20 */
+	opts.rate_limit = 50; /* one every 20 ms: >= 380 ms for 20 */
 	e = engine_with(&opts);
 	start = now_ms();
 	for (int i = 0; i < 20; i++)
@@ -705,6 +705,28 @@ static void test_rate_limit_spaces_starts(void **state)
 	drive(e, 5000);
 	assert_int_equal(total_calls, 20);
 	assert_true(now_ms() - start >= 250);
+	http_free(e);
+}
+
+/* The rate holds from the first request: 10 starts at 10/s span 0.9 s,
+ * where a bucket starting full (8 at once) took 0.2 s. */
+static void test_rate_limit_holds_in_the_first_second(void **state)
+{
+	http_opts opts = test_opts(8, 0, 2000);
+	http_engine *e;
+	path_hits hits;
+
+	(void)state;
+	opts.rate_limit = 10;
+	e = engine_with(&opts);
+	for (int i = 0; i < 10; i++)
+		submit(e, "/ok", i);
+	drive(e, 5000);
+	assert_int_equal(total_calls, 10);
+	hits = server_hits("/ok");
+	assert_int_equal(hits.hits, 10);
+	if (hits.at_ms[9] - hits.at_ms[0] < 800)
+		fail_msg("10 requests at 10/s came within %lld ms", (long long)(hits.at_ms[9] - hits.at_ms[0]));
 	http_free(e);
 }
 
@@ -854,6 +876,7 @@ int main(void)
 		cmocka_unit_test_setup(test_concurrency_is_exact, reset),
 		cmocka_unit_test_setup(test_connections_are_reused, reset),
 		cmocka_unit_test_setup(test_rate_limit_spaces_starts, reset),
+		cmocka_unit_test_setup(test_rate_limit_holds_in_the_first_second, reset),
 		cmocka_unit_test_setup(test_token_never_in_errors, reset),
 		cmocka_unit_test_setup(test_set_token_applies_to_new_requests, reset),
 		cmocka_unit_test_setup(test_wakeup_interrupts_run, reset),
