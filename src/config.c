@@ -142,6 +142,37 @@ static void cfg_fail(cfg_ctx *ctx, int line, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Keeps a warning for cfg_log_warnings (see config.h). One that cannot be
+ * kept (out of memory, or past CFG_WARNINGS_MAX) is logged at once: early,
+ * maybe in the wrong format, but not lost. */
+static void cfg_warn(cfg_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void cfg_warn(cfg_ctx *ctx, const char *fmt, ...)
+{
+	cfg *out = ctx->out;
+	char *msg;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		log_warn("%s: a warning was dropped: out of memory", ctx->path);
+		return;
+	}
+	if (out->warning_count == CFG_WARNINGS_MAX) {
+		log_warn("%s", msg);
+		free(msg);
+		return;
+	}
+	out->warnings[out->warning_count++] = msg;
+}
+
+void cfg_log_warnings(const cfg *c)
+{
+	for (size_t i = 0; i < c->warning_count; i++)
+		log_warn("%s", c->warnings[i]);
+}
+
 static const char *cfg_type_name(int config_type)
 {
 	switch (config_type) {
@@ -390,6 +421,11 @@ void cfg_free(cfg *c)
 	}
 	free(c->path);
 	c->path = NULL;
+	for (size_t i = 0; i < c->warning_count; i++) {
+		free(c->warnings[i]);
+		c->warnings[i] = NULL;
+	}
+	c->warning_count = 0;
 	c->key_source = NULL;
 	c->password_source = NULL;
 }
@@ -941,7 +977,7 @@ static int cfg_read_secret_file(cfg_ctx *ctx, const config_setting_t *set, const
 	}
 	*source = sf->setting;
 	if (st.st_mode & (S_IRGRP | S_IROTH))
-		log_warn("%s is readable by group or others (mode %04o) while it holds the api %s; "
+		cfg_warn(ctx, "%s is readable by group or others (mode %04o) while it holds the api %s; "
 			 "run chmod 600 on it", full, (unsigned)(st.st_mode & 07777), sf->what);
 	rc = 0;
 done:
@@ -969,7 +1005,7 @@ static int cfg_resolve_key(cfg_ctx *ctx, const config_t *conf, const struct stat
 		return -1;
 	}
 	if (key && (st->st_mode & (S_IRGRP | S_IROTH)))
-		log_warn("%s is readable by group or others (mode %04o) while it holds api.key; "
+		cfg_warn(ctx, "%s is readable by group or others (mode %04o) while it holds api.key; "
 			 "run chmod 600 on it, or use api.key_file or " CFG_KEY_ENV,
 			 ctx->path, (unsigned)(st->st_mode & 07777));
 	const char *env = getenv(CFG_KEY_ENV);
@@ -1046,10 +1082,10 @@ static void cfg_drop_credentials(cfg *c)
 static void cfg_key_wins(cfg_ctx *ctx, const char *user, const char *pass)
 {
 	if (user && pass)
-		log_warn("%s: both an API key (from %s) and a username and password are set; the key is used "
+		cfg_warn(ctx, "%s: both an API key (from %s) and a username and password are set; the key is used "
 			 "and the username and password are ignored", ctx->path, ctx->out->key_source);
 	else
-		log_warn("%s: both an API key (from %s) and a %s (from %s, without a %s) are set; the key is "
+		cfg_warn(ctx, "%s: both an API key (from %s) and a %s (from %s, without a %s) are set; the key is "
 			 "used and the %s is ignored", ctx->path, ctx->out->key_source, user ? "username" : "password",
 			 user ? user : pass, user ? "password" : "username", user ? "username" : "password");
 	cfg_drop_credentials(ctx->out);
@@ -1108,7 +1144,7 @@ static int cfg_resolve_credentials(cfg_ctx *ctx, const config_t *conf, const str
 		return -1;
 	}
 	if (pass && (st->st_mode & (S_IRGRP | S_IROTH)))
-		log_warn("%s is readable by group or others (mode %04o) while it holds api.password; "
+		cfg_warn(ctx, "%s is readable by group or others (mode %04o) while it holds api.password; "
 			 "run chmod 600 on it, or use api.password_file or " CFG_PASSWORD_ENV,
 			 ctx->path, (unsigned)(st->st_mode & 07777));
 	int env_user = cfg_env_override(ctx, CFG_USER_ENV, cfg_check_key, &out->username);

@@ -12,6 +12,7 @@
 #include "log.h"
 
 #define CFG_DEFAULT_PATH "/etc/bloomsync/bloomsync.conf"
+#define CFG_WARNINGS_MAX 8 /* more than one load can raise (three at most) */
 
 /* The streams of sync.streams, one bit each. What each name covers:
  *   users      search/all (the users table)
@@ -74,6 +75,9 @@ typedef struct cfg {
 	char *metrics_file;   /* optional, NULL when unset */
 	/* where it came from */
 	char *path;           /* the file read (owned copy) */
+	/* what cfg_load found worth a warning, kept for cfg_log_warnings */
+	char *warnings[CFG_WARNINGS_MAX]; /* owned, the first warning_count set */
+	size_t warning_count;
 } cfg;
 
 typedef struct cfg_error {
@@ -90,12 +94,18 @@ void cfg_defaults(cfg *out);
  * (or the reverse) when no key is given. When a key and credentials (a
  * whole pair or half of one) are both given the key wins and the
  * credentials are dropped with a warning. Registers the key and the
- * password with log_add_secret. Warns (log_warn) when the file holds a key
- * or a password and is readable by group/others.
+ * password with log_add_secret. Warns when the file holds a key or a
+ * password and is readable by group/others: the warnings are kept in
+ * out->warnings, not logged (see cfg_log_warnings).
  * On error returns -1, fills err, and leaves *out freed (cfg_free-able). */
 int cfg_load(const char *path, cfg *out, cfg_error *err) __attribute__((warn_unused_result));
 
-/* Frees every owned string; safe on a zeroed or already-freed cfg. */
+/* Logs (log_warn) the warnings cfg_load kept. cfg_load does not log them
+ * itself because the log's level and format come from the very file it
+ * reads: call this once log_init has applied them. */
+void cfg_log_warnings(const cfg *c);
+
+/* Frees every owned string and warning; safe on a zeroed or already-freed cfg. */
 void cfg_free(cfg *c);
 
 #endif

@@ -202,6 +202,7 @@ static int load_config(const cli *c, cfg *config)
 	config->log_level = level;
 	config->log_format = format;
 	log_init(level, format);
+	cfg_log_warnings(config); /* kept by cfg_load until the log was set up from the config */
 	return 0;
 }
 

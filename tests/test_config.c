@@ -635,12 +635,14 @@ static void test_conninfo_password_is_registered_as_secret(void **state)
 	assert_string_equal(out, "auth with [redacted] and [redacted] failed");
 }
 
+/* Loads fx->path and logs its warnings, as main does once the log is set up. */
 static void load_quietly(void *arg)
 {
 	fixture *fx = arg;
 	cfg c;
 	cfg_error err;
 	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	cfg_log_warnings(&c);
 	cfg_free(&c);
 }
 
@@ -664,6 +666,60 @@ static void test_warns_when_config_with_key_is_readable(void **state)
 	out = capture_stderr(load_quietly, fx);
 	assert_string_equal(out, "");
 	free(out);
+}
+
+typedef struct load_result {
+	fixture *fx;
+	cfg c;
+	int rc;
+} load_result;
+
+static void load_into(void *arg)
+{
+	load_result *r = arg;
+	cfg_error err;
+	r->rc = cfg_load(r->fx->path, &r->c, &err);
+}
+
+static void log_warnings_of(void *arg)
+{
+	cfg_log_warnings(arg);
+}
+
+/* The log's level and format come from the file being read, so cfg_load
+ * keeps its warnings and cfg_log_warnings writes them once log_init has
+ * applied the file's log.format and level (or -q / --log-format). */
+static void test_warnings_are_kept_until_the_log_is_set_up(void **state)
+{
+	fixture *fx = *state;
+	load_result r = { .fx = fx };
+	write_file(fx->path,
+		   "api = { key = \"visible-key-777\"; username = \"bot@example.com\"; };\n"
+		   "log = { format = \"json\"; level = \"warn\"; };\n",
+		   0644);
+	char *out = capture_stderr(load_into, &r);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(out, ""); /* nothing logged while reading */
+	free(out);
+	assert_int_equal(r.c.warning_count, 2);
+	assert_non_null(strstr(r.c.warnings[0], "readable by group or others"));
+	assert_non_null(strstr(r.c.warnings[1], "the key is used and the username is ignored"));
+	/* As main does: the log set up from the file, then the warnings. */
+	log_init(r.c.log_level, r.c.log_format);
+	out = capture_stderr(log_warnings_of, &r.c);
+	assert_non_null(strstr(out, "{\"time\":\""));
+	assert_non_null(strstr(out, "\"level\":\"warn\",\"msg\":\""));
+	assert_non_null(strstr(out, "readable by group or others"));
+	assert_null(strstr(out, "visible-key-777"));
+	free(out);
+	/* A level that leaves warnings out leaves these out too. */
+	log_init(LOG_ERROR, LOG_FORMAT_TEXT);
+	out = capture_stderr(log_warnings_of, &r.c);
+	assert_string_equal(out, "");
+	free(out);
+	cfg_free(&r.c);
+	assert_int_equal(r.c.warning_count, 0);
+	assert_null(r.c.warnings[0]);
 }
 
 /* ---- username and password ---- */
@@ -763,6 +819,7 @@ static void load_key_and_credentials(void *arg)
 	assert_string_equal(c.key, "fixed-key-1234");
 	assert_null(c.username);
 	assert_null(c.password);
+	cfg_log_warnings(&c);
 	cfg_free(&c);
 }
 
@@ -924,6 +981,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_key_is_registered_as_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_warns_when_config_with_key_is_readable, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_warnings_are_kept_until_the_log_is_set_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_example_config_is_the_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_twice_is_safe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credentials_in_file, setup, teardown),
