@@ -41,6 +41,14 @@ struct load_db {
 	 * sync_units (see analyze_units) */
 	int64_t units_added, units_analyzed;
 	size_t staging_dead[MIRROR_T_COUNT]; /* rows through stg_N since its last TRUNCATE */
+	/* A batch whose transaction's COMMIT was sent but whose outcome was never
+	 * learned (see batch_committed) */
+	struct {
+		bool pending;
+		int64_t run_id, first_seq; /* which batch: the redo is the same one */
+		size_t nitems;
+		load_batch_result out;     /* what that attempt had counted */
+	} unsure;
 };
 
 #define STAGING_DEAD_ROWS 2000
@@ -1601,6 +1609,89 @@ static void build_sources(sbuf *b, const load_db *db, const load_batch *batch, b
 	sb_free(&v);
 }
 
+/* ---- a batch whose COMMIT went unanswered ----
+ * When the connection is lost while the batch's last statements run (its
+ * COMMIT among them), the transaction may have committed with only the
+ * answer lost; the caller reconnects and calls load_batch_commit with the
+ * same batch again. Redoing a committed batch leaves the mirror as it is
+ * (upserts are idempotent) but adds its units, requests, retries and rows
+ * to the run's counts a second time, its rejected records too. So the redo
+ * first asks the database: the batch's units are marked done in its own
+ * transaction and in no other (a run reads only pending units), so all of
+ * them done means it committed, and it is not written again.
+ *
+ * The answer is final only once the old session has ended: a session that
+ * holds the run lock (a sync) gets it back on reconnecting only then (see
+ * load_reconnect), and until then the reconnect fails. */
+
+static void note_unsure(load_db *db, const load_batch *batch, const load_batch_result *out)
+{
+	db->unsure.pending = true;
+	db->unsure.run_id = batch->run_id;
+	db->unsure.first_seq = batch->nitems ? batch->items[0].seq : 0;
+	db->unsure.nitems = batch->nitems;
+	db->unsure.out = *out;
+}
+
+/* How many of the batch's units are pending, and how many units of the run
+ * it recorded: a unit's parent is a unit of the batch that recorded it.
+ * (Without an index on parent that reads the run's units; it runs only
+ * after a lost connection.) */
+static int read_batch_units(load_db *db, const load_batch *batch, int64_t *pending, int64_t *children,
+			    load_error *err)
+{
+	sbuf seqs = {0}, sql = {0};
+	sb_add(&seqs, "'{", 2);
+	for (size_t i = 0; i < batch->nitems; i++)
+		sb_printf(&seqs, "%s%" PRId64, i ? "," : "", batch->items[i].seq);
+	sb_add(&seqs, "}'::bigint[]", 12);
+	sb_printf(&sql,
+		  "SELECT count(*) FILTER (WHERE u.state = 0), (SELECT count(*) FROM sync_units c WHERE c.run_id = "
+		  "%" PRId64 " AND c.parent = ANY(%s)) FROM sync_units u WHERE u.run_id = %" PRId64 " AND u.seq = ANY(%s)",
+		  batch->run_id, seqs.data ? seqs.data : "", batch->run_id, seqs.data ? seqs.data : "");
+	PGresult *res = NULL;
+	if (seqs.failed || sql.failed)
+		set_error(err, LOAD_ERROR, NULL, "out of memory");
+	else
+		res = exec_params(db, sql.data, 0, NULL, err, "cannot tell whether the batch committed");
+	sb_free(&seqs);
+	sb_free(&sql);
+	if (!res)
+		return -1;
+	*pending = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	*children = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+/* Whether the batch's transaction committed after all (see above). When it
+ * did, out gets what the unanswered attempt had counted (the answers it
+ * read before the connection went; the run's counts in the database are
+ * whole) and the children the batch recorded, which the caller needs to
+ * know there is more work. */
+static int batch_committed(load_db *db, const load_batch *batch, load_batch_result *out, bool *committed,
+			   load_error *err)
+{
+	int64_t pending = 0, children = 0;
+	if (read_batch_units(db, batch, &pending, &children, err) != 0)
+		return -1; /* still unsure: the next call asks again */
+	db->unsure.pending = false;
+	*committed = pending == 0;
+	if (!*committed)
+		return 0;
+	bool same = db->unsure.run_id == batch->run_id && db->unsure.nitems == batch->nitems &&
+		    db->unsure.first_seq == (batch->nitems ? batch->items[0].seq : 0);
+	if (same) {
+		*out = db->unsure.out;
+	} else {
+		memset(out, 0, sizeof(*out));
+		tally_batch(batch, out->streams);
+	}
+	out->children_added = children;
+	db->units_added += children;
+	return 0;
+}
+
 /* One attempt at the batch's transaction; isolate: COPY row by row and
  * reject the rows PostgreSQL refuses. */
 static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_batch_result *out, load_error *err)
@@ -1689,8 +1780,11 @@ static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_
 		set_error(err, LOAD_ERROR, NULL, "out of memory");
 		goto fail;
 	}
-	if (run_statements(db, sql.data, out, err) != 0)
+	if (run_statements(db, sql.data, out, err) != 0) {
+		if (err->outcome == LOAD_RETRY)
+			note_unsure(db, batch, out);
 		goto fail;
+	}
 	for (int ti = 0; ti < MIRROR_T_COUNT; ti++)
 		if (truncated[ti])
 			db->staging_dead[ti] = 0;
@@ -1714,6 +1808,14 @@ static bool is_data_error(const load_error *err)
 
 int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *out, load_error *err)
 {
+	bool committed = false;
+	if (db->unsure.pending && batch_committed(db, batch, out, &committed, err) != 0)
+		return -1;
+	if (committed) {
+		log_info("the batch of %zu units had committed before the connection was lost: not written again",
+			 batch->nitems);
+		return 0;
+	}
 	if (commit_once(db, batch, false, out, err) == 0) {
 		return 0;
 	}

@@ -132,7 +132,13 @@ typedef struct load_batch_result {
  * A row PostgreSQL refuses goes to rejected_records with its key as
  * record_id: the key columns' values in key order joined by '/' ("12/345"
  * for meeting_attendees, meeting_id/user_id), and a warning naming the
- * same ("rejected a meeting_attendees row (meeting_id/user_id 12/345): ..."). */
+ * same ("rejected a meeting_attendees row (meeting_id/user_id 12/345): ...").
+ *
+ * On LOAD_RETRY, reconnect (load_reconnect) and call again with the same
+ * batch. When the connection was lost as the transaction ended, it may
+ * have committed all the same: the call then finds the batch's units done,
+ * writes nothing again (so the run's counts are not doubled) and returns 0
+ * with out as the lost attempt counted it (see batch_committed in load.c). */
 int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *out, load_error *err)
     __attribute__((warn_unused_result));
 

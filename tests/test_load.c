@@ -1,7 +1,12 @@
 /* test_load.c — the loader against a real PostgreSQL (the runner starts one
  * and exports PGHOST etc.; without PGHOST the tests are skipped). Batches are
  * built by hand here, so they can hold what bloom.c never produces: a row
- * PostgreSQL refuses. */
+ * PostgreSQL refuses.
+ *
+ * Link-time wraps (see the Makefile): a lost connection at a chosen point of
+ * a batch's last statements, which a real server cannot produce on demand
+ * (see "a batch whose COMMIT went unanswered" below). */
+// LDWRAP: PQsendQuery PQgetResult
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +15,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -334,6 +340,175 @@ static void test_two_column_key_reject_names_both(void **state)
 	load_close(db);
 }
 
+/* ---- a batch whose COMMIT went unanswered ----
+ * load.c sends a batch's last statements, COMMIT among them, with one
+ * PQsendQuery and reads their results with PQgetResult. The wraps below
+ * break the connection there, once, when armed:
+ *  - FAULT_LOSE_COMMIT_ACK lets the server commit, reads the COMMIT's
+ *    answer and throws it away, then closes the socket: the client sees a
+ *    lost connection where the server committed (as when the network or the
+ *    server goes between the commit and its answer);
+ *  - FAULT_KILL_BEFORE_COMMIT has the session's backend terminated (from
+ *    fault_admin) just before the statements are sent: the client sees the
+ *    same lost connection, and the transaction rolled back. */
+typedef enum { FAULT_NONE, FAULT_LOSE_COMMIT_ACK, FAULT_KILL_BEFORE_COMMIT } db_fault;
+static db_fault fault;
+static PGconn *fault_admin;
+
+int __real_PQsendQuery(PGconn *conn, const char *query);
+int __wrap_PQsendQuery(PGconn *conn, const char *query);
+PGresult *__real_PQgetResult(PGconn *conn);
+PGresult *__wrap_PQgetResult(PGconn *conn);
+
+int __wrap_PQsendQuery(PGconn *conn, const char *query)
+{
+	if (fault == FAULT_KILL_BEFORE_COMMIT && strstr(query, "COMMIT")) {
+		fault = FAULT_NONE;
+		char sql[96];
+		/* with a timeout, it returns once the backend is gone */
+		snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d, 10000)", PQbackendPID(conn));
+		PGresult *r = PQexec(fault_admin, sql);
+		assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+		assert_string_equal(PQgetvalue(r, 0, 0), "t");
+		PQclear(r);
+	}
+	return __real_PQsendQuery(conn, query);
+}
+
+PGresult *__wrap_PQgetResult(PGconn *conn)
+{
+	PGresult *res = __real_PQgetResult(conn);
+	if (fault != FAULT_LOSE_COMMIT_ACK || !res || strcmp(PQcmdStatus(res), "COMMIT") != 0)
+		return res;
+	fault = FAULT_NONE;
+	PQclear(res);
+	while ((res = __real_PQgetResult(conn)) != NULL)
+		PQclear(res);
+	shutdown(PQsocket(conn), SHUT_RDWR);
+	PQconsumeInput(conn); /* meets the end of the stream: CONNECTION_BAD */
+	assert_int_equal(PQstatus(conn), CONNECTION_BAD);
+	return PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
+}
+
+/* A result of the first unit with two todos, a todo the mapping rejected,
+ * and two children. */
+static bloom_result *batch_result(void)
+{
+	bloom_result *r = todo_result(TODO("40", "a", "{\"Id\":40}") TODO("41", "b", "{\"Id\":41}"), 2);
+	r->children = calloc(2, sizeof(*r->children));
+	r->rejects = calloc(1, sizeof(*r->rejects));
+	assert_non_null(r->children);
+	assert_non_null(r->rejects);
+	r->children[0] = (bloom_unit){BLOOM_UNIT_USER_TODOS, 5};
+	r->children[1] = (bloom_unit){BLOOM_UNIT_USER_TODOS, 6};
+	r->nchildren = r->children_cap = 2;
+	r->rejects[0] = (bloom_reject){strdup("todos"), strdup("42"), strdup("DueDate: not a date"),
+				       strdup("{\"Id\":42}")};
+	r->nrejects = r->rejects_cap = 1;
+	return r;
+}
+
+/* Commits the batch of r (3 HTTP attempts) as the run's first unit with
+ * the fault armed, which fails it as a lost connection; then reconnects
+ * and commits it again, as the pipeline does. */
+static void commit_through_fault(load_db *db, const load_run *run, bloom_result *r, db_fault armed,
+				 load_batch_result *out)
+{
+	load_unit units[4];
+	size_t n = 0;
+	load_error err;
+	assert_int_equal(load_units_next(db, run->id, 0, units, 4, &n, &err), 0);
+	assert_int_equal(n, 1);
+	load_item item = {.seq = units[0].seq, .unit = units[0].unit, .result = r, .attempts = 3};
+	load_batch b = {.run_id = run->id, .items = &item, .nitems = 1};
+	fault_admin = admin();
+	fault = armed;
+	assert_int_equal(load_batch_commit(db, &b, out, &err), -1);
+	assert_int_equal(fault, FAULT_NONE); /* the fault did strike */
+	assert_int_equal(err.outcome, LOAD_RETRY);
+	PQfinish(fault_admin);
+	fault_admin = NULL;
+	/* what the first attempt left: all of the batch, or none of it */
+	char sql[128];
+	snprintf(sql, sizeof(sql), "SELECT units_done FROM t_load.sync_runs WHERE id = %" PRId64, run->id);
+	PGconn *c = admin();
+	assert_int_equal(count(c, sql), armed == FAULT_LOSE_COMMIT_ACK ? 1 : 0);
+	PQfinish(c);
+	if (load_reconnect(db, &err) != 0)
+		fail_msg("load_reconnect: %s", err.msg);
+	if (load_batch_commit(db, &b, out, &err) != 0)
+		fail_msg("load_batch_commit after reconnecting: %s", err.msg);
+}
+
+/* The batch is in the database once, and so are its counts, whichever way
+ * the lost connection went. */
+static void assert_batch_counted_once(const load_run *run, const load_batch_result *out)
+{
+	PGconn *c = admin();
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "SELECT units_done || ' ' || units_known || ' ' || sources_read FROM t_load.sync_runs WHERE id = %" PRId64,
+		 run->id);
+	char *units = scalar(c, sql);
+	assert_string_equal(units, "1 3 1");
+	free(units);
+	snprintf(sql, sizeof(sql),
+		 "SELECT string_agg(stream || ' ' || requests || ' ' || retries || ' ' || inserted || ' ' || updated || "
+		 "' ' || unchanged || ' ' || rejected, ', ' ORDER BY stream) FROM t_load.sync_run_streams "
+		 "WHERE run_id = %" PRId64,
+		 run->id);
+	char *streams = scalar(c, sql);
+	assert_string_equal(streams, "todos 0 0 2 0 0 1, users 3 2 0 0 0 0");
+	free(streams);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM t_load.rejected_records WHERE run_id = %" PRId64, run->id);
+	assert_int_equal(count(c, sql), 1);
+	assert_int_equal(count(c, "SELECT count(*) FROM t_load.todos WHERE id IN (40, 41)"), 2);
+	PQfinish(c);
+	/* what the caller is told (its progress and its "more units" come from it) */
+	int ti = mirror_table_index("todos"), ui = mirror_table_index("users");
+	assert_int_equal(out->children_added, 2);
+	assert_int_equal(out->streams[ti].inserted, 2);
+	assert_int_equal(out->streams[ti].unchanged, 0);
+	assert_int_equal(out->streams[ti].rejected, 1);
+	assert_int_equal(out->streams[ui].requests, 3);
+}
+
+/* A batch whose transaction committed but whose COMMIT's answer was lost is
+ * not written again after the reconnect: its units, requests and rows are
+ * counted once, its rejected record kept once, and the caller still learns
+ * of the children it recorded. */
+static void test_redo_after_a_lost_commit_answer_counts_once(void **state)
+{
+	(void)state;
+	setup(NULL);
+	load_run run;
+	load_db *db = open_new_run(&run);
+	bloom_result *r = batch_result();
+	load_batch_result out;
+	commit_through_fault(db, &run, r, FAULT_LOSE_COMMIT_ACK, &out);
+	assert_batch_counted_once(&run, &out);
+	bloom_result_free(r);
+	free(r);
+	load_close(db);
+}
+
+/* A batch whose connection was lost before its COMMIT ran (the outcome is as
+ * unknown to the client) is written whole by the redo: nothing is lost. */
+static void test_redo_after_a_lost_uncommitted_batch_writes_it(void **state)
+{
+	(void)state;
+	setup(NULL);
+	load_run run;
+	load_db *db = open_new_run(&run);
+	bloom_result *r = batch_result();
+	load_batch_result out;
+	commit_through_fault(db, &run, r, FAULT_KILL_BEFORE_COMMIT, &out);
+	assert_batch_counted_once(&run, &out);
+	bloom_result_free(r);
+	free(r);
+	load_close(db);
+}
+
 /* The run lock: a second session cannot take it and is told who holds it. */
 static void test_second_lock_is_refused(void **state)
 {
@@ -499,6 +674,8 @@ int main(void)
 	    cmocka_unit_test(test_same_key_again_into_an_empty_table),
 	    cmocka_unit_test(test_isolated_rows_are_noted),
 	    cmocka_unit_test(test_two_column_key_reject_names_both),
+	    cmocka_unit_test(test_redo_after_a_lost_commit_answer_counts_once),
+	    cmocka_unit_test(test_redo_after_a_lost_uncommitted_batch_writes_it),
 	    cmocka_unit_test(test_unknown_unit_kind_fails_the_read),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
