@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <libconfig.h>
 #include <libpq-fe.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,7 +31,9 @@
 #define CFG_USER_ENV "BG_USERNAME"
 #define CFG_PASSWORD_ENV "BG_PASSWORD"
 
-typedef enum { CFG_STRING, CFG_INT, CFG_FLOAT, CFG_LEVEL, CFG_FORMAT, CFG_STREAMS } cfg_type;
+/* CFG_PATH is a CFG_STRING naming a file, taken from the config file's
+ * directory when relative (see cfg_conf_relative). */
+typedef enum { CFG_STRING, CFG_PATH, CFG_INT, CFG_FLOAT, CFG_LEVEL, CFG_FORMAT, CFG_STREAMS } cfg_type;
 
 /* Validates (and may normalise in place) a string value. On failure returns
  * -1 and writes what is wrong into why. */
@@ -42,10 +43,10 @@ typedef struct cfg_setting {
 	const char *path;    /* "group.name" or "name" */
 	cfg_type type;
 	size_t offset;       /* into struct cfg, or CFG_NO_FIELD */
-	const char *def_str; /* default of CFG_STRING / CFG_LEVEL / CFG_FORMAT (NULL: unset) */
+	const char *def_str; /* default of CFG_STRING / CFG_PATH / CFG_LEVEL / CFG_FORMAT (NULL: unset) */
 	double def_num;      /* default of CFG_INT / CFG_FLOAT */
 	double min, max;     /* range of CFG_INT / CFG_FLOAT */
-	cfg_check_fn check;  /* extra check of CFG_STRING, may be NULL */
+	cfg_check_fn check;  /* extra check of CFG_STRING / CFG_PATH, may be NULL */
 	const char *desc;
 } cfg_setting;
 
@@ -73,7 +74,7 @@ static const cfg_setting cfg_settings[] = {
 	  "file holding the password (instead of api.password)" },
 	{ "api.token_url", CFG_STRING, F(token_url), "https://app.bloomgrowth.com/token", 0, 0, 0, cfg_check_url,
 	  "where to log in with api.username and api.password" },
-	{ "api.token_cache", CFG_STRING, F(token_cache), "/var/lib/bloomsync/token", 0, 0, 0, cfg_check_nonempty,
+	{ "api.token_cache", CFG_PATH, F(token_cache), "/var/lib/bloomsync/token", 0, 0, 0, cfg_check_nonempty,
 	  "file caching the token obtained by logging in (mode 0600)" },
 	{ "api.concurrency", CFG_INT, F(concurrency), NULL, 8, 1, 1024, NULL,
 	  "requests in flight at most" },
@@ -96,7 +97,7 @@ static const cfg_setting cfg_settings[] = {
 	{ "log.level", CFG_LEVEL, F(log_level), "info", 0, 0, 0, NULL,
 	  "error | warn | info | debug" },
 	{ "log.format", CFG_FORMAT, F(log_format), "text", 0, 0, 0, NULL, "text | json" },
-	{ "metrics_file", CFG_STRING, F(metrics_file), NULL, 0, 0, 0, cfg_check_nonempty,
+	{ "metrics_file", CFG_PATH, F(metrics_file), NULL, 0, 0, 0, cfg_check_nonempty,
 	  "Prometheus textfile written after each run (optional)" },
 };
 
@@ -113,6 +114,12 @@ typedef struct cfg_ctx {
 } cfg_ctx;
 
 /* ---- small helpers ---- */
+
+/* True when s has a string field of its own in struct cfg. */
+static bool cfg_has_str_field(const cfg_setting *s)
+{
+	return (s->type == CFG_STRING || s->type == CFG_PATH) && s->offset != CFG_NO_FIELD;
+}
 
 static char **cfg_str_field(cfg *c, const cfg_setting *s)
 {
@@ -370,6 +377,7 @@ void cfg_defaults(cfg *out)
 			continue;
 		switch (s->type) {
 		case CFG_STRING:
+		case CFG_PATH:
 			*cfg_str_field(out, s) = s->def_str ? strdup(s->def_str) : NULL;
 			break;
 		case CFG_INT:
@@ -398,8 +406,7 @@ static bool cfg_defaults_complete(cfg *c)
 {
 	for (size_t i = 0; i < CFG_SETTING_COUNT; i++) {
 		const cfg_setting *s = &cfg_settings[i];
-		if (s->type == CFG_STRING && s->offset != CFG_NO_FIELD && s->def_str &&
-		    !*cfg_str_field(c, s))
+		if (cfg_has_str_field(s) && s->def_str && !*cfg_str_field(c, s))
 			return false;
 	}
 	return true;
@@ -413,7 +420,7 @@ void cfg_free(cfg *c)
 		explicit_bzero(c->password, strlen(c->password));
 	for (size_t i = 0; i < CFG_SETTING_COUNT; i++) {
 		const cfg_setting *s = &cfg_settings[i];
-		if (s->type == CFG_STRING && s->offset != CFG_NO_FIELD) {
+		if (cfg_has_str_field(s)) {
 			char **field = cfg_str_field(c, s);
 			free(*field);
 			*field = NULL;
@@ -762,6 +769,21 @@ static void cfg_fail_parse(cfg_ctx *ctx, const config_t *conf)
 		cfg_fail(ctx, line, "%s", what ? what : "cannot parse");
 }
 
+/* name, taken from the directory of the config file conf when relative.
+ * The person writing the file has its directory in mind, not the working
+ * directory of whatever starts bloomsync (cron's is $HOME or /). Returns
+ * a malloc'd string, NULL when out of memory. */
+static char *cfg_conf_relative(const char *conf, const char *name)
+{
+	const char *slash = strrchr(conf, '/');
+	char *full;
+	if (name[0] == '/' || !slash)
+		return strdup(name);
+	if (asprintf(&full, "%.*s/%s", (int)(slash - conf), conf, name) < 0)
+		return NULL;
+	return full;
+}
+
 /* ---- storing one setting ---- */
 
 static int cfg_store_string(cfg_ctx *ctx, const cfg_setting *s, const config_setting_t *set,
@@ -781,6 +803,15 @@ static int cfg_store_string(cfg_ctx *ctx, const cfg_setting *s, const config_set
 	if (s->offset == CFG_NO_FIELD) {
 		free(value); /* resolved later from the parsed tree */
 		return 0;
+	}
+	if (s->type == CFG_PATH) {
+		char *full = cfg_conf_relative(ctx->path, value);
+		free(value);
+		if (!full) {
+			cfg_fail(ctx, line, "%s: out of memory", s->path);
+			return -1;
+		}
+		value = full;
 	}
 	char **field = cfg_str_field(ctx->out, s);
 	free(*field);
@@ -885,7 +916,8 @@ static int cfg_store(cfg_ctx *ctx, const cfg_setting *s, const config_setting_t 
 		return -1;
 	}
 	switch (s->type) {
-	case CFG_STRING: return cfg_store_string(ctx, s, set, line);
+	case CFG_STRING:
+	case CFG_PATH: return cfg_store_string(ctx, s, set, line);
 	case CFG_INT:
 	case CFG_FLOAT: return cfg_store_number(ctx, s, set, line);
 	case CFG_STREAMS: return cfg_store_streams(ctx, s, set, line);
@@ -940,32 +972,40 @@ typedef struct secret_file {
 	int (*check)(char *value, char *why, size_t whylen);
 } secret_file;
 
+/* Trims a secret read from a file, in place: a key loses surrounding white
+ * space, a password only its final line breaks (it may end in spaces).
+ * Returns where it starts. */
+static char *cfg_trim_secret(char *text, bool keep_spaces)
+{
+	char *start = text;
+	while (!keep_spaces && *start && isspace((unsigned char)*start))
+		start++;
+	size_t len = strlen(start);
+	while (len > 0 && (keep_spaces ? (start[len - 1] == '\n' || start[len - 1] == '\r')
+				       : isspace((unsigned char)start[len - 1]) != 0))
+		start[--len] = '\0';
+	return start;
+}
+
 static int cfg_read_secret_file(cfg_ctx *ctx, const config_setting_t *set, const secret_file *sf, char **dst,
 				const char **source)
 {
 	int line = (int)config_setting_source_line(set);
-	const char *name = config_setting_get_string(set);
-	char full[PATH_MAX];
-	const char *slash = strrchr(ctx->path, '/');
-	if (name[0] != '/' && slash)
-		snprintf(full, sizeof full, "%.*s/%s", (int)(slash - ctx->path), ctx->path, name);
-	else
-		snprintf(full, sizeof full, "%s", name);
+	char *full = cfg_conf_relative(ctx->path, config_setting_get_string(set));
+	char *text = NULL;
+	char why[200];
 	struct stat st;
-	char *text = cfg_slurp(full, CFG_KEY_FILE_MAX, &st);
+	int rc = -1;
+	if (!full) {
+		cfg_fail(ctx, line, "%s: out of memory", sf->setting);
+		goto done;
+	}
+	text = cfg_slurp(full, CFG_KEY_FILE_MAX, &st);
 	if (!text) {
 		cfg_fail(ctx, line, "%s: cannot read %s: %s", sf->setting, full, strerror(errno));
-		return -1;
+		goto done;
 	}
-	char *start = text;
-	while (!sf->keep_spaces && *start && isspace((unsigned char)*start))
-		start++;
-	size_t len = strlen(start);
-	while (len > 0 && (sf->keep_spaces ? (start[len - 1] == '\n' || start[len - 1] == '\r')
-					   : isspace((unsigned char)start[len - 1]) != 0))
-		start[--len] = '\0';
-	char why[200];
-	int rc = -1;
+	char *start = cfg_trim_secret(text, sf->keep_spaces);
 	if (sf->check(start, why, sizeof why) != 0) {
 		cfg_fail(ctx, line, "%s: the %s in %s %s", sf->setting, sf->what, full, why);
 		goto done;
@@ -981,8 +1021,10 @@ static int cfg_read_secret_file(cfg_ctx *ctx, const config_setting_t *set, const
 			 "run chmod 600 on it", full, (unsigned)(st.st_mode & 07777), sf->what);
 	rc = 0;
 done:
-	explicit_bzero(text, strlen(text));
+	if (text)
+		explicit_bzero(text, strlen(text));
 	free(text);
+	free(full);
 	return rc;
 }
 

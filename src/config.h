@@ -56,7 +56,7 @@ typedef struct cfg {
 	char *password;       /* BG_PASSWORD env > api.password > contents of api.password_file */
 	const char *password_source; /* "environment BG_PASSWORD" | "api.password" | "api.password_file" | NULL */
 	char *token_url;      /* default "https://app.bloomgrowth.com/token" */
-	char *token_cache;    /* token cache file, default "/var/lib/bloomsync/token" */
+	char *token_cache;    /* token cache file, default "/var/lib/bloomsync/token"; relative: from the config's directory */
 	int concurrency;      /* 1..1024, default 8 */
 	double rate_limit;    /* >= 0, default 10.0; 0 = no limit */
 	int timeout_ms;       /* 100..600000, default 30000 */
@@ -72,7 +72,7 @@ typedef struct cfg {
 	log_level log_level;  /* default info */
 	log_format log_format;/* default text */
 	/* top level */
-	char *metrics_file;   /* optional, NULL when unset */
+	char *metrics_file;   /* optional, NULL when unset; relative: from the config file's directory */
 	/* where it came from */
 	char *path;           /* the file read (owned copy) */
 	/* what cfg_load found worth a warning, kept for cfg_log_warnings */

@@ -505,6 +505,30 @@ static void test_key_file(void **state)
 	cfg_free(&c);
 }
 
+/* token_cache and metrics_file, like key_file, are taken from the config
+ * file's directory when relative, not from the working directory (which
+ * is $HOME or / under cron). */
+static void test_relative_paths_are_from_the_config_directory(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	char want_cache[200], want_metrics[200];
+	write_conf(fx, "api = { token_cache = \"state/token\"; };\nmetrics_file = \"bloomsync.prom\";\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	snprintf(want_cache, sizeof want_cache, "%s/state/token", fx->dir);
+	snprintf(want_metrics, sizeof want_metrics, "%s/bloomsync.prom", fx->dir);
+	assert_string_equal(c.token_cache, want_cache);
+	assert_string_equal(c.metrics_file, want_metrics);
+	cfg_free(&c);
+	/* Absolute paths stay as they are. */
+	write_conf(fx, "api = { token_cache = \"/var/tmp/token\"; };\nmetrics_file = \"/var/tmp/b.prom\";\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_string_equal(c.token_cache, "/var/tmp/token");
+	assert_string_equal(c.metrics_file, "/var/tmp/b.prom");
+	cfg_free(&c);
+}
+
 static void test_key_file_unreadable(void **state)
 {
 	fixture *fx = *state;
@@ -974,6 +998,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_schema_length_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_file_unreadable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relative_paths_are_from_the_config_directory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_file_with_two_words, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_and_key_file_conflict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_key_wins, setup, teardown),
