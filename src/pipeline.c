@@ -667,21 +667,44 @@ static void stop_run(run_state *s, pipeline_status status, const char *error)
 	http_wakeup(s->fetch.http);
 }
 
-static void sleep_ms(int ms)
+static bool signalled(const run_state *s)
 {
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
+	return s->opts->cancel && *s->opts->cancel;
+}
+
+/* What a unit or batch that could not be done makes of the run: failed, or
+ * cancelled when a signal cut short what it was waiting for. */
+static pipeline_status failed_or_cancelled(const run_state *s)
+{
+	return signalled(s) ? PIPELINE_CANCELLED : PIPELINE_FAILED;
+}
+
+/* Sleeps ms, in naps short enough to notice a signal soon; returns true
+ * when one came. */
+static bool nap_unless_signalled(const run_state *s, int ms)
+{
+	while (ms > 0 && !signalled(s)) {
+		int nap = ms < 100 ? ms : 100;
+		struct timespec ts = {0, (long)nap * 1000000L};
+		nanosleep(&ts, NULL);
+		ms -= nap;
+	}
+	return signalled(s);
 }
 
 /* After a lost connection (or a transaction PostgreSQL asks to redo):
  * reconnects with capped backoff, taking the run lock again. Returns 0 when
- * connected, -1 with err filled when it gives up. */
+ * connected, -1 with err filled when it gives up, or at once on a signal
+ * (the reconnecting can last a minute; a service manager's stop must not). */
 static int reconnect_db(run_state *s, load_error *err)
 {
 	int delay = 250;
 	for (int attempt = 0; attempt < DB_RETRY_LIMIT; attempt++) {
 		log_warn("database connection lost (%s); reconnecting in %d ms", err->msg, delay);
-		sleep_ms(delay);
+		if (nap_unless_signalled(s, delay)) {
+			snprintf(err->msg, sizeof(err->msg), "cancelled by a signal while reconnecting to the database");
+			return -1;
+		}
 		delay = delay < 8000 ? delay * 2 : 8000;
 		if (load_reconnect(s->db, err) == 0) {
 			log_info("reconnected to the database");
@@ -703,7 +726,7 @@ static int refill_units(run_state *s)
 	int attempts = 0;
 	while (load_units_next(s->db, s->run.id, s->cursor, s->local, LOCAL_UNITS, &n, &err) != 0) {
 		if (err.outcome != LOAD_RETRY || ++attempts > DB_RETRY_LIMIT || reconnect_db(s, &err) != 0) {
-			stop_run(s, PIPELINE_FAILED, err.msg);
+			stop_run(s, failed_or_cancelled(s), err.msg);
 			return -1;
 		}
 	}
@@ -815,7 +838,7 @@ static int commit_batch(run_state *s)
 			char msg[600];
 			snprintf(msg, sizeof(msg), "cannot write a batch of %zu units: %s", s->batch_n, err.msg);
 			log_error("%s", msg);
-			stop_run(s, PIPELINE_FAILED, msg);
+			stop_run(s, failed_or_cancelled(s), msg);
 			free_batch(s);
 			return -1;
 		}
@@ -865,9 +888,7 @@ static void take_result(run_state *s, job *j)
 	case MSG_FAILED:
 	default:
 		log_error("%s", j->error);
-		/* a login cut short by the signal fails its unit: the run was
-		 * cancelled, not failed */
-		stop_run(s, s->opts->cancel && *s->opts->cancel ? PIPELINE_CANCELLED : PIPELINE_FAILED, j->error);
+		stop_run(s, failed_or_cancelled(s), j->error); /* e.g. a login cut short */
 		break;
 	}
 	job_free(&s->jobs, j);
@@ -886,7 +907,7 @@ static void consume(run_state *s)
 {
 	int batch_size = s->opts->config->batch_size;
 	while (!run_is_over(s)) {
-		if (s->opts->cancel && *s->opts->cancel && !s->stopping) {
+		if (signalled(s) && !s->stopping) {
 			log_warn("stopping on a signal; committing what has arrived");
 			stop_run(s, PIPELINE_CANCELLED, "cancelled by a signal");
 		}

@@ -4,6 +4,7 @@
 #   tests/pg.sh start DIR   initdb + start in DIR (unix socket in DIR only, no TCP);
 #                           prints the environment to use, as shell assignments
 #   tests/pg.sh stop DIR    stops it (fast), leaves DIR for the caller to remove
+#   tests/pg.sh restart DIR / resume DIR   restarts it / starts it again after a stop
 #
 # As root, the server runs as the `postgres` user (initdb refuses root).
 set -eu
@@ -59,8 +60,11 @@ stop)
 restart)
 	as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w -t 60 restart >/dev/null
 	;;
+resume)
+	as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+	;;
 *)
-	echo "usage: tests/pg.sh start|stop|restart DIR" >&2
+	echo "usage: tests/pg.sh start|stop|restart|resume DIR" >&2
 	exit 2
 	;;
 esac
