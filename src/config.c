@@ -493,11 +493,12 @@ fail: {
  * (4294967297 reads as 1), so the value it gives must be checked against
  * what the file says; its "duplicate setting name" error does not say
  * which; and it reads @include'd files on its own, which would escape the
- * checks made here on the one file read. A setting's value may sit behind comments and line breaks, and its
- * name may also appear in a string or a comment, so this is a small scanner
- * of libconfig's syntax (comments, strings, names, punctuation) that knows
- * which setting each value belongs to, rather than a search of the
- * setting's line. It never judges the syntax: libconfig does that. */
+ * checks made here on the one file read. A setting's value may sit behind
+ * comments and line breaks, and its name may also appear in a string or a
+ * comment, so this is a small scanner of libconfig's syntax (comments,
+ * strings, names, punctuation) that knows which setting each value belongs
+ * to, rather than a search of the setting's line. It never judges the
+ * syntax: libconfig does that. */
 
 #define CFG_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-*"
 #define CFG_NUMBER_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+."
