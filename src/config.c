@@ -81,7 +81,7 @@ static const cfg_setting cfg_settings[] = {
 	{ "api.rate_limit", CFG_FLOAT, F(rate_limit), NULL, 10.0, 0, 100000, NULL,
 	  "requests per second at most; 0 = no limit" },
 	{ "api.timeout_ms", CFG_INT, F(timeout_ms), NULL, 30000, 100, 600000, NULL,
-	  "timeout of one request, in milliseconds" },
+	  "longest silence of one request, in milliseconds" },
 	{ "api.max_retries", CFG_INT, F(max_retries), NULL, 6, 0, 100, NULL,
 	  "retries of a failed request before its unit fails" },
 	{ "api.page_size", CFG_INT, F(page_size), NULL, 0, 0, 100000, NULL,
