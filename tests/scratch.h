@@ -1,10 +1,15 @@
-/* scratch.h — scratch directories and files for the unit tests that need
- * them (include after cmocka.h). Header-only: each test is its own binary. */
+/* scratch.h — scratch directories, files and loopback ports for the unit
+ * tests that need them (include after cmocka.h). Header-only: each test is
+ * its own binary. */
 #ifndef BLOOMSYNC_TESTS_SCRATCH_H
 #define BLOOMSYNC_TESTS_SCRATCH_H
 
+#include <arpa/inet.h>
 #include <ftw.h>
+#include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -54,6 +59,26 @@ static inline char *scratch_read_file(const char *path)
 	}
 	fclose(f);
 	return buf;
+}
+
+/* A TCP socket bound to a free port of 127.0.0.1 (in *port), listening
+ * when asked: connections to it are accepted by the kernel and never
+ * answered. Closed at once, the port is one that refuses connections. The
+ * caller closes the returned descriptor. */
+static inline int scratch_port(int *port, bool listening)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
+	socklen_t len = sizeof addr;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+	if (listening)
+		assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+	*port = ntohs(addr.sin_port);
+	return fd;
 }
 
 #endif

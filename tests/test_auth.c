@@ -11,17 +11,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -507,21 +504,6 @@ static void test_login_honours_retry_after(void **state)
 	auth_token_free(token);
 }
 
-/* A TCP listener that never answers: a login to it waits for its timeout. */
-static int silent_listener(int *port)
-{
-	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
-	socklen_t len = sizeof addr;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
-	assert_int_equal(listen(fd, 4), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
-	*port = ntohs(addr.sin_port);
-	return fd;
-}
-
 static volatile sig_atomic_t cancel_flag;
 
 static void *cancel_soon(void *arg)
@@ -541,7 +523,7 @@ static void test_signal_cancels_a_login(void **state)
 	time_t expires;
 	char err[256];
 	int port;
-	int fd = silent_listener(&port);
+	int fd = scratch_port(&port, true); /* never answers */
 	pthread_t canceller;
 	snprintf(fx->url, sizeof fx->url, "http://127.0.0.1:%d/token", port);
 	fx->opts.timeout_ms = 20000;

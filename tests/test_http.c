@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "scratch.h"
 
 #define TEST_TOKEN "s3cr3t-token-4711"
 #define MAX_PATHS 32
@@ -732,16 +733,9 @@ static void test_rate_limit_holds_in_the_first_second(void **state)
 
 static int closed_port(void)
 {
-	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
-	socklen_t len = sizeof addr;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
-	close(fd);
-	return ntohs(addr.sin_port);
+	int port;
+	close(scratch_port(&port, false));
+	return port;
 }
 
 static void test_token_never_in_errors(void **state)

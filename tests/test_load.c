@@ -473,6 +473,22 @@ static void assert_batch_counted_once(const load_run *run, const load_batch_resu
 	assert_int_equal(out->streams[ui].requests, 3);
 }
 
+/* Commits the test batch through fault, reconnecting and redoing it as the
+ * pipeline does, and checks it was counted once. */
+static void redo_through(db_fault fault)
+{
+	setup(NULL);
+	load_run run;
+	load_db *db = open_new_run(&run);
+	bloom_result *r = batch_result();
+	load_batch_result out;
+	commit_through_fault(db, &run, r, fault, &out);
+	assert_batch_counted_once(&run, &out);
+	bloom_result_free(r);
+	free(r);
+	load_close(db);
+}
+
 /* A batch whose transaction committed but whose COMMIT's answer was lost is
  * not written again after the reconnect: its units, requests and rows are
  * counted once, its rejected record kept once, and the caller still learns
@@ -480,16 +496,7 @@ static void assert_batch_counted_once(const load_run *run, const load_batch_resu
 static void test_redo_after_a_lost_commit_answer_counts_once(void **state)
 {
 	(void)state;
-	setup(NULL);
-	load_run run;
-	load_db *db = open_new_run(&run);
-	bloom_result *r = batch_result();
-	load_batch_result out;
-	commit_through_fault(db, &run, r, FAULT_LOSE_COMMIT_ACK, &out);
-	assert_batch_counted_once(&run, &out);
-	bloom_result_free(r);
-	free(r);
-	load_close(db);
+	redo_through(FAULT_LOSE_COMMIT_ACK);
 }
 
 /* A batch whose connection was lost before its COMMIT ran (the outcome is as
@@ -497,16 +504,7 @@ static void test_redo_after_a_lost_commit_answer_counts_once(void **state)
 static void test_redo_after_a_lost_uncommitted_batch_writes_it(void **state)
 {
 	(void)state;
-	setup(NULL);
-	load_run run;
-	load_db *db = open_new_run(&run);
-	bloom_result *r = batch_result();
-	load_batch_result out;
-	commit_through_fault(db, &run, r, FAULT_KILL_BEFORE_COMMIT, &out);
-	assert_batch_counted_once(&run, &out);
-	bloom_result_free(r);
-	free(r);
-	load_close(db);
+	redo_through(FAULT_KILL_BEFORE_COMMIT);
 }
 
 /* The run lock: a second session cannot take it and is told who holds it. */

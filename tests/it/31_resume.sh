@@ -25,6 +25,19 @@ stream_counts() {
 	   FROM bloom.sync_run_streams WHERE run_id = (SELECT max(id) FROM bloom.sync_runs)"
 }
 
+# sync_under_way CONF ERR: starts a sync in the background (its pid in pid,
+# stderr to ERR) and waits until it has committed 200 units (10 s at most).
+sync_under_way() {
+	"$BLOOMSYNC" -c "$1" sync 2>"$2" &
+	pid=$!
+	BG_PIDS="$BG_PIDS $pid"
+	for _ in $(seq 1 100); do
+		n=$(latest_run units_done)
+		[ -n "$n" ] && [ "$n" -ge 200 ] && break
+		sleep 0.1
+	done
+}
+
 # no_other_backends: waits until no other session is connected to this
 # database (a killed client's backend notices the closed socket and exits;
 # until then it still holds the run lock).
@@ -125,14 +138,7 @@ check "every unit was fetched at least once ($total >= $clean_total)" test "$tot
 # open batch, ends exit 0 with the exact mirror, as one run never resumed.
 new_db resume_pg || exit 1
 write_conf "$TEST_TMP/pg.conf"
-"$BLOOMSYNC" -c "$TEST_TMP/pg.conf" sync 2>"$TEST_TMP/pg.err" &
-pid=$!
-BG_PIDS="$BG_PIDS $pid"
-for _ in $(seq 1 100); do
-	n=$(latest_run units_done)
-	[ -n "$n" ] && [ "$n" -ge 200 ] && break
-	sleep 0.1
-done
+sync_under_way "$TEST_TMP/pg.conf" "$TEST_TMP/pg.err"
 before=$(latest_run "units_done || '/' || units_known")
 if [ -n "${PG_DIR:-}" ]; then
 	sh "$(dirname "$0")/../pg.sh" restart "$PG_DIR"
@@ -165,14 +171,7 @@ expect_eq "the run's per-stream inserted/updated counts equal a clean run's" "$p
 # run and ends exact.
 new_db resume_down || exit 1
 write_conf "$TEST_TMP/down.conf"
-"$BLOOMSYNC" -c "$TEST_TMP/down.conf" sync 2>"$TEST_TMP/down.err" &
-pid=$!
-BG_PIDS="$BG_PIDS $pid"
-for _ in $(seq 1 100); do
-	n=$(latest_run units_done)
-	[ -n "$n" ] && [ "$n" -ge 200 ] && break
-	sleep 0.1
-done
+sync_under_way "$TEST_TMP/down.conf" "$TEST_TMP/down.err"
 if [ -n "${PG_DIR:-}" ]; then
 	sh "$(dirname "$0")/../pg.sh" stop "$PG_DIR"
 	for _ in $(seq 1 100); do
