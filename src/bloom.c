@@ -1939,10 +1939,29 @@ static mapper mapper_for(bloom_unit_kind kind)
 
 /* ------------------------------------------------------------- rejects */
 
+/* The rejected element's key as the loader writes record_id: its Id, or
+ * for a table keyed by two columns (meeting_attendees: the unit's meeting,
+ * then the element's Id) both joined by '/', with '?' for an Id that is not
+ * an integer, so the meeting is named even then. false when there is none. */
+static bool reject_id(const ctx *c, const jv *id, char *buf, size_t buflen)
+{
+	char own[24] = "?";
+
+	if (jv_is_integer(id))
+		snprintf(own, sizeof(own), "%" PRId64, id->u.i);
+	if (mirror_target_get(unit_infos[c->unit->kind].target)->nkeys == 2) {
+		snprintf(buf, buflen, "%" PRId64 "/%s", c->unit->ref, own);
+		return true;
+	}
+	snprintf(buf, buflen, "%s", own);
+	return jv_is_integer(id);
+}
+
 static int add_reject(ctx *c, const jv *elem)
 {
 	bloom_result *out = c->out;
-	const jv *id = get(elem, "Id");
+	char idtext[48];
+	bool has_id = reject_id(c, get(elem, "Id"), idtext, sizeof(idtext));
 	bloom_reject *rej;
 	bloom_buf raw = {0};
 
@@ -1962,13 +1981,10 @@ static int add_reject(ctx *c, const jv *elem)
 		rej->raw = raw.data;
 	else
 		free(raw.data);
-	if (jv_is_integer(id)) {
-		char idtext[24];
-		snprintf(idtext, sizeof(idtext), "%" PRId64, id->u.i);
+	if (has_id)
 		rej->id = strdup(idtext);
-	}
 	out->nrejects++; /* counted even when incomplete, so bloom_result_free frees it */
-	if (!rej->stream || !rej->reason || !rej->raw || (jv_is_integer(id) && !rej->id))
+	if (!rej->stream || !rej->reason || !rej->raw || (has_id && !rej->id))
 		return -1;
 	return 0;
 }

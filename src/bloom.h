@@ -74,7 +74,8 @@ typedef struct bloom_buf {
  * required value): it goes to the rejected-records table, never dropped. */
 typedef struct bloom_reject {
 	char *stream; /* mirror table it was meant for */
-	char *id;     /* its Id as text, or NULL when it has none */
+	char *id;     /* its key as text: its Id, "meeting/Id" for meeting_attendees
+	               * ('?' for an Id that is not an integer); NULL when none */
 	char *reason; /* e.g. "DueDate: not a date: \"31/12/2024\"" */
 	char *raw;    /* the object as received, compact JSON, NULs removed */
 } bloom_reject;

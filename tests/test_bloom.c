@@ -281,6 +281,16 @@ static void test_attendees(void **state)
 	assert_int_equal(r.nrows[MIRROR_T_ATTENDEES], 2);
 	assert_int_equal(r.nchildren, 0);
 	bloom_result_free(&r);
+
+	/* a rejected attendee is named by its meeting too, as the loader's
+	 * record_id of meeting_attendees is: meeting_id/user_id */
+	parse_ok(BLOOM_UNIT_ATTENDEES, 7, "[{\"Name\":\"no id\"},{\"Id\":null}]", &r);
+	assert_int_equal(r.nrejects, 2);
+	assert_string_equal(r.rejects[0].stream, "meeting_attendees");
+	assert_string_equal(r.rejects[0].id, "7/?");
+	assert_string_equal(r.rejects[0].reason, "Id: missing");
+	assert_string_equal(r.rejects[1].id, "7/?");
+	bloom_result_free(&r);
 }
 
 /* ---------------------------------------------------------------- todos */
@@ -503,7 +513,7 @@ static void test_nul_removed(void **state)
 	assert_int_equal(r.nrejects, 1);
 	assert_string_equal(r.rejects[0].raw, "{\"Id\":\"12\"}");
 	assert_string_equal(r.rejects[0].reason, "Id: not an integer: \"12\"");
-	assert_null(r.rejects[0].id);
+	assert_string_equal(r.rejects[0].id, "7/?"); /* the meeting, and no usable Id */
 	assert_int_equal(r.nul_removed, 1);
 	bloom_result_free(&r);
 }
@@ -678,7 +688,7 @@ static void test_ids(void **state)
 	            "7\t-9223372036854775808\t{\"Id\":-9223372036854775808}\n");
 	assert_int_equal(r.nrejects, 6);
 	assert_string_equal(r.rejects[0].reason, "Id: not an integer: \"12\"");
-	assert_null(r.rejects[0].id);
+	assert_string_equal(r.rejects[0].id, "7/?"); /* the meeting, and no usable Id */
 	assert_string_equal(r.rejects[0].stream, "meeting_attendees");
 	assert_string_equal(r.rejects[1].reason, "Id: not an integer: 5.5");
 	assert_string_equal(r.rejects[2].reason, "Id: not an integer: true");
@@ -699,7 +709,7 @@ static void test_non_object_elements(void **state)
 	assert_int_equal(r.nrejects, 3);
 	assert_string_equal(r.rejects[0].reason, "element is not an object");
 	assert_string_equal(r.rejects[0].raw, "1");
-	assert_null(r.rejects[0].id);
+	assert_string_equal(r.rejects[0].id, "7/?"); /* no Id, but the meeting's list */
 	assert_string_equal(r.rejects[1].raw, "\"xy\"");
 	assert_string_equal(r.rejects[2].raw, "null");
 	assert_int_equal(r.nul_removed, 1);
