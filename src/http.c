@@ -334,6 +334,8 @@ static CURL *http_make_easy(http_engine *e, http_slot *slot)
 	rc |= curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, slot->errbuf);
 	rc |= curl_easy_setopt(easy, CURLOPT_USERAGENT, HTTP_USER_AGENT);
 	rc |= curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
+	/* refuses a body announced bigger than we keep before reading any of it */
+	rc |= curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTP_BODY_MAX);
 	rc |= http_set_timeouts(easy, e->timeout_ms);
 	rc |= curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	rc |= curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -512,7 +514,6 @@ static bool http_transport_permanent(CURLcode rc)
 	case CURLE_SSL_CERTPROBLEM:
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_TOO_MANY_REDIRECTS:
-	case CURLE_FILESIZE_EXCEEDED:
 		return true;
 	default:
 		return false;
@@ -547,6 +548,11 @@ static void http_judge(http_engine *e, const http_slot *slot, CURLcode rc, long 
 		j->verdict = HTTP_V_FAIL;
 		snprintf(j->what, sizeof j->what, "%s",
 		         slot->too_large ? "response too large" : "out of memory reading the response");
+		return;
+	}
+	if (rc == CURLE_FILESIZE_EXCEEDED) {
+		j->verdict = HTTP_V_FAIL;
+		snprintf(j->what, sizeof j->what, "response too large");
 		return;
 	}
 	if (rc != CURLE_OK) {

@@ -1,7 +1,8 @@
 /* test_http.c — the fetch engine against a real HTTP server (libmicrohttpd)
  * running inside the test process on 127.0.0.1, with scripted behaviour per
- * path. Covers src/http.c through http.h. Not covered: the 256 MiB body cap
- * and allocation failures (too slow / not producible by a real server). */
+ * path. Covers src/http.c through http.h. Not covered: a body that grows
+ * past the 256 MiB cap without announcing its size, and allocation failures
+ * (too slow / not producible by a real server). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -162,6 +163,37 @@ static enum MHD_Result drip(struct MHD_Connection *conn)
 	return ret;
 }
 
+/* A body announced as 300 MiB (over the engine's 256 MiB cap); how much
+ * of it the server was asked for is counted in huge_sent. */
+#define HUGE_BODY ((uint64_t)300 << 20)
+static uint64_t huge_sent;
+
+static ssize_t huge_piece(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	size_t n = max < 4096 ? max : 4096;
+
+	(void)cls;
+	if (pos + n > HUGE_BODY)
+		n = (size_t)(HUGE_BODY - pos);
+	memset(buf, ' ', n);
+	pthread_mutex_lock(&srv.mu);
+	huge_sent = pos + n;
+	pthread_mutex_unlock(&srv.mu);
+	return (ssize_t)n;
+}
+
+static enum MHD_Result huge(struct MHD_Connection *conn)
+{
+	struct MHD_Response *resp = MHD_create_response_from_callback(HUGE_BODY, 4096, huge_piece, NULL, NULL);
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO;
+	ret = MHD_queue_response(conn, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static enum MHD_Result throttle_date(struct MHD_Connection *conn, int hit)
 {
 	char date[64];
@@ -219,6 +251,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 	}
 	if (strcmp(url, "/drip") == 0)
 		return drip(conn);
+	if (strcmp(url, "/huge") == 0)
+		return huge(conn);
 	if (strcmp(url, "/sleep50") == 0)
 		return sleep50(conn);
 	return reply(conn, 404, "{}", NULL, NULL);
@@ -589,6 +623,27 @@ static void test_timeout_allows_a_slow_steady_body(void **state)
 	http_free(e);
 }
 
+/* A body announced bigger than the cap fails at once, before it is read,
+ * and is not retried: it would be as big the next time. */
+static void test_announced_huge_body_fails_unread(void **state)
+{
+	http_engine *e = engine(2, 3, 5000);
+	uint64_t sent;
+
+	(void)state;
+	submit(e, "/huge", 0);
+	drive(e, 5000);
+	assert_int_equal(results[0].outcome, HTTP_FAILED);
+	assert_int_equal(results[0].attempts, 1);
+	assert_string_equal(results[0].error, "response too large");
+	pthread_mutex_lock(&srv.mu);
+	sent = huge_sent;
+	pthread_mutex_unlock(&srv.mu);
+	if (sent > ((uint64_t)16 << 20))
+		fail_msg("%llu bytes of the body were sent before it was refused", (unsigned long long)sent);
+	http_free(e);
+}
+
 static void test_callback_retry_refetches_once(void **state)
 {
 	http_engine *e = engine(2, 3, 2000);
@@ -863,6 +918,7 @@ int main(void)
 		cmocka_unit_test_setup(test_500_exhausts_retries, reset),
 		cmocka_unit_test_setup(test_timeout_is_retried_then_fails, reset),
 		cmocka_unit_test_setup(test_timeout_allows_a_slow_steady_body, reset),
+		cmocka_unit_test_setup(test_announced_huge_body_fails_unread, reset),
 		cmocka_unit_test_setup(test_callback_retry_refetches_once, reset),
 		cmocka_unit_test_setup(test_callback_retry_until_exhausted, reset),
 		cmocka_unit_test_setup(test_resend_uses_no_retry, reset),
