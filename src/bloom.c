@@ -1630,6 +1630,21 @@ static int64_t get_id(const jv *obj)
 	return id;
 }
 
+/* Queues the children of a user or meeting whose Id is usable, whatever
+ * became of its row (outcome): a row rejected for another column must not
+ * hide what lies under it, which a complete run would then mark deleted. */
+static map_outcome with_children(ctx *c, const jv *obj, map_outcome outcome, const bloom_unit_kind *kinds,
+				 size_t nkinds)
+{
+	int64_t id;
+
+	if (jv_to_i64(get(obj, "Id"), &id) < 0)
+		return outcome;
+	if (add_children(c, kinds, nkinds, id) < 0)
+		return MAP_REJECT;
+	return outcome;
+}
+
 /* Returns MAP_REJECT when a column failed (rolling the row back). */
 static map_outcome row_fail(row *r)
 {
@@ -1664,10 +1679,8 @@ static map_outcome map_user(ctx *c, const jv *obj)
 	    col_text(&r, get(obj, "ImageUrl"), "ImageUrl", false) < 0 ||
 	    col_bigint(&r, get(obj, "OrganizationId"), "OrganizationId", false) < 0 ||
 	    col_bool_value(&r, placeholder) < 0 || row_finish(&r, obj) < 0)
-		return row_fail(&r);
-	if (add_children(c, kids, sizeof(kids) / sizeof(kids[0]), get_id(obj)) < 0)
-		return MAP_REJECT;
-	return MAP_ROW;
+		return with_children(c, obj, row_fail(&r), kids, sizeof(kids) / sizeof(kids[0]));
+	return with_children(c, obj, MAP_ROW, kids, sizeof(kids) / sizeof(kids[0]));
 }
 
 static map_outcome map_meeting_list(ctx *c, const jv *obj)
@@ -1682,10 +1695,8 @@ static map_outcome map_meeting_list(ctx *c, const jv *obj)
 	if (col_bigint(&r, get(obj, "Id"), "Id", true) < 0 || col_text(&r, get(obj, "Name"), "Name", false) < 0 ||
 	    col_text(&r, get(obj, "Type"), "Type", false) < 0 || col_text(&r, get(obj, "Key"), "Key", false) < 0 ||
 	    row_finish(&r, obj) < 0)
-		return row_fail(&r);
-	if (add_children(c, kids, sizeof(kids) / sizeof(kids[0]), get_id(obj)) < 0)
-		return MAP_REJECT;
-	return MAP_ROW;
+		return with_children(c, obj, row_fail(&r), kids, sizeof(kids) / sizeof(kids[0]));
+	return with_children(c, obj, MAP_ROW, kids, sizeof(kids) / sizeof(kids[0]));
 }
 
 static map_outcome map_meeting_detail(ctx *c, const jv *obj)
@@ -1939,29 +1950,42 @@ static mapper mapper_for(bloom_unit_kind kind)
 
 /* ------------------------------------------------------------- rejects */
 
-/* The rejected element's key as the loader writes record_id: its Id, or
- * for a table keyed by two columns (meeting_attendees: the unit's meeting,
- * then the element's Id) both joined by '/', with '?' for an Id that is not
- * an integer, so the meeting is named even then. false when there is none. */
-static bool reject_id(const ctx *c, const jv *id, char *buf, size_t buflen)
+/* The rejected element's key, built as its row's would be (see the
+ * mappers): its Id, or the unit's meeting for a meeting detail without one;
+ * for meeting_attendees the unit's meeting, then the Id. Also as text, as
+ * the loader writes record_id: the columns joined by '/', '?' for an Id
+ * that is not an integer (so the meeting is still named). Returns whether
+ * there is text at all. */
+static bool reject_key(const ctx *c, const jv *elem, bloom_reject *rej, char *buf, size_t buflen)
 {
-	char own[24] = "?";
+	const jv *id = get(elem, "Id");
+	int64_t own = 0;
+	bool have = jv_to_i64(id, &own) == 0;
+	char owntext[24] = "?";
 
-	if (jv_is_integer(id))
-		snprintf(own, sizeof(own), "%" PRId64, id->u.i);
-	if (mirror_target_get(unit_infos[c->unit->kind].target)->nkeys == 2) {
-		snprintf(buf, buflen, "%" PRId64 "/%s", c->unit->ref, own);
-		return true;
+	if (!have && rej->target == MIRROR_T_MEETINGS_DETAIL && (!id || jv_is_null(id))) {
+		own = c->unit->ref;
+		have = true;
 	}
-	snprintf(buf, buflen, "%s", own);
-	return jv_is_integer(id);
+	if (have)
+		snprintf(owntext, sizeof(owntext), "%" PRId64, own);
+	if (mirror_target_get(rej->target)->nkeys == 2) {
+		rej->key[0] = c->unit->ref;
+		rej->key[1] = own;
+		snprintf(buf, buflen, "%" PRId64 "/%s", c->unit->ref, owntext);
+	} else {
+		rej->key[0] = own;
+		snprintf(buf, buflen, "%s", owntext);
+	}
+	rej->has_key = have;
+	return have || mirror_target_get(rej->target)->nkeys == 2;
 }
 
 static int add_reject(ctx *c, const jv *elem)
 {
 	bloom_result *out = c->out;
 	char idtext[48];
-	bool has_id = reject_id(c, get(elem, "Id"), idtext, sizeof(idtext));
+	bool has_id;
 	bloom_reject *rej;
 	bloom_buf raw = {0};
 
@@ -1975,7 +1999,9 @@ static int add_reject(ctx *c, const jv *elem)
 	}
 	rej = &out->rejects[out->nrejects];
 	memset(rej, 0, sizeof(*rej));
-	rej->stream = strdup(mirror_target_get(unit_infos[c->unit->kind].target)->stream);
+	rej->target = unit_infos[c->unit->kind].target;
+	has_id = reject_key(c, elem, rej, idtext, sizeof(idtext));
+	rej->stream = strdup(mirror_target_get(rej->target)->stream);
 	rej->reason = strdup(c->reason);
 	if (jv_dump(&raw, elem, false) == 0 && raw.len > 0)
 		rej->raw = raw.data;

@@ -78,6 +78,10 @@ typedef struct bloom_reject {
 	               * ('?' for an Id that is not an integer); NULL when none */
 	char *reason; /* e.g. "DueDate: not a date: \"31/12/2024\"" */
 	char *raw;    /* the object as received, compact JSON, NULs removed */
+	mirror_target_id target; /* what its row would have been */
+	bool has_key;            /* its whole key is known, in key[]: the run must
+	                          * not mark the mirror's row of it deleted */
+	int64_t key[2];          /* the key columns as its row would have them */
 } bloom_reject;
 
 typedef struct bloom_result {

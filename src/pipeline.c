@@ -404,14 +404,39 @@ static const char *key_field(const char *p, const char *end, int64_t *out)
 	return stop <= end && (stop == end || *stop == '\t' || *stop == '\n') ? stop : NULL;
 }
 
+/* Appends key k to a COPY array under way, *n keys long so far. */
+static int add_key(job *j, int64_t k, size_t *n)
+{
+	char key[24];
+	int len = snprintf(key, sizeof(key), "%s%" PRId64, *n ? "," : "", k);
+	if (yields_add(j, key, (size_t)len) != 0)
+		return -1;
+	(*n)++;
+	return 0;
+}
+
+/* Whether the record rejected by the mapping has a whole key in table si. */
+static bool reject_keyed_in(const bloom_reject *rj, int si)
+{
+	return rj->has_key && mirror_target_get(rj->target)->table_index == si;
+}
+
 /* Appends the keys (column col, 0 or 1) of the rows of every target of
  * table si as a COPY array "{k,k,...}"; *n gets how many. Rows without an
- * integer key are refused by the database anyway (and rejected there). */
+ * integer key are refused by the database anyway (and rejected there).
+ * Records the mapping rejected are named too when their key is known: they
+ * still exist upstream, so their rows (from an earlier run) stay, stale but
+ * not marked deleted. */
 static int add_keys(job *j, int si, int col, size_t *n)
 {
 	*n = 0;
 	if (yields_add(j, "{", 1) != 0)
 		return -1;
+	for (size_t i = 0; i < j->result->nrejects; i++) {
+		const bloom_reject *rj = &j->result->rejects[i];
+		if (reject_keyed_in(rj, si) && add_key(j, rj->key[col], n) != 0)
+			return -1;
+	}
 	for (int t = 0; t < MIRROR_T_COUNT; t++) {
 		const mirror_target *mt = mirror_target_get((mirror_target_id)t);
 		if (mt->table_index != si)
@@ -424,13 +449,8 @@ static int add_keys(job *j, int si, int col, size_t *n)
 			const char *q = key_field(p, eol, &k1);
 			if (q && mt->nkeys > 1)
 				q = q < eol ? key_field(q + 1, eol, &k2) : NULL;
-			if (q) {
-				char key[24];
-				int len = snprintf(key, sizeof(key), "%s%" PRId64, *n ? "," : "", col ? k2 : k1);
-				if (yields_add(j, key, (size_t)len) != 0)
-					return -1;
-				(*n)++;
-			}
+			if (q && add_key(j, col ? k2 : k1, n) != 0)
+				return -1;
 			p = eol + 1;
 		}
 	}
@@ -449,6 +469,9 @@ static int collect_yields(job *j)
 			if (mt->table_index == si && j->result->nrows[t])
 				nkeys = (int)mt->nkeys;
 		}
+		for (size_t i = 0; i < j->result->nrejects; i++)
+			if (reject_keyed_in(&j->result->rejects[i], si))
+				nkeys = (int)mirror_target_get(j->result->rejects[i].target)->nkeys;
 		if (!nkeys)
 			continue;
 		size_t mark = j->yields_len, n = 0, n2 = 0;

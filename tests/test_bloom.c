@@ -194,10 +194,26 @@ static void test_users_rejects(void **state)
 	assert_string_equal(r.rejects[0].raw, "{\"Id\":1,\"Name\":null,\"ResultType\":\"User\"}");
 	assert_string_equal(r.rejects[1].reason, "Name: missing");
 	assert_string_equal(r.rejects[2].reason, "Email: not a string: 5");
-	/* rejected users reveal no children */
-	assert_int_equal(r.nchildren, 7);
-	assert_int_equal(r.children[0].ref, 1);
-	assert_int_equal(r.children[0].kind, BLOOM_UNIT_USER_MEETINGS);
+	/* a rejected user keeps its key, so the run does not mark its row
+	 * deleted, and its lists are read all the same: what lies under it
+	 * must not look deleted either */
+	for (int i = 0; i < 3; i++) {
+		assert_true(r.rejects[i].has_key);
+		assert_int_equal(r.rejects[i].key[0], i + 1);
+		assert_int_equal(r.rejects[i].target, MIRROR_T_USERS);
+	}
+	assert_int_equal(r.nchildren, 4 * 7);
+	assert_int_equal(r.children[7].ref, 2);
+	assert_int_equal(r.children[7].kind, BLOOM_UNIT_USER_MEETINGS);
+	assert_int_equal(r.children[14].ref, 3);
+	bloom_result_free(&r);
+
+	/* without a usable Id there is nothing to read under it, nor a key */
+	parse_ok(BLOOM_UNIT_USERS, 0, "[{\"Id\":\"x\",\"Name\":\"X\",\"ResultType\":\"User\"}]", &r);
+	assert_int_equal(r.nrejects, 1);
+	assert_false(r.rejects[0].has_key);
+	assert_null(r.rejects[0].id);
+	assert_int_equal(r.nchildren, 0);
 	bloom_result_free(&r);
 }
 

@@ -402,8 +402,9 @@ static bloom_result *batch_result(void)
 	r->children[0] = (bloom_unit){BLOOM_UNIT_USER_TODOS, 5};
 	r->children[1] = (bloom_unit){BLOOM_UNIT_USER_TODOS, 6};
 	r->nchildren = r->children_cap = 2;
-	r->rejects[0] = (bloom_reject){strdup("todos"), strdup("42"), strdup("DueDate: not a date"),
-				       strdup("{\"Id\":42}")};
+	r->rejects[0] = (bloom_reject){.stream = strdup("todos"), .id = strdup("42"),
+				       .reason = strdup("DueDate: not a date"), .raw = strdup("{\"Id\":42}"),
+				       .target = MIRROR_T_TODOS, .has_key = true, .key = {42, 0}};
 	r->nrejects = r->rejects_cap = 1;
 	return r;
 }
