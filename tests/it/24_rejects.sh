@@ -1,0 +1,87 @@
+#!/bin/bash
+# A record the mapping rejects is reported (stream, key, reason) and hides
+# nothing: a user rejected in the second run (its Name became null) keeps
+# its row from the first run, its todos are still read, and the complete run
+# marks none of them deleted. Served by a small fixed-body server (bloomsim
+# generates only good records), selected by a state file.
+. "$(dirname "$0")/lib.sh"
+
+new_db rejects24 || exit 1
+state="$TEST_TMP/state"
+echo good >"$state"
+portfile="$TEST_TMP/port"
+python3 - "$state" "$portfile" <<'PY' 2>"$TEST_TMP/server.err" &
+import http.server, json, sys
+
+state_file, port_file = sys.argv[1], sys.argv[2]
+
+def users():
+    bad = open(state_file).read().strip() == "bad"
+    return [
+        {"Id": 1, "Name": None if bad else "Ann", "Email": "ann@x.io", "ResultType": "User"},
+        {"Id": 2, "Name": "Bob", "Email": "bob@x.io", "ResultType": "User"},
+    ]
+
+TODOS = {
+    1: [{"Id": 10, "Name": "Call", "Complete": False}, {"Id": 11, "Name": "Write", "Complete": True}],
+    2: [{"Id": 20, "Name": "Plan", "Complete": False}],
+}
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        if path.endswith("/search/all"):
+            body = users()
+        elif "/todo/user/" in path:
+            body = TODOS.get(int(path.rsplit("/", 1)[1]), [])
+        elif "/scorecard/" in path:
+            body = {"Scores": []}
+        else:
+            body = []
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+with open(port_file + ".tmp", "w") as f:
+    f.write(str(server.server_address[1]))
+import os
+os.rename(port_file + ".tmp", port_file)
+server.serve_forever()
+PY
+SIM_PIDS="$SIM_PIDS $!"
+for _ in $(seq 1 100); do [ -s "$portfile" ] && break; sleep 0.05; done
+SIM_API="http://127.0.0.1:$(cat "$portfile")/api/v1"
+conf="$TEST_TMP/r.conf"
+write_conf "$conf"
+echo 'sync = { streams = ["users", "meetings", "todos"]; };' >>"$conf"
+
+"$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/run1.err"
+expect_eq "the first sync exits 0" $? 0
+expect_eq "it stored both users and the three todos" \
+	"$(q "SELECT (SELECT count(*) FROM bloom.users) || '/' || (SELECT count(*) FROM bloom.todos)")" "2/3"
+
+echo bad >"$state"
+"$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/run2.err"
+expect_eq "the second sync, with user 1's Name null, exits 0" $? 0
+expect_eq "it ends succeeded, as a complete run" \
+	"$(q "SELECT status FROM bloom.sync_runs ORDER BY id DESC LIMIT 1")" succeeded
+expect_eq "the rejected user is reported with stream, key and reason" \
+	"$(q "SELECT stream || ' ' || record_id || ' ' || reason FROM bloom.rejected_records")" "users 1 Name: null"
+grep -q "rejected" "$TEST_TMP/run2.err"
+check "the log says a record was rejected" test $? -eq 0
+expect_eq "the rejected user keeps its row, not marked deleted (name as before)" \
+	"$(q "SELECT name || ' ' || (deleted_at IS NULL) FROM bloom.users WHERE id = 1")" "Ann true"
+expect_eq "its todos were read again and none is marked deleted" \
+	"$(q "SELECT count(*) FILTER (WHERE deleted_at IS NULL) || '/' || count(*) FROM bloom.todos")" "3/3"
+expect_eq "nothing at all was marked deleted" \
+	"$(q "SELECT (SELECT count(*) FROM bloom.users WHERE deleted_at IS NOT NULL)
+	          + (SELECT count(*) FROM bloom.todos WHERE deleted_at IS NOT NULL)")" 0
+
+finish
