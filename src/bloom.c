@@ -1981,27 +1981,38 @@ static bool reject_key(const ctx *c, const jv *elem, bloom_reject *rej, char *bu
 	return have || mirror_target_get(rej->target)->nkeys == 2;
 }
 
-static int add_reject(ctx *c, const jv *elem)
+/* A new reject of the unit's target, counted at once (so that
+ * bloom_result_free frees whatever gets filled in); NULL when out of memory. */
+static bloom_reject *new_reject(ctx *c)
 {
 	bloom_result *out = c->out;
-	char idtext[48];
-	bool has_id;
 	bloom_reject *rej;
-	bloom_buf raw = {0};
 
 	if (out->nrejects == out->rejects_cap) {
 		size_t cap = out->rejects_cap ? out->rejects_cap * 2 : 8;
 		bloom_reject *rejects = realloc(out->rejects, cap * sizeof(*rejects));
 		if (!rejects)
-			return -1;
+			return NULL;
 		out->rejects = rejects;
 		out->rejects_cap = cap;
 	}
-	rej = &out->rejects[out->nrejects];
+	rej = &out->rejects[out->nrejects++];
 	memset(rej, 0, sizeof(*rej));
 	rej->target = unit_infos[c->unit->kind].target;
-	has_id = reject_key(c, elem, rej, idtext, sizeof(idtext));
 	rej->stream = strdup(mirror_target_get(rej->target)->stream);
+	return rej->stream ? rej : NULL;
+}
+
+static int add_reject(ctx *c, const jv *elem)
+{
+	char idtext[48];
+	bool has_id;
+	bloom_reject *rej = new_reject(c);
+	bloom_buf raw = {0};
+
+	if (!rej)
+		return -1;
+	has_id = reject_key(c, elem, rej, idtext, sizeof(idtext));
 	rej->reason = strdup(c->reason);
 	if (jv_dump(&raw, elem, false) == 0 && raw.len > 0)
 		rej->raw = raw.data;
@@ -2009,9 +2020,53 @@ static int add_reject(ctx *c, const jv *elem)
 		free(raw.data);
 	if (has_id)
 		rej->id = strdup(idtext);
-	out->nrejects++; /* counted even when incomplete, so bloom_result_free frees it */
-	if (!rej->stream || !rej->reason || !rej->raw || (has_id && !rej->id))
+	if (!rej->reason || !rej->raw || (has_id && !rej->id))
 		return -1;
+	return 0;
+}
+
+/* A copy of text fit for a text column: NULs dropped, each byte that does
+ * not begin valid UTF-8 replaced by U+FFFD. NULL when out of memory. */
+static char *text_for_column(const char *text, size_t len)
+{
+	char *copy = malloc(len * 3 + 1), *d = copy;
+
+	if (!copy)
+		return NULL;
+	for (size_t i = 0; i < len;) {
+		const unsigned char *u = (const unsigned char *)text + i;
+		size_t n = *u < 0x80 ? 1 : utf8_length(u, len - i);
+		if (n == 0) {
+			d += utf8_put(d, 0xFFFD);
+			i++;
+			continue;
+		}
+		if (*u != 0) {
+			memcpy(d, u, n);
+			d += n;
+		}
+		i += n;
+	}
+	*d = '\0';
+	return copy;
+}
+
+/* An element of a list that is well delimited but that no JSON reader
+ * accepts (a lone surrogate escape, a byte that is not UTF-8, an integer
+ * past 64 bits): rejected whole, with the reader's reason and its text, so
+ * the rest of the list is kept and the run goes on. It has no key. */
+static int add_unreadable(ctx *c, const char *text, size_t len, const char *why)
+{
+	bloom_reject *rej = new_reject(c);
+	size_t reason_len = strlen(why) + sizeof "unreadable JSON: ";
+
+	if (!rej)
+		return -1;
+	rej->reason = malloc(reason_len);
+	rej->raw = text_for_column(text, len);
+	if (!rej->reason || !rej->raw)
+		return -1;
+	snprintf(rej->reason, reason_len, "unreadable JSON: %s", why);
 	return 0;
 }
 
@@ -2237,12 +2292,18 @@ static int map_array_body(ctx *c, mapper map, const char *body, size_t len, size
 					return -1;
 				}
 				json_t *jelem = load_json(body + i, end - i, JSON_DECODE_ANY, c->out, err, errlen);
-				if (!jelem)
-					return -1;
-				pool_reset(c->pool);
-				elem = jv_from_json(c->pool, jelem);
-				rc = elem ? map_element(c, map, elem) : -1;
-				json_decref(jelem);
+				if (!jelem && strcmp(err, "out of memory") == 0)
+					return -2;
+				if (!jelem) {
+					/* delimited, so the rest of the list still reads */
+					rc = add_unreadable(c, body + i, end - i, err);
+					err[0] = '\0';
+				} else {
+					pool_reset(c->pool);
+					elem = jv_from_json(c->pool, jelem);
+					rc = elem ? map_element(c, map, elem) : -1;
+					json_decref(jelem);
+				}
 			}
 			if (rc < 0)
 				return -2;

@@ -749,10 +749,37 @@ static void test_bad_shapes(void **state)
 	parse_fails(BLOOM_UNIT_MEETING_SCORES, "[]");
 	parse_fails(BLOOM_UNIT_USER_SCORES, "{\"Scores\":{\"Id\":1}}");
 	parse_fails(BLOOM_UNIT_USER_SCORES, "{\"Scores\":\"none\"}");
-	parse_fails(BLOOM_UNIT_USERS, "[\"\xff\xfe\"]"); /* not UTF-8 */
 	parse_fails(BLOOM_UNIT_USERS, "[1] [2]");
-	parse_fails(BLOOM_UNIT_USERS, "[{\"Id\":99999999999999999999}]");
+	parse_fails(BLOOM_UNIT_USERS, "[\"\xff\xfe\"");
 	parse_fails(BLOOM_UNIT_KIND_END, "[]");
+}
+
+/* An element no JSON reader accepts, in a list that is otherwise sound, is
+ * rejected whole with the reader's reason and its text (fit for a text
+ * column): the rest of the list is kept, and the run is not failed by one
+ * odd record for ever. */
+static void test_unreadable_elements_are_rejected(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_USERS, 0,
+	         "[\"\xff\xfe\"," USER_ANN ",{\"Id\":99999999999999999999},"
+	         "{\"Id\":3,\"Name\":\"cut \\ud83d\",\"ResultType\":\"User\"}]",
+	         &r);
+	expect_copy(&r, MIRROR_T_USERS, "1\tAnn\tann@x.com\tCEO\t/i/a.png\t42\tf\t" USER_ANN "\n");
+	assert_int_equal(r.nrejects, 3);
+	for (size_t i = 0; i < r.nrejects; i++) {
+		assert_string_equal(r.rejects[i].stream, "users");
+		assert_null(r.rejects[i].id);
+		assert_false(r.rejects[i].has_key);
+		if (strncmp(r.rejects[i].reason, "unreadable JSON: ", 17) != 0)
+			fail_msg("reject %zu: reason \"%s\"", i, r.rejects[i].reason);
+	}
+	assert_string_equal(r.rejects[0].raw, "\"\xef\xbf\xbd\xef\xbf\xbd\""); /* two U+FFFD */
+	assert_string_equal(r.rejects[1].raw, "{\"Id\":99999999999999999999}");
+	assert_string_equal(r.rejects[2].raw, "{\"Id\":3,\"Name\":\"cut \\ud83d\",\"ResultType\":\"User\"}");
+	bloom_result_free(&r);
 }
 
 static void test_error_message(void **state)
@@ -1036,6 +1063,7 @@ int main(void)
 		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_non_object_elements),
 		cmocka_unit_test(test_bad_shapes),
+		cmocka_unit_test(test_unreadable_elements_are_rejected),
 		cmocka_unit_test(test_error_message),
 		cmocka_unit_test(test_result_free_zeroed),
 		cmocka_unit_test(test_goals),
