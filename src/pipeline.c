@@ -897,6 +897,10 @@ static void take_result(run_state *s, job *j)
 	switch (j->kind) {
 	case MSG_OK:
 	case MSG_VANISHED:
+		/* full already: skip_left_out fills a batch without the dispatch
+		 * loop's check, and a result may come right after */
+		if (s->batch_n == MAX_BATCH_ITEMS)
+			commit_batch(s);
 		if (s->batch_n == 0)
 			s->batch_opened = now_s();
 		s->batch[s->batch_n++] = j;
