@@ -1962,6 +1962,7 @@ static bool reject_key(const ctx *c, const jv *elem, bloom_reject *rej, char *bu
 	int64_t own = 0;
 	bool have = jv_to_i64(id, &own) == 0;
 	char owntext[24] = "?";
+	bool two_keys = mirror_target_get(rej->target)->nkeys == 2;
 
 	if (!have && rej->target == MIRROR_T_MEETINGS_DETAIL && (!id || jv_is_null(id))) {
 		own = c->unit->ref;
@@ -1969,7 +1970,7 @@ static bool reject_key(const ctx *c, const jv *elem, bloom_reject *rej, char *bu
 	}
 	if (have)
 		snprintf(owntext, sizeof(owntext), "%" PRId64, own);
-	if (mirror_target_get(rej->target)->nkeys == 2) {
+	if (two_keys) {
 		rej->key[0] = c->unit->ref;
 		rej->key[1] = own;
 		snprintf(buf, buflen, "%" PRId64 "/%s", c->unit->ref, owntext);
@@ -1978,7 +1979,7 @@ static bool reject_key(const ctx *c, const jv *elem, bloom_reject *rej, char *bu
 		snprintf(buf, buflen, "%s", owntext);
 	}
 	rej->has_key = have;
-	return have || mirror_target_get(rej->target)->nkeys == 2;
+	return have || two_keys;
 }
 
 /* A new reject of the unit's target, counted at once (so that
@@ -2118,32 +2119,52 @@ static const char *jv_type_name(const jv *v)
 }
 
 /* flags: JSON_DECODE_ANY for an array element, which may be a scalar. */
-static json_t *load_json(const char *body, size_t len, size_t flags, bloom_result *out, char *err, size_t errlen)
+/* Whether jansson failed for want of memory rather than for the text. */
+static bool jansson_out_of_memory(const json_error_t *jerr)
+{
+#if JANSSON_VERSION_HEX >= 0x020b00
+	return json_error_code(jerr) == json_error_out_of_memory;
+#else
+	(void)jerr;
+	return false;
+#endif
+}
+
+/* Parses body with jansson. On failure returns NULL with the reason in err
+ * and *nomem (may be NULL) set when memory, not the text, was wanting. */
+static json_t *load_json(const char *body, size_t len, size_t flags, bloom_result *out, char *err, size_t errlen,
+			 bool *nomem)
 {
 	json_error_t jerr;
 	flags |= JSON_ALLOW_NUL;
 	json_t *root = json_loadb(body ? body : "", body ? len : 0, flags, &jerr);
+	bool no_memory = false;
 
 	if (!root && body && strstr(jerr.text, "NUL byte in object key")) {
 		size_t fixed_len = 0, removed = 0;
 		char *fixed = strip_key_nuls(body, len, &fixed_len, &removed);
 		if (!fixed) {
 			snprintf(err, errlen, "out of memory");
-			return NULL;
+			no_memory = true;
+		} else {
+			root = json_loadb(fixed, fixed_len, flags, &jerr);
+			free(fixed);
+			if (root)
+				out->nul_removed += removed;
 		}
-		root = json_loadb(fixed, fixed_len, flags, &jerr);
-		free(fixed);
-		if (root)
-			out->nul_removed += removed;
 	}
-	if (!root)
+	if (!root && !no_memory) {
+		no_memory = jansson_out_of_memory(&jerr);
 		snprintf(err, errlen, "invalid json at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+	}
+	if (nomem)
+		*nomem = no_memory;
 	return root;
 }
 
 static json_t *load_body(const char *body, size_t len, bloom_result *out, char *err, size_t errlen)
 {
-	return load_json(body, len, 0, out, err, errlen);
+	return load_json(body, len, 0, out, err, errlen, NULL);
 }
 
 /* Finds the array of elements in root for unit kind; *elements is NULL when
@@ -2291,8 +2312,9 @@ static int map_array_body(ctx *c, mapper map, const char *body, size_t len, size
 					         end ? "no value" : "body ends inside a value", i);
 					return -1;
 				}
-				json_t *jelem = load_json(body + i, end - i, JSON_DECODE_ANY, c->out, err, errlen);
-				if (!jelem && strcmp(err, "out of memory") == 0)
+				bool nomem = false;
+				json_t *jelem = load_json(body + i, end - i, JSON_DECODE_ANY, c->out, err, errlen, &nomem);
+				if (nomem)
 					return -2;
 				if (!jelem) {
 					/* delimited, so the rest of the list still reads */

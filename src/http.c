@@ -544,15 +544,12 @@ static void http_judge(http_engine *e, const http_slot *slot, CURLcode rc, long 
 {
 	j->throttled = false;
 	j->detail[0] = '\0';
-	if (slot->too_large || slot->out_of_memory) {
+	/* too large as it grew, or as announced (CURLOPT_MAXFILESIZE_LARGE) */
+	bool too_large = slot->too_large || rc == CURLE_FILESIZE_EXCEEDED;
+	if (too_large || slot->out_of_memory) {
 		j->verdict = HTTP_V_FAIL;
 		snprintf(j->what, sizeof j->what, "%s",
-		         slot->too_large ? "response too large" : "out of memory reading the response");
-		return;
-	}
-	if (rc == CURLE_FILESIZE_EXCEEDED) {
-		j->verdict = HTTP_V_FAIL;
-		snprintf(j->what, sizeof j->what, "response too large");
+		         too_large ? "response too large" : "out of memory reading the response");
 		return;
 	}
 	if (rc != CURLE_OK) {
