@@ -289,6 +289,29 @@ expect_eq "no row that exists upstream is marked deleted" "$(deleted_rows)" 0
 sim_get /__expect >"$TEST_TMP/m.json" && chmod 644 "$TEST_TMP/m.json"
 check "the mirror equals the expected mirror in all eleven tables" mirror_equals bloom "$TEST_TMP/m.json"
 
+# ---- a resume with fewer streams whose skipped units fill whole batches:
+# with 3000 users, one batch can skip more left-out units than a batch holds
+# (1024 items); the result after them once overflowed the batch (SIGSEGV) ----
+stop_sim "$SIM_PID"
+start_sim --users 3000 || exit 1
+new_db streams40_full || exit 1
+write_conf "$TEST_TMP/f_all.conf"
+write_conf "$TEST_TMP/f_um.conf"
+printf 'sync = {\n  streams = ["users", "meetings"];\n};\n' >>"$TEST_TMP/f_um.conf"
+expect_eq "the run of 3000 users, interrupted, exits 5" "$(interrupted_sync "$TEST_TMP/f_all.conf" "$TEST_TMP/f1.err")" 5
+pending=$(q "SELECT count(*) FROM bloom.sync_units WHERE state = 0 AND kind IN ($LEFT_OUT_KINDS)")
+check "more left-out units are queued than one batch holds ($pending)" test "$pending" -gt 1024
+skipped_before=$(skipped_left_out)
+sim_post /__faults '{"latency_ms":0,"jitter_ms":0}' >/dev/null
+"$BLOOMSYNC" -c "$TEST_TMP/f_um.conf" sync 2>"$TEST_TMP/f2.err"
+expect_eq "the run resumed with users and meetings exits 0" $? 0
+expect_eq "it is the same run, and it succeeded" \
+	"$(q "SELECT count(*) || ' ' || bool_and(status = 'succeeded') FROM bloom.sync_runs")" "1 true"
+expect_eq "every queued unit left out is counted skipped" "$(($(skipped_left_out) - skipped_before))" "$pending"
+sim_get /__expect >"$TEST_TMP/f.json" && chmod 644 "$TEST_TMP/f.json"
+check "users, meetings and attendees equal the expected mirror" \
+	equal_in "users meetings meeting_attendees" "$TEST_TMP/f.json"
+
 # an unknown stream name: FILE:LINE naming the setting, exit 2
 bad="$TEST_TMP/bad_streams.conf"
 write_conf "$bad"
