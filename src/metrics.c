@@ -143,12 +143,12 @@ static void metrics_per_stream(FILE *f, const pipeline_summary *s, const char *n
 
 static void metrics_streams(FILE *f, const pipeline_summary *s)
 {
-	metrics_family(f, "bloomsync_last_run_requests_total",
+	metrics_family(f, "bloomsync_last_run_requests",
 		       "HTTP requests of the last run per stream, over all its sessions, retries included.");
-	metrics_per_stream(f, s, "bloomsync_last_run_requests_total", offsetof(load_counts, requests));
-	metrics_family(f, "bloomsync_last_run_retries_total",
+	metrics_per_stream(f, s, "bloomsync_last_run_requests", offsetof(load_counts, requests));
+	metrics_family(f, "bloomsync_last_run_retries",
 		       "HTTP requests of the last run per stream that were retries.");
-	metrics_per_stream(f, s, "bloomsync_last_run_retries_total", offsetof(load_counts, retries));
+	metrics_per_stream(f, s, "bloomsync_last_run_retries", offsetof(load_counts, retries));
 	metrics_family(f, "bloomsync_last_run_rows", "Rows of the last run per stream and outcome.");
 	for (int i = 0; i < MIRROR_TABLE_COUNT; i++)
 		for (size_t o = 0; o < METRICS_OUTCOME_COUNT; o++) {

@@ -1,8 +1,8 @@
 /* test_metrics.c — metrics.c through metrics.h: the exact lines written for
- * a known summary, the Prometheus text format of every line, the carry-over
- * of the last success across failed runs, the atomic replace (no temporary
- * file left, a reader of the old file keeps the old content) and the errors
- * of an unwritable destination.
+ * a known summary, the Prometheus text format of every line (and no gauge
+ * named like a counter), the carry-over of the last success across failed
+ * runs, the atomic replace (no temporary file left, a reader of the old file
+ * keeps the old content) and the errors of an unwritable destination.
  *
  * Each test works in a fresh directory under /tmp, removed afterwards. */
 #include <setjmp.h>
@@ -143,11 +143,11 @@ static void test_exact_lines(void **state)
 	    "bloomsync_last_run_end_timestamp_seconds 1700000013",
 	    "bloomsync_last_run_duration_seconds 12.500",
 	    "bloomsync_last_run_resumed 1",
-	    "bloomsync_last_run_requests_total{stream=\"users\"} 3",
-	    "bloomsync_last_run_requests_total{stream=\"todos\"} 40",
-	    "bloomsync_last_run_requests_total{stream=\"scores\"} 0",
-	    "bloomsync_last_run_retries_total{stream=\"users\"} 1",
-	    "bloomsync_last_run_retries_total{stream=\"todos\"} 7",
+	    "bloomsync_last_run_requests{stream=\"users\"} 3",
+	    "bloomsync_last_run_requests{stream=\"todos\"} 40",
+	    "bloomsync_last_run_requests{stream=\"scores\"} 0",
+	    "bloomsync_last_run_retries{stream=\"users\"} 1",
+	    "bloomsync_last_run_retries{stream=\"todos\"} 7",
 	    "bloomsync_last_run_rows{stream=\"users\",outcome=\"inserted\"} 10",
 	    "bloomsync_last_run_rows{stream=\"users\",outcome=\"updated\"} 2",
 	    "bloomsync_last_run_rows{stream=\"users\",outcome=\"unchanged\"} 5",
@@ -207,6 +207,9 @@ static void test_format(void **state)
 		int len = (int)(m[1].rm_eo - m[1].rm_so);
 		if ((int)strlen(typed) != len || strncmp(typed, line, (size_t)len) != 0)
 			fail_msg("sample before its # TYPE line: '%s'", line);
+		/* Prometheus reserves _total for counters; every metric here is a gauge */
+		if (len >= 6 && strncmp(line + len - 6, "_total", 6) == 0)
+			fail_msg("a gauge named like a counter: '%s'", line);
 		samples++;
 	}
 	/* status 5, success, id, start, end, duration, resumed; per stream: requests,
