@@ -41,6 +41,7 @@ typedef struct job {
 	uint32_t attempts_before; /* HTTP attempts of the pages already fetched */
 	size_t bytes;        /* of its result, counted in job_list.result_bytes */
 	uint64_t digest;     /* of the body so far (all pages) */
+	uint64_t page_hash;  /* of the last page's body alone: a server that ignores paging repeats it */
 	bool unchanged;      /* the body had the digest recorded for the source */
 	char *yields;        /* load_item.yields; NULL when unchanged or vanished */
 	size_t yields_len, yields_cap;
@@ -518,6 +519,23 @@ static int finish_source(fetch_stage *f, job *j)
 	return 0;
 }
 
+/* A list read page by page ends at its first short page; this many pages
+ * of one list means the server does not page the way we ask (a loop of
+ * different bodies), and memory must stay bounded. */
+#define MAX_PAGES 10000
+
+/* The last page of a source is in. */
+static http_cb_result page_done(fetch_stage *f, job *j, const char *label)
+{
+	if (finish_source(f, j) != 0) {
+		snprintf(j->error, sizeof(j->error), "%s: out of memory", label);
+		fetch_deliver(f, j, MSG_FAILED);
+		return HTTP_CB_DONE;
+	}
+	fetch_deliver(f, j, MSG_OK);
+	return HTTP_CB_DONE;
+}
+
 /* A 2xx body: parse it into the job's result (appending, page after page,
  * when the list is paged); a bad body is fetched again. */
 static http_cb_result fetch_ok(fetch_stage *f, job *j, const http_response *resp, const char *label)
@@ -543,6 +561,15 @@ static http_cb_result fetch_ok(fetch_stage *f, job *j, const http_response *resp
 		fetch_deliver(f, j, MSG_OK);
 		return HTTP_CB_DONE;
 	}
+	uint64_t page_hash = hash_bytes(0, resp->body, resp->body_len);
+	if (j->page > 1 && page_hash == j->page_hash) {
+		/* the same body as the page before: the server ignores page=,
+		 * and the list it keeps sending is already in */
+		LOG_AT(LOG_WARN, bloom_unit_stream(j->unit.unit.kind), label,
+		       "page %d repeats page %d: the API seems to ignore paging; the list is taken as complete", j->page,
+		       j->page - 1);
+		return page_done(f, j, label);
+	}
 	int rc = bloom_parse_page(&j->unit.unit, resp->body, resp->body_len, j->result, &elements, err, sizeof(err));
 	if (rc != 0) {
 		snprintf(j->error, sizeof(j->error), "%s: %s", label, err);
@@ -555,9 +582,19 @@ static http_cb_result fetch_ok(fetch_stage *f, job *j, const http_response *resp
 	}
 	j->error[0] = '\0';
 	j->digest = digest;
-	if (j->page > 0 && elements >= (size_t)f->page_size) {
-		/* a full page: there may be more */
+	j->page_hash = page_hash;
+	/* only a page of exactly page_size elements may have a next one: a
+	 * longer one means the server ignores pageSize and sent the whole list */
+	if (j->page > 0 && elements == (size_t)f->page_size) {
 		char path[320];
+		if (j->page >= MAX_PAGES) {
+			snprintf(j->error, sizeof(j->error),
+				 "%s: more than %d pages of %d: raise api.page_size, or set it to 0 if the API ignores "
+				 "paging",
+				 label, MAX_PAGES, f->page_size);
+			fetch_deliver(f, j, MSG_FAILED);
+			return HTTP_CB_DONE;
+		}
 		j->page++;
 		j->attempts_before = j->attempts;
 		if (job_path(f, j, path, sizeof(path)) == 0 && http_submit(f->http, path, j) == 0)
@@ -566,13 +603,7 @@ static http_cb_result fetch_ok(fetch_stage *f, job *j, const http_response *resp
 		fetch_deliver(f, j, MSG_FAILED);
 		return HTTP_CB_DONE;
 	}
-	if (finish_source(f, j) != 0) {
-		snprintf(j->error, sizeof(j->error), "%s: out of memory", label);
-		fetch_deliver(f, j, MSG_FAILED);
-		return HTTP_CB_DONE;
-	}
-	fetch_deliver(f, j, MSG_OK);
-	return HTTP_CB_DONE;
+	return page_done(f, j, label);
 }
 
 /* The engine's verdict plus ours on the body: the one place a fetch ends. */
