@@ -1067,6 +1067,103 @@ static jv *jv_from_json(pool *pool, json_t *j)
 	return v;
 }
 
+/* jansson keeps no number's text, and a numeric column wants the digits as
+ * written, not a double's (see col_numeric): walks the JSON text [s, end)
+ * that jansson read into v (with jv_from_json) and points each real of v at
+ * its text there, as jp_number does. A duplicate key's value is the last
+ * one, in the first one's place (jansson's rule): walking in order, the
+ * last one is also the last to set a node's text. v NULL: the value is
+ * skipped. Returns the end of the value; NULL when out of memory (*nomem)
+ * or when the text does not hold what jansson read. */
+static const char *jv_locate(pool *pool, jv *v, const char *s, const char *end, bool *nomem)
+{
+	while (s < end && (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r'))
+		s++;
+	if (s >= end)
+		return NULL;
+	if (*s == '"') {
+		for (s++; s < end && *s != '"'; s += *s == '\\' ? 2 : 1)
+			;
+		return s < end ? s + 1 : NULL;
+	}
+	if (*s == '{' || *s == '[') {
+		bool obj = *s == '{';
+		char close = obj ? '}' : ']';
+		jv *kids = v && v->type == (obj ? JV_OBJ : JV_ARR) ? v->u.kids.first : NULL, *cursor = kids;
+
+		for (s++;;) {
+			jv *m = NULL;
+			while (s < end && (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r'))
+				s++;
+			if (s < end && *s == close)
+				return s + 1;
+			if (obj) {
+				const char *key = s + 1, *kend = jv_locate(pool, NULL, s, end, nomem);
+				size_t klen;
+				if (!kend || *s != '"')
+					return NULL;
+				klen = (size_t)(kend - 1 - key);
+				if (memchr(key, '\\', klen)) { /* as jansson decoded it (NULs were stripped) */
+					char *dst = pool_alloc(pool, klen);
+					size_t nuls = 0;
+					if (!dst) {
+						*nomem = true;
+						return NULL;
+					}
+					klen = decode_string(key, kend - 1, dst, &nuls);
+					key = dst;
+				}
+				if (cursor && cursor->keylen == klen && memcmp(cursor->key, key, klen) == 0)
+					m = cursor; /* the common case: keys in jansson's order */
+				else
+					for (m = kids; m && !(m->keylen == klen && memcmp(m->key, key, klen) == 0);)
+						m = m->next; /* a duplicate */
+				if (m == cursor && cursor)
+					cursor = cursor->next;
+				for (s = kend; s < end && *s != ':'; s++)
+					;
+				s++;
+			} else {
+				m = cursor;
+				cursor = cursor ? cursor->next : NULL;
+			}
+			if (!(s = jv_locate(pool, m, s, end, nomem)))
+				return NULL;
+			while (s < end && *s != ',' && *s != close)
+				s++;
+			if (s >= end)
+				return NULL;
+			if (*s == ',')
+				s++;
+		}
+	}
+	if (*s == '-' || is_digit(*s)) {
+		const char *start = s;
+		while (s < end && (is_digit(*s) || *s == '-' || *s == '+' || *s == '.' || *s == 'e' || *s == 'E'))
+			s++;
+		if (v && v->type == JV_REAL) {
+			v->text = start;
+			v->textlen = (size_t)(s - start);
+		}
+		return s;
+	}
+	while (s < end && *s >= 'a' && *s <= 'z') /* true, false, null */
+		s++;
+	return s;
+}
+
+/* jv_from_json, then jv_locate over the text jansson read. NULL when out of
+ * memory. */
+static jv *jv_from_json_text(pool *pool, json_t *j, const char *text, size_t len)
+{
+	jv *v = jv_from_json(pool, j);
+	bool nomem = false;
+
+	if (v)
+		(void)jv_locate(pool, v, text, text + len, &nomem);
+	return nomem ? NULL : v;
+}
+
 /* ---- printing */
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
@@ -1396,9 +1493,103 @@ static int format_double(double d, char *buf, size_t buflen)
 	return n;
 }
 
+/* A JSON number's text read as a decimal: the digits of its integer and
+ * fraction parts, taken as one string D, and where its decimal point falls
+ * in D once the exponent is applied. */
+typedef struct decimal {
+	bool neg;
+	const char *ip, *fp; /* integer and fraction digits */
+	size_t ilen, flen;
+	int64_t point;       /* digits of D before the point (may be < 0 or > |D|) */
+	int64_t first, last; /* first and last nonzero digit of D; -1 when it is zero */
+} decimal;
+
+/* Exponents beyond this are all alike here: far past what numeric holds. */
+#define DECIMAL_EXP_CAP ((int64_t)1 << 40)
+
+/* Reads the text of a JSON number (valid: a parser took it). */
+static void decimal_read(const char *s, size_t len, decimal *d)
+{
+	const char *end = s + len;
+	int64_t exp = 0;
+	bool exp_neg = false;
+
+	memset(d, 0, sizeof(*d));
+	d->neg = s < end && *s == '-';
+	s += d->neg;
+	for (d->ip = s; s < end && is_digit(*s); s++)
+		;
+	d->ilen = (size_t)(s - d->ip);
+	d->fp = s;
+	if (s < end && *s == '.') {
+		for (d->fp = ++s; s < end && is_digit(*s); s++)
+			;
+		d->flen = (size_t)(s - d->fp);
+	}
+	if (s < end && (*s == 'e' || *s == 'E')) {
+		s++;
+		if (s < end && (*s == '+' || *s == '-'))
+			exp_neg = *s++ == '-';
+		for (; s < end && is_digit(*s); s++)
+			if (exp < DECIMAL_EXP_CAP)
+				exp = exp * 10 + (*s - '0');
+	}
+	d->point = (int64_t)d->ilen + (exp_neg ? -exp : exp);
+	d->first = d->last = -1;
+	for (size_t i = 0; i < d->ilen + d->flen; i++) {
+		char ch = i < d->ilen ? d->ip[i] : d->fp[i - d->ilen];
+		if (ch != '0') {
+			if (d->first < 0)
+				d->first = (int64_t)i;
+			d->last = (int64_t)i;
+		}
+	}
+}
+
+/* Digit at index i of D, '0' outside it. */
+static char decimal_digit(const decimal *d, int64_t i)
+{
+	if (i < 0 || i >= (int64_t)(d->ilen + d->flen))
+		return '0';
+	return (size_t)i < d->ilen ? d->ip[i] : d->fp[(size_t)i - d->ilen];
+}
+
+/* Digits before and after the point of the value, leading and trailing
+ * zeros left out. */
+static int64_t decimal_int_digits(const decimal *d)
+{
+	return d->first >= 0 && d->point > d->first ? d->point - d->first : 0;
+}
+
+static int64_t decimal_frac_digits(const decimal *d)
+{
+	return d->last >= 0 && d->last + 1 > d->point ? d->last + 1 - d->point : 0;
+}
+
+/* What PostgreSQL's numeric holds at most (its docs, and numeric_in):
+ * 131072 digits before the point, 16383 after. */
+#define NUMERIC_MAX_INT_DIGITS 131072
+#define NUMERIC_MAX_FRAC_DIGITS 16383
+
+/* Fails with the number's own text, cut to about 80 bytes. */
+static int fail_number(ctx *c, const char *field, const char *what, const jv *v)
+{
+	int n = v->textlen > 80 ? 80 : (int)v->textlen;
+	return fail(c, "%s: %s: %.*s%s", field, what, n, v->text, (size_t)n < v->textlen ? "..." : "");
+}
+
+/* A JSON number into a numeric column: the value the API wrote, digit for
+ * digit (a double would keep 15 to 17 of them), in one canonical form so
+ * equal numbers give the same text whoever read them and however the API
+ * wrote them: no exponent, no leading or trailing zeros, no minus zero
+ * ("1.0" is 1, "1E-5" is 0.00001, "-0.0" is 0). numeric_in would take the
+ * JSON text itself, but keeps its scale, and before PostgreSQL 15 refuses
+ * exponents past 1000. A number numeric cannot hold rejects the record. */
 static int col_numeric(row *r, const jv *v, const char *field)
 {
-	char num[40];
+	char num[40], *p;
+	decimal d;
+	int64_t int_digits, frac_digits;
 	int n;
 
 	if (!v || jv_is_null(v))
@@ -1407,18 +1598,33 @@ static int col_numeric(row *r, const jv *v, const char *field)
 		return col_int_node(r, v);
 	if (!jv_is_real(v))
 		return fail_value(r->c, field, "not a number", v);
-	if (!isfinite(v->u.d))
-		return fail_value(r->c, field, "not a finite number", v);
-	/* a plain real's text is what %.15g prints, plus ".0" for a whole number;
-	 * 15 digits read back as the same double, so format_double stops there */
-	if (v->plain && !v->orig) {
-		size_t len = v->textlen;
-		if (len > 2 && v->text[len - 2] == '.' && v->text[len - 1] == '0')
-			len -= 2;
-		return col_put(r, v->text, len);
+	if (!v->text) { /* not expected: every real's text is known */
+		if (!isfinite(v->u.d))
+			return fail_value(r->c, field, "not a finite number", v);
+		n = format_double(v->u.d, num, sizeof(num));
+		return col_put(r, num, (size_t)n);
 	}
-	n = format_double(v->u.d, num, sizeof(num));
-	return col_put(r, num, (size_t)n);
+	decimal_read(v->text, v->textlen, &d);
+	int_digits = decimal_int_digits(&d);
+	frac_digits = decimal_frac_digits(&d);
+	if (int_digits > NUMERIC_MAX_INT_DIGITS || frac_digits > NUMERIC_MAX_FRAC_DIGITS)
+		return fail_number(r->c, field, "out of range for numeric", v);
+	if (col_start(r) < 0 || buf_reserve(r->buf, (size_t)(int_digits + frac_digits) + 3) < 0)
+		return fail_nomem(r->c);
+	p = r->buf->data + r->buf->len;
+	if (d.neg && d.first >= 0)
+		*p++ = '-';
+	if (int_digits == 0)
+		*p++ = '0';
+	for (int64_t i = d.point - int_digits; i < d.point; i++)
+		*p++ = decimal_digit(&d, i);
+	if (frac_digits > 0)
+		*p++ = '.';
+	for (int64_t i = d.point; i < d.point + frac_digits; i++)
+		*p++ = decimal_digit(&d, i);
+	*p = '\0';
+	r->buf->len = (size_t)(p - r->buf->data);
+	return 0;
 }
 
 /* -------------------------------------------------------------- dates */
@@ -2322,7 +2528,7 @@ static int map_array_body(ctx *c, mapper map, const char *body, size_t len, size
 					err[0] = '\0';
 				} else {
 					pool_reset(c->pool);
-					elem = jv_from_json(c->pool, jelem);
+					elem = jv_from_json_text(c->pool, jelem, body + i, end - i);
 					rc = elem ? map_element(c, map, elem) : -1;
 					json_decref(jelem);
 				}
@@ -2401,7 +2607,7 @@ static int parse_into(const bloom_unit *u, const char *body, size_t len, bloom_r
 		if (!jroot)
 			goto cleanup;
 		pool_reset(&nodes);
-		if (!(root = jv_from_json(&nodes, jroot)))
+		if (!(root = jv_from_json_text(&nodes, jroot, body, len)))
 			goto nomem;
 	}
 	if (find_elements(u->kind, root, &elements, err, errlen) < 0)

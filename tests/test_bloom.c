@@ -5,6 +5,7 @@
  * shape errors. Not covered: allocation failure paths (would need
  * link-time wrapping of malloc/realloc). */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -409,7 +410,7 @@ static void test_measurables(void **state)
 	         &r);
 	expect_copy(&r, MIRROR_T_MEASURABLES,
 	            "1\tRevenue\t99.99\tDollar\tGreaterThan\t5\t" MEAS_1_RAW "\n"
-	            "2\tBig\t1e+20\tNone\tLessThan\t\\N\t" MEAS_2 "\n"
+	            "2\tBig\t100000000000000000000\tNone\tLessThan\t\\N\t" MEAS_2 "\n"
 	            "3\tCalls\t50\t\\N\t\\N\t\\N\t" MEAS_3 "\n"
 	            "4\tOpen\t\\N\t\\N\t\\N\t\\N\t" MEAS_4 "\n");
 	expect_copy(&r, MIRROR_T_MEETING_MEASURABLES,
@@ -431,6 +432,119 @@ static void test_measurables(void **state)
 	assert_string_equal(r.rejects[0].stream, "measurables");
 	assert_string_equal(r.rejects[0].reason, "Target: not a number: \"12\"");
 	bloom_result_free(&r);
+}
+
+/* Parses a measurable with the given Target JSON text, by the fast reader
+ * or by jansson alone; writes the target column, or "reject: <reason>".
+ * Returns a malloc'd string. */
+static char *target_of(const char *value, bool reference)
+{
+	size_t blen = strlen(value) + 128;
+	char *body = malloc(blen), *out;
+	bloom_result r;
+
+	assert_non_null(body);
+	snprintf(body, blen, "[{\"Id\":1,\"Name\":\"m\",\"Target\":%s},{\"Id\":2,\"Name\":\"k\",\"Target\":7}]", value);
+	bloom_use_reference_reader(reference);
+	parse_ok(BLOOM_UNIT_MEASURABLES, 456, body, &r);
+	bloom_use_reference_reader(false);
+	/* one odd number never costs the other row */
+	assert_non_null(strstr(copy_text(&r, MIRROR_T_MEASURABLES), "2\tk\t7\t"));
+	if (r.nrejects) {
+		assert_int_equal(r.nrejects, 1);
+		assert_int_equal(r.nrows[MIRROR_T_MEASURABLES], 1);
+		assert_string_equal(r.rejects[0].id, "1");
+		out = malloc(strlen(r.rejects[0].reason) + 9);
+		assert_non_null(out);
+		sprintf(out, "reject: %s", r.rejects[0].reason);
+	} else {
+		const char *line = copy_text(&r, MIRROR_T_MEASURABLES);
+		const char *start = strchr(strchr(line, '\t') + 1, '\t') + 1;
+		size_t n = strcspn(start, "\t");
+		assert_int_equal(r.nrows[MIRROR_T_MEASURABLES], 2);
+		out = malloc(n + 1);
+		assert_non_null(out);
+		memcpy(out, start, n);
+		out[n] = '\0';
+	}
+	bloom_result_free(&r);
+	free(body);
+	return out;
+}
+
+/* "0." then zeros, a one at the given decimal place; malloc'd. */
+static char *tiny(size_t place)
+{
+	char *s = malloc(place + 3);
+
+	assert_non_null(s);
+	memcpy(s, "0.", 2);
+	memset(s + 2, '0', place - 1);
+	s[place + 1] = '1';
+	s[place + 2] = '\0';
+	return s;
+}
+
+/* A numeric column gets the number the API wrote, digit for digit, not
+ * what a double makes of it, whichever reader read it (numbers of 48
+ * characters and more, and objects with a duplicate key, are read by
+ * jansson); in one canonical form (no exponent, no trailing fraction zeros,
+ * no minus zero) so equal numbers always give the same text. A number
+ * PostgreSQL's numeric cannot hold rejects its record only. */
+static void test_numeric_exact(void **state)
+{
+	char *t400 = tiny(400), *t16383 = tiny(16383);
+	const struct {
+		const char *json, *expected;
+	} cases[] = {
+		{"33.333333333333333333333333333", "33.333333333333333333333333333"},
+		{"-33.333333333333333333333333333", "-33.333333333333333333333333333"},
+		{"0.30000000000000004", "0.30000000000000004"},
+		{"123456789.123456789", "123456789.123456789"},
+		{"3.14159265358979323846264338327950288419716939937510582097494459",
+		 "3.14159265358979323846264338327950288419716939937510582097494459"},
+		{"99.99", "99.99"},
+		{"0.1", "0.1"},
+		{"-0.5", "-0.5"},
+		{"12.5", "12.5"},
+		{"1.0", "1"},
+		{"100.50", "100.5"},
+		{"-0.0", "0"},
+		{"0.000", "0"},
+		{"-0", "0"},
+		{"50", "50"},
+		{"-9223372036854775808", "-9223372036854775808"},
+		{"1E-5", "0.00001"},
+		{"1e20", "100000000000000000000"},
+		{"1e+5", "100000"},
+		{"1.5e3", "1500"},
+		{"12.34e-1", "1.234"},
+		{"-0.00120e2", "-0.12"},
+		{"1.00000000000000000000001", "1.00000000000000000000001"},
+		{"0e99999", "0"},
+		{"0.0e-99999", "0"},
+		{"1e-400", t400},
+		{"1e-16383", t16383},
+		{"1e-16384", "reject: Target: out of range for numeric: 1e-16384"},
+		{"-1e-999999999999", "reject: Target: out of range for numeric: -1e-999999999999"},
+		{"0.1e-99999999999999999999999", "reject: Target: out of range for numeric: 0.1e-99999999999999999999999"},
+		/* a duplicate key: jansson keeps the last value */
+		{"1.25,\"Target\":0.33333333333333333333", "0.33333333333333333333"},
+		{"{\"x\":1.5},\"Target\":2.000000000000000000001,\"Target\":-7.25", "-7.25"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int reference = 0; reference < 2; reference++) {
+			char *got = target_of(cases[i].json, reference);
+			if (strcmp(got, cases[i].expected) != 0)
+				fail_msg("Target %.60s (%s reader): got [%.80s], want [%.80s]", cases[i].json,
+				         reference ? "jansson" : "fast", got, cases[i].expected);
+			free(got);
+		}
+	}
+	free(t400);
+	free(t16383);
 }
 
 /* --------------------------------------------------------------- scores */
@@ -1052,6 +1166,7 @@ int main(void)
 		cmocka_unit_test(test_user_todos_owner_fallback),
 		cmocka_unit_test(test_todo_rejects),
 		cmocka_unit_test(test_measurables),
+		cmocka_unit_test(test_numeric_exact),
 		cmocka_unit_test(test_scores),
 		cmocka_unit_test(test_score_rejects),
 		cmocka_unit_test(test_nul_removed),
