@@ -1935,16 +1935,18 @@ static map_outcome map_attendee(ctx *c, const jv *obj)
 	return MAP_ROW;
 }
 
-/* Owner.Id, or fallback_ref (when have_fallback) for a null/missing Owner. */
+/* Owner.Id; when Owner names no one (null or missing, or an object whose
+ * Id is null or missing), fallback_ref if have_fallback, else NULL. */
 static int col_owner(row *r, const jv *obj, bool have_fallback, int64_t fallback_ref)
 {
-	const jv *owner = get(obj, "Owner");
+	const jv *owner = get(obj, "Owner"), *id;
 
-	if (!owner || jv_is_null(owner))
-		return have_fallback ? col_i64(r, fallback_ref) : col_null(r);
-	if (!jv_is_object(owner))
+	if (owner && !jv_is_null(owner) && !jv_is_object(owner))
 		return fail_value(r->c, "Owner", "not an object", owner);
-	return col_bigint(r, get(owner, "Id"), "Owner.Id", false);
+	id = get(owner, "Id");
+	if (!id || jv_is_null(id))
+		return have_fallback ? col_i64(r, fallback_ref) : col_null(r);
+	return col_bigint(r, id, "Owner.Id", false);
 }
 
 static map_outcome map_todo(ctx *c, const jv *obj)

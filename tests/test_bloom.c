@@ -361,6 +361,53 @@ static void test_user_todos_owner_fallback(void **state)
 	bloom_result_free(&r);
 }
 
+/* An Owner object without a usable Id says no more than a null Owner: a
+ * user's list (todos, goals) falls back to that user; lists without a
+ * fallback write NULL; an Id of the wrong type still rejects. */
+static void test_owner_without_id(void **state)
+{
+	static const char *const owners[] = {"{\"Id\":null}", "{}", "{\"Id\":null,\"Name\":\"N\"}", "{\"Name\":\"N\"}"};
+	char body[256], owner[32];
+	bloom_result r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(owners) / sizeof(owners[0]); i++) {
+		snprintf(body, sizeof(body), "[{\"Id\":1,\"Name\":\"n\",\"Complete\":false,\"Owner\":%s}]", owners[i]);
+		parse_ok(BLOOM_UNIT_USER_TODOS, 78, body, &r);
+		assert_int_equal(r.nrejects, 0);
+		field_of(copy_text(&r, MIRROR_T_TODOS), 10, owner, sizeof(owner));
+		if (strcmp(owner, "78") != 0)
+			fail_msg("user todos, Owner %s: owner_id [%s], want [78]", owners[i], owner);
+		bloom_result_free(&r);
+
+		parse_ok(BLOOM_UNIT_GOALS, 79, body, &r);
+		assert_int_equal(r.nrejects, 0);
+		field_of(copy_text(&r, MIRROR_T_GOALS), 2, owner, sizeof(owner));
+		if (strcmp(owner, "79") != 0)
+			fail_msg("goals, Owner %s: owner_id [%s], want [79]", owners[i], owner);
+		bloom_result_free(&r);
+
+		/* no fallback: a meeting's todos, issues, measurables */
+		parse_ok(BLOOM_UNIT_MEETING_TODOS, 456, body, &r);
+		assert_int_equal(r.nrejects, 0);
+		field_of(copy_text(&r, MIRROR_T_TODOS), 10, owner, sizeof(owner));
+		assert_string_equal(owner, "\\N");
+		bloom_result_free(&r);
+		parse_ok(BLOOM_UNIT_USER_ISSUES, 80, body, &r);
+		assert_int_equal(r.nrejects, 0);
+		field_of(copy_text(&r, MIRROR_T_USER_ISSUES), 3, owner, sizeof(owner));
+		assert_string_equal(owner, "\\N");
+		bloom_result_free(&r);
+	}
+
+	/* an Owner.Id that is there but no id is still an error */
+	parse_ok(BLOOM_UNIT_USER_TODOS, 78, "[{\"Id\":1,\"Name\":\"n\",\"Complete\":false,\"Owner\":{\"Id\":\"x\"}}]", &r);
+	assert_int_equal(r.nrows[MIRROR_T_TODOS], 0);
+	assert_int_equal(r.nrejects, 1);
+	assert_string_equal(r.rejects[0].reason, "Owner.Id: not an integer: \"x\"");
+	bloom_result_free(&r);
+}
+
 static void test_todo_rejects(void **state)
 {
 	bloom_result r;
@@ -1164,6 +1211,7 @@ int main(void)
 		cmocka_unit_test(test_attendees),
 		cmocka_unit_test(test_meeting_todos),
 		cmocka_unit_test(test_user_todos_owner_fallback),
+		cmocka_unit_test(test_owner_without_id),
 		cmocka_unit_test(test_todo_rejects),
 		cmocka_unit_test(test_measurables),
 		cmocka_unit_test(test_numeric_exact),
