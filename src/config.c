@@ -6,7 +6,9 @@
  * checks, and unknown-setting detection all walk that table. Only the API
  * key needs logic of its own (api.key vs api.key_file vs BG_API_KEY), in
  * cfg_resolve_key(), and so do the username and password (environment,
- * password file, and which wins over the key), in cfg_resolve_credentials(). */
+ * password file, and which wins over the key), in cfg_resolve_credentials().
+ * The files named by api.key_file and api.password_file are read later, by
+ * cfg_read_secrets(), and only by the commands that talk to the API. */
 #include "config.h"
 
 #include <ctype.h>
@@ -64,13 +66,13 @@ static const cfg_setting cfg_settings[] = {
 	  cfg_check_url, "base URL of the Bloom Growth API" },
 	{ "api.key", CFG_STRING, F(key), NULL, 0, 0, 0, cfg_check_key,
 	  "API key; " CFG_KEY_ENV " in the environment wins" },
-	{ "api.key_file", CFG_STRING, CFG_NO_FIELD, NULL, 0, 0, 0, cfg_check_nonempty,
+	{ "api.key_file", CFG_PATH, F(key_file), NULL, 0, 0, 0, cfg_check_nonempty,
 	  "file holding the API key (instead of api.key)" },
 	{ "api.username", CFG_STRING, F(username), NULL, 0, 0, 0, cfg_check_key,
 	  "user to log in as (instead of a key); " CFG_USER_ENV " in the environment wins" },
 	{ "api.password", CFG_STRING, F(password), NULL, 0, 0, 0, cfg_check_password,
 	  "password of api.username; " CFG_PASSWORD_ENV " in the environment wins" },
-	{ "api.password_file", CFG_STRING, CFG_NO_FIELD, NULL, 0, 0, 0, cfg_check_nonempty,
+	{ "api.password_file", CFG_PATH, F(password_file), NULL, 0, 0, 0, cfg_check_nonempty,
 	  "file holding the password (instead of api.password)" },
 	{ "api.token_url", CFG_STRING, F(token_url), "https://app.bloomgrowth.com/token", 0, 0, 0, cfg_check_url,
 	  "where to log in with api.username and api.password" },
@@ -962,10 +964,11 @@ static int cfg_walk(cfg_ctx *ctx, const config_setting_t *group, const char *pre
 /* ---- the API key ---- */
 
 /* A file that holds a secret (api.key_file, api.password_file): read it
- * (a relative path is taken from the config file's directory), trim it
- * (a key loses surrounding white space; a password only a final line break,
- * since it may end in spaces), check it, and store it in *dst with its
- * source. Warns when others may read the file; never prints the secret. */
+ * (its path was already taken from the config file's directory when
+ * relative), trim it (a key loses surrounding white space; a password only
+ * a final line break, since it may end in spaces), check it, and store it
+ * in *dst with its source. Warns when others may read the file; never
+ * prints the secret. */
 typedef struct secret_file {
 	const char *setting;  /* "api.key_file" */
 	const char *what;     /* "key" */
@@ -988,19 +991,13 @@ static char *cfg_trim_secret(char *text, bool keep_spaces)
 	return start;
 }
 
-static int cfg_read_secret_file(cfg_ctx *ctx, const config_setting_t *set, const secret_file *sf, char **dst,
+static int cfg_read_secret_file(cfg_ctx *ctx, const char *full, int line, const secret_file *sf, char **dst,
 				const char **source)
 {
-	int line = (int)config_setting_source_line(set);
-	char *full = cfg_conf_relative(ctx->path, config_setting_get_string(set));
 	char *text = NULL;
 	char why[200];
 	struct stat st;
 	int rc = -1;
-	if (!full) {
-		cfg_fail(ctx, line, "%s: out of memory", sf->setting);
-		goto done;
-	}
 	text = cfg_slurp(full, CFG_KEY_FILE_MAX, &st);
 	if (!text) {
 		cfg_fail(ctx, line, "%s: cannot read %s: %s", sf->setting, full, strerror(errno));
@@ -1025,14 +1022,7 @@ done:
 	if (text)
 		explicit_bzero(text, strlen(text));
 	free(text);
-	free(full);
 	return rc;
-}
-
-static int cfg_read_key_file(cfg_ctx *ctx, const config_setting_t *set)
-{
-	static const secret_file key_file = {"api.key_file", "key", false, cfg_check_key};
-	return cfg_read_secret_file(ctx, set, &key_file, &ctx->out->key, &ctx->out->key_source);
 }
 
 /* Decides the key: BG_API_KEY (non-empty) > api.key > api.key_file. */
@@ -1070,8 +1060,10 @@ static int cfg_resolve_key(cfg_ctx *ctx, const config_t *conf, const struct stat
 		ctx->out->key_source = "api.key";
 		return 0;
 	}
-	if (key_file)
-		return cfg_read_key_file(ctx, key_file);
+	if (key_file) { /* read by cfg_read_secrets, when a command needs it */
+		ctx->out->key_source = "api.key_file";
+		ctx->out->key_file_line = (int)config_setting_source_line(key_file);
+	}
 	return 0;
 }
 
@@ -1099,12 +1091,6 @@ static int cfg_env_override(cfg_ctx *ctx, const char *name, cfg_check_fn check, 
 	free(*field);
 	*field = value;
 	return 1;
-}
-
-static int cfg_read_password_file(cfg_ctx *ctx, const config_setting_t *set)
-{
-	static const secret_file password_file = {"api.password_file", "password", true, cfg_check_password};
-	return cfg_read_secret_file(ctx, set, &password_file, &ctx->out->password, &ctx->out->password_source);
 }
 
 static void cfg_drop_credentials(cfg *c)
@@ -1197,7 +1183,7 @@ static int cfg_resolve_credentials(cfg_ctx *ctx, const config_t *conf, const str
 	if (env_pass < 0)
 		return -1;
 	const char *pass_from = cfg_password_origin(env_pass, pass, pass_file);
-	if (out->key && (out->username || pass_from)) {
+	if (out->key_source && (out->username || pass_from)) { /* a key, maybe still in its file */
 		const char *user_from = env_user ? "environment " CFG_USER_ENV : "api.username";
 		cfg_key_wins(ctx, out->username ? user_from : NULL, pass_from);
 		return 0;
@@ -1206,10 +1192,48 @@ static int cfg_resolve_credentials(cfg_ctx *ctx, const config_t *conf, const str
 		return cfg_fail_half_credentials(ctx, user, pass_from, env_pass ? NULL : pass ? pass : pass_file);
 	if (!out->username)
 		return 0;
-	if (!env_pass && !pass)
-		return cfg_read_password_file(ctx, pass_file);
+	if (!env_pass && !pass) /* read by cfg_read_secrets, when a command needs it */
+		out->password_file_line = (int)config_setting_source_line(pass_file);
 	out->password_source = pass_from;
 	return 0;
+}
+
+/* ---- the secrets kept in files ---- */
+
+static bool cfg_key_file_pending(const cfg *c)
+{
+	return !c->key && c->key_file && c->key_source && strcmp(c->key_source, "api.key_file") == 0;
+}
+
+static bool cfg_password_file_pending(const cfg *c)
+{
+	return c->username && !c->password && c->password_file && c->password_source &&
+	       strcmp(c->password_source, "api.password_file") == 0;
+}
+
+int cfg_read_secrets(cfg *c, cfg_error *err)
+{
+	static const secret_file key_file = {"api.key_file", "key", false, cfg_check_key};
+	static const secret_file password_file = {"api.password_file", "password", true, cfg_check_password};
+	cfg_ctx ctx = { .path = c->path ? c->path : "(no file)", .out = c, .err = err };
+	size_t logged = c->warning_count;
+	int rc = 0;
+	err->msg[0] = '\0';
+	if (cfg_key_file_pending(c)) {
+		rc = cfg_read_secret_file(&ctx, c->key_file, c->key_file_line, &key_file, &c->key, &c->key_source);
+		if (rc == 0)
+			log_add_secret(c->key);
+	}
+	if (rc == 0 && cfg_password_file_pending(c)) {
+		rc = cfg_read_secret_file(&ctx, c->password_file, c->password_file_line, &password_file, &c->password,
+					  &c->password_source);
+		if (rc == 0)
+			log_add_secret(c->password);
+	}
+	/* cfg_log_warnings ran long ago: log what reading the files found now */
+	for (size_t i = logged; i < c->warning_count; i++)
+		log_warn("%s", c->warnings[i]);
+	return rc;
 }
 
 /* ---- loading ---- */

@@ -47,14 +47,21 @@ void cfg_streams_format(unsigned streams, char *buf, size_t len);
 typedef struct cfg {
 	/* api */
 	char *base_url;       /* default "https://app.bloomgrowth.com/api/v1", no trailing slash */
-	char *key;            /* resolved key: BG_API_KEY env > api.key > contents of api.key_file (trimmed); NULL if none */
-	const char *key_source; /* "environment BG_API_KEY" | "api.key" | "api.key_file" | NULL (static string) */
+	char *key;            /* resolved key: BG_API_KEY env > api.key > contents of api.key_file (trimmed); NULL if
+	                       * none, and NULL until cfg_read_secrets when it is to come from api.key_file */
+	const char *key_source; /* "environment BG_API_KEY" | "api.key" | "api.key_file" | NULL (static string);
+	                         * set by cfg_load whenever a key is configured, even one not read yet */
+	char *key_file;       /* api.key_file, from the config's directory when relative; NULL when unset */
+	int key_file_line;    /* its line, for messages; 0 when it is not where the key comes from */
 	/* credentials, the alternative to a fixed key (see cfg_resolve_credentials in config.c):
 	 * both set or both NULL; when a key is set too the key wins and these are NULL,
 	 * even when only one of them was given */
 	char *username;       /* BG_USERNAME env > api.username */
-	char *password;       /* BG_PASSWORD env > api.password > contents of api.password_file */
+	char *password;       /* BG_PASSWORD env > api.password > contents of api.password_file; NULL until
+	                       * cfg_read_secrets when it is to come from api.password_file */
 	const char *password_source; /* "environment BG_PASSWORD" | "api.password" | "api.password_file" | NULL */
+	char *password_file;  /* api.password_file, from the config's directory when relative; NULL when unset */
+	int password_file_line; /* its line, for messages; 0 when it is not where the password comes from */
 	char *token_url;      /* default "https://app.bloomgrowth.com/token" */
 	char *token_cache;    /* token cache file, default "/var/lib/bloomsync/token"; relative: from the config's directory */
 	int concurrency;      /* 1..1024, default 8 */
@@ -93,12 +100,26 @@ void cfg_defaults(cfg *out);
  * wrong types and out-of-range values, and a password without a username
  * (or the reverse) when no key is given. When a key and credentials (a
  * whole pair or half of one) are both given the key wins and the
- * credentials are dropped with a warning. Registers the key and the
- * password with log_add_secret. Warns when the file holds a key or a
- * password and is readable by group/others: the warnings are kept in
- * out->warnings, not logged (see cfg_log_warnings).
+ * credentials are dropped with a warning. Does not read api.key_file or
+ * api.password_file (see cfg_read_secrets): migrate and status need no
+ * secret, and a systemd credential exists only inside the service. Registers
+ * the key and the password it has with log_add_secret. Warns when the file
+ * holds a key or a password and is readable by group/others: the warnings
+ * are kept in out->warnings, not logged (see cfg_log_warnings).
  * On error returns -1, fills err, and leaves *out freed (cfg_free-able). */
 int cfg_load(const char *path, cfg *out, cfg_error *err) __attribute__((warn_unused_result));
+
+/* Reads what a command that talks to the API needs and cfg_load left in
+ * files: the key from api.key_file when that is where the key comes from
+ * (not when BG_API_KEY or api.key wins), and the password from
+ * api.password_file when credentials are used and it is where the password
+ * comes from. Checks and registers them (log_add_secret) as cfg_load does;
+ * a file others may read is logged at once (log_warn; call it after
+ * cfg_log_warnings) and kept in c->warnings. Reading again is a no-op.
+ * On error returns -1 with "FILE:LINE: api.key_file: cannot read PATH: why"
+ * (or what is wrong with its content) in err; what could not be read stays
+ * NULL. */
+int cfg_read_secrets(cfg *c, cfg_error *err) __attribute__((warn_unused_result));
 
 /* Logs (log_warn) the warnings cfg_load kept. cfg_load does not log them
  * itself because the log's level and format come from the very file it

@@ -281,8 +281,13 @@ static int sync_login(const cfg *config, const auth_opts *ao, char **token, time
 	return 0;
 }
 
-static int cmd_sync(const cli *c, const cfg *config)
+static int cmd_sync(const cli *c, cfg *config)
 {
+	cfg_error cerr;
+	if (cfg_read_secrets(config, &cerr) != 0) {
+		log_error("%s", cerr.msg);
+		return EXIT_USAGE;
+	}
 	if (!config->key && !config->username) {
 		fprintf(stderr, "bloomsync: no API key or credentials: set api.key, api.key_file or BG_API_KEY, "
 				"or api.username and api.password in %s\n", config->path);
@@ -447,8 +452,13 @@ static int check_login(const cfg *config, bool force, char **token, char *how, s
 	return EXIT_OK;
 }
 
-static int check_api(const cfg *config)
+static int check_api(cfg *config)
 {
+	cfg_error cerr;
+	if (cfg_read_secrets(config, &cerr) != 0) {
+		printf("api:      FAIL %s\n", cerr.msg);
+		return EXIT_USAGE;
+	}
 	if (!config->key && !config->username) {
 		printf("api:      FAIL no API key (api.key, api.key_file or BG_API_KEY) and no username and "
 		       "password (api.username, api.password or api.password_file, BG_USERNAME, BG_PASSWORD)\n");
@@ -517,7 +527,7 @@ static int check_database(const cfg *config)
 	return EXIT_OK;
 }
 
-static int cmd_check(const cfg *config)
+static int cmd_check(cfg *config)
 {
 	printf("config:   ok %s\n", config->path);
 	int api = check_api(config);

@@ -1,6 +1,7 @@
 /* test_config.c — config.c through config.h: defaults, a full file, every
  * kind of error with its exact "FILE:LINE: " prefix, the API key sources
- * (api.key, api.key_file, BG_API_KEY) and the permission warning.
+ * (api.key, api.key_file, BG_API_KEY), the secret files read only by
+ * cfg_read_secrets, and the permission warning.
  *
  * Each test writes its config files into a fresh temporary directory. */
 #include <setjmp.h>
@@ -102,6 +103,22 @@ static void expect_error(fixture *fx, const char *text, const char *expected)
 	assert_null(c.base_url);
 	assert_null(c.key);
 	assert_null(c.path);
+	cfg_free(&c);
+}
+
+/* Loads fx->path, which must succeed (a secret file is not read yet), then
+ * expects cfg_read_secrets to fail with exactly "<path>:<expected>". */
+static void expect_secret_error(fixture *fx, const char *text, const char *expected)
+{
+	cfg c;
+	cfg_error err;
+	char want[600];
+	write_conf(fx, text);
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_int_equal(cfg_read_secrets(&c, &err), -1);
+	snprintf(want, sizeof want, "%s:%s", fx->path, expected);
+	assert_string_equal(err.msg, want);
+	assert_null(c.key);
 	cfg_free(&c);
 }
 
@@ -494,13 +511,21 @@ static void test_key_file(void **state)
 	write_file(key_path, "  file-key-0123456789\n\n", 0600);
 	write_conf(fx, "api = {\n key_file = \"api.key\";\n};\n");
 	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	/* Read by cfg_read_secrets only, which says where the key is meanwhile. */
+	assert_null(c.key);
+	assert_string_equal(c.key_source, "api.key_file");
+	assert_string_equal(c.key_file, key_path);
+	assert_int_equal(cfg_read_secrets(&c, &err), 0);
 	assert_string_equal(c.key, "file-key-0123456789");
 	assert_string_equal(c.key_source, "api.key_file");
+	assert_int_equal(cfg_read_secrets(&c, &err), 0); /* again: nothing to do */
+	assert_string_equal(c.key, "file-key-0123456789");
 	cfg_free(&c);
 	/* Absolute path. */
 	snprintf(text, sizeof text, "api = { key_file = \"%s\"; };\n", key_path);
 	write_conf(fx, text);
 	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_int_equal(cfg_read_secrets(&c, &err), 0);
 	assert_string_equal(c.key, "file-key-0123456789");
 	cfg_free(&c);
 }
@@ -529,6 +554,9 @@ static void test_relative_paths_are_from_the_config_directory(void **state)
 	cfg_free(&c);
 }
 
+/* A key file that does not exist (a systemd credential, outside the
+ * service) does not stop cfg_load: migrate and status need no key. The
+ * command that needs it gets the error from cfg_read_secrets. */
 static void test_key_file_unreadable(void **state)
 {
 	fixture *fx = *state;
@@ -536,12 +564,16 @@ static void test_key_file_unreadable(void **state)
 	cfg_error err;
 	char want[400];
 	write_conf(fx, "api = {\n concurrency = 4;\n key_file = \"/nonexistent/bloom.key\";\n};\n");
-	assert_int_equal(cfg_load(fx->path, &c, &err), -1);
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_null(c.key);
+	assert_string_equal(c.key_source, "api.key_file");
+	assert_int_equal(cfg_read_secrets(&c, &err), -1);
 	snprintf(want, sizeof want,
 		 "%s:3: api.key_file: cannot read /nonexistent/bloom.key: No such file or directory",
 		 fx->path);
 	assert_string_equal(err.msg, want);
 	assert_null(c.key);
+	cfg_free(&c);
 }
 
 static void test_key_file_with_two_words(void **state)
@@ -554,7 +586,7 @@ static void test_key_file_with_two_words(void **state)
 	snprintf(want, sizeof want,
 		 "2: api.key_file: the key in %s must not contain spaces or control characters",
 		 key_path);
-	expect_error(fx, "api = {\n key_file = \"api.key\";\n};\n", want);
+	expect_secret_error(fx, "api = {\n key_file = \"api.key\";\n};\n", want);
 }
 
 static void test_key_and_key_file_conflict(void **state)
@@ -578,6 +610,9 @@ static void test_env_key_wins(void **state)
 	write_conf(fx, "api = { key_file = \"/nonexistent/bloom.key\"; };\n");
 	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
 	assert_string_equal(c.key, "env-key-abcdef");
+	assert_int_equal(cfg_read_secrets(&c, &err), 0);
+	assert_string_equal(c.key, "env-key-abcdef");
+	assert_string_equal(c.key_source, "environment BG_API_KEY");
 	cfg_free(&c);
 	/* An empty variable is ignored. */
 	setenv("BG_API_KEY", "", 1);
@@ -692,6 +727,36 @@ static void test_warns_when_config_with_key_is_readable(void **state)
 	free(out);
 }
 
+static void load_and_read_secrets(void *arg)
+{
+	fixture *fx = arg;
+	cfg c;
+	cfg_error err;
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	cfg_log_warnings(&c);
+	assert_int_equal(c.warning_count, 0); /* the key file is not read yet */
+	assert_int_equal(cfg_read_secrets(&c, &err), 0);
+	assert_int_equal(c.warning_count, 1);
+	cfg_free(&c);
+}
+
+/* A key file others may read is found out when it is read, after the log
+ * was set up: cfg_read_secrets logs the warning itself. */
+static void test_warns_when_key_file_is_readable(void **state)
+{
+	fixture *fx = *state;
+	char key_path[200];
+	snprintf(key_path, sizeof key_path, "%s/api.key", fx->dir);
+	write_file(key_path, "visible-key-888\n", 0644);
+	write_conf(fx, "api = { key_file = \"api.key\"; };\n");
+	char *out = capture_stderr(load_and_read_secrets, fx);
+	assert_non_null(strstr(out, " warn "));
+	assert_non_null(strstr(out, key_path));
+	assert_non_null(strstr(out, "readable by group or others"));
+	assert_null(strstr(out, "visible-key-888"));
+	free(out);
+}
+
 typedef struct load_result {
 	fixture *fx;
 	cfg c;
@@ -783,12 +848,16 @@ static void test_password_file(void **state)
 	write_file(pw_path, " spaced pw \n", 0600);
 	write_conf(fx, "api = {\n username = \"bot@example.com\";\n password_file = \"api.password\";\n};\n");
 	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_null(c.password); /* read by cfg_read_secrets only */
+	assert_string_equal(c.password_source, "api.password_file");
+	assert_int_equal(cfg_read_secrets(&c, &err), 0);
 	assert_string_equal(c.password, " spaced pw ");
 	assert_string_equal(c.password_source, "api.password_file");
 	cfg_free(&c);
 	char want[300];
 	snprintf(want, sizeof want, "3: api.password_file: cannot read %s/nope: No such file or directory", fx->dir);
-	expect_error(fx, "api = {\n username = \"bot@example.com\";\n password_file = \"nope\";\n};\n", want);
+	expect_secret_error(fx, "api = {\n username = \"bot@example.com\";\n password_file = \"nope\";\n};\n",
+			    want);
 	expect_error(fx, "api = {\n username = \"u@x\";\n password = \"a\";\n password_file = \"p\";\n};\n",
 		     "4: api.password and api.password_file are both set; keep one of them");
 }
@@ -805,6 +874,8 @@ static void test_environment_credentials_win(void **state)
 	assert_string_equal(c.username, "env@example.com");
 	assert_string_equal(c.password, "env-pw-9876");
 	assert_string_equal(c.password_source, "environment BG_PASSWORD");
+	assert_int_equal(cfg_read_secrets(&c, &err), 0); /* the file is not needed */
+	assert_string_equal(c.password, "env-pw-9876");
 	cfg_free(&c);
 	/* The environment alone is enough. */
 	write_conf(fx, "");
@@ -1000,6 +1071,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_key_file_unreadable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relative_paths_are_from_the_config_directory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_file_with_two_words, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_warns_when_key_file_is_readable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_and_key_file_conflict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_key_wins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_key_with_newline_rejected, setup, teardown),
