@@ -399,6 +399,9 @@ typedef struct probe {
 	char error[256];
 } probe;
 
+/* Keeps the outcome and why it is not HTTP_OK. The engine gives a text
+ * only for HTTP_FAILED; a 404 (say, a base_url without /api/v1, where a web
+ * server answers) needs one of its own, or check would print no reason. */
 static http_cb_result probe_done(void *ctx, void *user, const http_response *resp)
 {
 	(void)user;
@@ -406,7 +409,16 @@ static http_cb_result probe_done(void *ctx, void *user, const http_response *res
 	p->done = true;
 	p->outcome = resp->outcome;
 	p->status = resp->status;
-	snprintf(p->error, sizeof(p->error), "%s", resp->error ? resp->error : "");
+	if (resp->error && resp->error[0])
+		snprintf(p->error, sizeof(p->error), "%s", resp->error);
+	else if (resp->outcome == HTTP_NOT_FOUND)
+		snprintf(p->error, sizeof(p->error),
+			 "HTTP 404 for %s: no Bloom Growth API there. Check api.base_url: it is the API's root, "
+			 "like https://app.bloomgrowth.com/api/v1.", resp->path);
+	else if (resp->status > 0)
+		snprintf(p->error, sizeof(p->error), "HTTP %ld for %s", resp->status, resp->path);
+	else
+		snprintf(p->error, sizeof(p->error), "no answer for %s", resp->path);
 	return HTTP_CB_DONE;
 }
 
@@ -499,7 +511,8 @@ static int check_api(cfg *config)
 			       config->key_source);
 		return EXIT_AUTH;
 	}
-	printf("api:      FAIL %s: %s\n", config->base_url, p.done ? p.error : "interrupted");
+	printf("api:      FAIL %s: %s\n", config->base_url,
+	       p.done ? p.error : cancel_requested ? "interrupted" : "the HTTP engine failed (see the log)");
 	return EXIT_RUN_FAILED;
 }
 

@@ -2,7 +2,8 @@
 # Operations by hand and failed starts:
 #  - migrate, status and check with the config of the systemd unit, whose
 #    api.key_file (or api.password_file) is a credential that exists only
-#    inside the service: only the commands that talk to the API read it.
+#    inside the service: only the commands that talk to the API read it;
+#  - check says why the API is unreachable when api.base_url is wrong.
 . "$(dirname "$0")/lib.sh"
 
 new_db ops17 || exit 1
@@ -66,5 +67,37 @@ expect_eq "check without the password file exits 2" $? 2
 grep -Eq "^api: +FAIL $pconf:3: api.password_file: cannot read $creds/bg_password: No such file" \
 	"$TEST_TMP/pcheck.out"
 check "check's api line names api.password_file and the file" test $? -eq 0
+
+# ---------------------------------------------------------------------------
+# 2. check with a wrong api.base_url says why
+# reason_of FILE: what follows "api:      FAIL URL: " (empty when no reason)
+reason_of() { sed -n 's/^api: *FAIL [^ ]*: //p' "$1"; }
+
+MAX_RETRIES=0 write_conf "$TEST_TMP/wrong-path.conf"
+sed -i "s#$SIM_API#$SIM_URL/api/v2#" "$TEST_TMP/wrong-path.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/wrong-path.conf" check >"$TEST_TMP/wrong-path.out" 2>&1
+expect_eq "check with a base_url the server answers 404 to exits 1" $? 1
+reason=$(reason_of "$TEST_TMP/wrong-path.out")
+check "check gives a reason for the 404 ('$reason')" test -n "$reason"
+case "$reason" in *"HTTP 404"*"api.base_url"*) ok "the reason is the 404 and names api.base_url" ;;
+*) not_ok "the reason is the 404 and names api.base_url" ;; esac
+
+start_sim || exit 1 # a port that was just free, and is again once it stops
+closed_url="http://127.0.0.1:${SIM_URL##*:}/api/v1"
+stop_sim "$SIM_PID"
+MAX_RETRIES=0 write_conf "$TEST_TMP/refused.conf"
+sed -i "s#base_url = \"[^\"]*\"#base_url = \"$closed_url\"#" "$TEST_TMP/refused.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/refused.conf" check >"$TEST_TMP/refused.out" 2>&1
+expect_eq "check with a port where nothing listens exits 1" $? 1
+reason=$(reason_of "$TEST_TMP/refused.out")
+case "$reason" in *"Couldn't connect"*) ok "the reason says it could not connect ('$reason')" ;;
+*) not_ok "the reason says it could not connect ('$reason')" ;; esac
+
+MAX_RETRIES=0 TIMEOUT_MS=3000 write_conf "$TEST_TMP/unresolved.conf"
+sed -i 's#base_url = "[^"]*"#base_url = "http://bloomsync-test.invalid/api/v1"#' "$TEST_TMP/unresolved.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/unresolved.conf" check >"$TEST_TMP/unresolved.out" 2>&1
+expect_eq "check with a host that does not resolve exits 1" $? 1
+reason=$(reason_of "$TEST_TMP/unresolved.out")
+check "check gives a reason for the host ('$reason')" test -n "$reason"
 
 finish
