@@ -281,16 +281,33 @@ static int sync_login(const cfg *config, const auth_opts *ao, char **token, time
 	return 0;
 }
 
-static int cmd_sync(const cli *c, cfg *config)
+/* Writes the metrics file of a sync when one is known: --metrics-file, else
+ * the config's metrics_file (config NULL or not loaded: none). s is NULL
+ * when the sync could not start (exit 2); the file then says so, so that an
+ * alert on the last run does not keep showing the success before it. A
+ * file that cannot be written is logged, not fatal: the exit status says
+ * more. */
+static void sync_metrics(const cli *c, const cfg *config, const pipeline_summary *s, int exit_code,
+			 time_t started)
+{
+	const char *path = c->metrics_file ? c->metrics_file : config ? config->metrics_file : NULL;
+	char err[512];
+	if (path && metrics_write(path, s, exit_code, started, time(NULL), err, sizeof(err)) != 0)
+		log_warn("cannot write metrics: %s", err);
+}
+
+static int cmd_sync(const cli *c, cfg *config, time_t started)
 {
 	cfg_error cerr;
 	if (cfg_read_secrets(config, &cerr) != 0) {
 		log_error("%s", cerr.msg);
+		sync_metrics(c, config, NULL, EXIT_USAGE, started);
 		return EXIT_USAGE;
 	}
 	if (!config->key && !config->username) {
 		fprintf(stderr, "bloomsync: no API key or credentials: set api.key, api.key_file or BG_API_KEY, "
 				"or api.username and api.password in %s\n", config->path);
+		sync_metrics(c, config, NULL, EXIT_USAGE, started);
 		return EXIT_USAGE;
 	}
 	auth_opts ao;
@@ -299,7 +316,6 @@ static int cmd_sync(const cli *c, cfg *config)
 	time_t expires = 0;
 	pipeline_summary summary;
 	memset(&summary, 0, sizeof(summary));
-	time_t started = time(NULL);
 	pipeline_status st;
 	if (config->username && sync_login(config, &ao, &token, &expires, &summary) != 0) {
 		st = summary.status;
@@ -318,10 +334,7 @@ static int cmd_sync(const cli *c, cfg *config)
 		st = pipeline_sync(&opts, &summary);
 	}
 	auth_token_free(token);
-	const char *metrics_path = c->metrics_file ? c->metrics_file : config->metrics_file;
-	char err[512];
-	if (metrics_path && metrics_write(metrics_path, &summary, started, time(NULL), err, sizeof(err)) != 0)
-		log_warn("cannot write metrics: %s", err);
+	sync_metrics(c, config, &summary, exit_code_for(st), started);
 	if (st == PIPELINE_LOCKED) {
 		log_error("%s", summary.error);
 	} else if (summary.run_id == 0 && summary.error[0]) {
@@ -565,18 +578,27 @@ static int run_command(const cli *c)
 		fprintf(stderr, "bloomsync: unknown command '%s'\n\n%s", c->command, usage_text);
 		return EXIT_USAGE;
 	}
+	/* a sync that cannot start still leaves its mark in the metrics file,
+	 * when it knows where that is (--metrics-file, or the config once read) */
+	bool sync = strcmp(c->command, "sync") == 0;
+	time_t started = time(NULL);
 	int a = check_args(c, allowed, with_value);
-	if (a != 0)
+	if (a != 0) {
+		if (a < 0 && sync)
+			sync_metrics(c, NULL, NULL, EXIT_USAGE, started);
 		return a > 0 ? EXIT_OK : EXIT_USAGE;
+	}
 
 	cfg config = {0};
 	if (load_config(c, &config) != 0) {
+		if (sync) /* config.metrics_file is set when only --log-format was wrong */
+			sync_metrics(c, &config, NULL, EXIT_USAGE, started);
 		cfg_free(&config);
 		return EXIT_USAGE;
 	}
 	int rc;
-	if (strcmp(c->command, "sync") == 0)
-		rc = cmd_sync(c, &config);
+	if (sync)
+		rc = cmd_sync(c, &config, started);
 	else if (strcmp(c->command, "migrate") == 0)
 		rc = cmd_migrate(&config);
 	else if (strcmp(c->command, "status") == 0)

@@ -2,7 +2,9 @@
  * 0.0.4), for node_exporter's textfile collector; see metrics.h.
  *
  * Every figure describes one invocation of `bloomsync sync`, so every metric
- * is a gauge: the file is replaced whole after each run. The one value that
+ * is a gauge: the file is replaced whole after each run, and after a sync
+ * that could not start (a usage or configuration error once the file was
+ * known: status "config", exit code 2, every count 0). The one value that
  * outlives a run is bloomsync_last_success_timestamp_seconds: a run that did
  * not succeed copies it from the file it replaces, so "no success for two
  * hours" stays visible however many runs fail in between.
@@ -41,6 +43,12 @@ static const metrics_status_name metrics_statuses[] = {
 };
 
 #define METRICS_STATUS_COUNT (sizeof(metrics_statuses) / sizeof(metrics_statuses[0]))
+
+/* The label value of a sync that could not start (no summary). */
+#define METRICS_STATUS_CONFIG "config"
+
+/* The figures of a sync that could not start: all zero. */
+static const pipeline_summary metrics_no_run;
 
 typedef struct metrics_outcome {
 	const char *name;
@@ -99,17 +107,25 @@ static void metrics_label_value(FILE *f, const char *value)
 	fputc('"', f);
 }
 
-static void metrics_status(FILE *f, const pipeline_summary *s)
+/* s is NULL for a sync that could not start. */
+static void metrics_status(FILE *f, const pipeline_summary *s, int exit_code)
 {
 	metrics_family(f, "bloomsync_last_run_status",
 		       "Outcome of the last sync: 1 for the status that applies, 0 for the others.");
 	for (size_t i = 0; i < METRICS_STATUS_COUNT; i++) {
 		fputs("bloomsync_last_run_status{status=", f);
 		metrics_label_value(f, metrics_statuses[i].name);
-		fprintf(f, "} %d\n", metrics_statuses[i].status == s->status);
+		fprintf(f, "} %d\n", s && metrics_statuses[i].status == s->status);
 	}
+	fputs("bloomsync_last_run_status{status=", f);
+	metrics_label_value(f, METRICS_STATUS_CONFIG);
+	fprintf(f, "} %d\n", !s);
 	metrics_family(f, "bloomsync_last_run_success", "1 when the last sync succeeded, else 0.");
-	fprintf(f, "bloomsync_last_run_success %d\n", s->status == PIPELINE_SUCCEEDED);
+	fprintf(f, "bloomsync_last_run_success %d\n", s && s->status == PIPELINE_SUCCEEDED);
+	metrics_family(f, "bloomsync_last_run_exit_code",
+		       "Exit status of the last sync: 0 succeeded, 1 failed, 2 usage or configuration error, "
+		       "3 locked, 4 key rejected, 5 cancelled.");
+	fprintf(f, "bloomsync_last_run_exit_code %d\n", exit_code);
 }
 
 static void metrics_run(FILE *f, const pipeline_summary *s, time_t started, time_t finished)
@@ -216,31 +232,34 @@ static void metrics_sync_dir(const char *path)
 	free(dir);
 }
 
-/* Writes every metric to f and flushes it to disk; 0, or -1 with errno set. */
-static int metrics_emit(FILE *f, const pipeline_summary *s, time_t started, time_t finished, int64_t last_success)
+/* Writes every metric to f and flushes it to disk; 0, or -1 with errno set.
+ * s is NULL for a sync that could not start. */
+static int metrics_emit(FILE *f, const pipeline_summary *s, int exit_code, time_t started, time_t finished,
+			int64_t last_success)
 {
-	metrics_status(f, s);
-	metrics_run(f, s, started, finished);
-	metrics_streams(f, s);
-	metrics_totals(f, s, last_success);
+	const pipeline_summary *figures = s ? s : &metrics_no_run;
+	metrics_status(f, s, exit_code);
+	metrics_run(f, figures, started, finished);
+	metrics_streams(f, figures);
+	metrics_totals(f, figures, last_success);
 	if (fflush(f) != 0 || ferror(f))
 		return -1;
 	return fsync(fileno(f));
 }
 
-int metrics_write(const char *path, const pipeline_summary *s, time_t started, time_t finished, char *err,
-		  size_t errlen)
+int metrics_write(const char *path, const pipeline_summary *s, int exit_code, time_t started, time_t finished,
+		  char *err, size_t errlen)
 {
 	int rc = -1;
 	char *tmp = NULL;
 	FILE *f = NULL;
 	int fd = -1;
 	int64_t last_success = 0;
-	if (!path || !*path || !s) { /* nothing acquired yet: no cleanup to share */
-		metrics_fail(err, errlen, "no metrics file or no run summary given");
+	if (!path || !*path) { /* nothing acquired yet: no cleanup to share */
+		metrics_fail(err, errlen, "no metrics file given");
 		return -1;
 	}
-	last_success = s->status == PIPELINE_SUCCEEDED ? (int64_t)finished : metrics_previous_success(path);
+	last_success = s && s->status == PIPELINE_SUCCEEDED ? (int64_t)finished : metrics_previous_success(path);
 	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
 		tmp = NULL;
 		metrics_fail(err, errlen, "%s: out of memory", path);
@@ -259,7 +278,7 @@ int metrics_write(const char *path, const pipeline_summary *s, time_t started, t
 		close(fd);
 		goto done;
 	}
-	if (fchmod(fd, 0644) != 0 || metrics_emit(f, s, started, finished, last_success) != 0) {
+	if (fchmod(fd, 0644) != 0 || metrics_emit(f, s, exit_code, started, finished, last_success) != 0) {
 		metrics_fail(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
 		goto done;
 	}

@@ -1,8 +1,10 @@
 /* test_metrics.c — metrics.c through metrics.h: the exact lines written for
  * a known summary, the Prometheus text format of every line (and no gauge
  * named like a counter), the carry-over of the last success across failed
- * runs, the atomic replace (no temporary file left, a reader of the old file
- * keeps the old content) and the errors of an unwritable destination.
+ * runs, the exit status, a sync that could not start (a configuration
+ * error: no summary), the atomic replace (no temporary file left, a reader
+ * of the old file keeps the old content) and the errors of an unwritable
+ * destination.
  *
  * Each test works in a fresh directory under /tmp, removed afterwards. */
 #include <setjmp.h>
@@ -114,10 +116,24 @@ static int dir_entries(const char *dir)
 	return n;
 }
 
+/* The exit status main gives each pipeline_status. */
+static int exit_of(const pipeline_summary *s)
+{
+	if (!s)
+		return 2;
+	switch (s->status) {
+	case PIPELINE_SUCCEEDED: return 0;
+	case PIPELINE_LOCKED: return 3;
+	case PIPELINE_AUTH: return 4;
+	case PIPELINE_CANCELLED: return 5;
+	default: return 1;
+	}
+}
+
 static void write_ok(const char *path, const pipeline_summary *s, time_t started, time_t finished)
 {
 	char err[256] = "";
-	int rc = metrics_write(path, s, started, finished, err, sizeof(err));
+	int rc = metrics_write(path, s, exit_of(s), started, finished, err, sizeof(err));
 	if (rc != 0)
 		fail_msg("metrics_write failed: %s", err);
 }
@@ -137,7 +153,10 @@ static void test_exact_lines(void **state)
 	    "bloomsync_last_run_status{status=\"cancelled\"} 0",
 	    "bloomsync_last_run_status{status=\"locked\"} 0",
 	    "bloomsync_last_run_status{status=\"auth\"} 0",
+	    "bloomsync_last_run_status{status=\"config\"} 0",
 	    "bloomsync_last_run_success 1",
+	    "# TYPE bloomsync_last_run_exit_code gauge",
+	    "bloomsync_last_run_exit_code 0",
 	    "bloomsync_last_run_id 42",
 	    "bloomsync_last_run_start_timestamp_seconds 1700000000",
 	    "bloomsync_last_run_end_timestamp_seconds 1700000013",
@@ -212,9 +231,9 @@ static void test_format(void **state)
 			fail_msg("a gauge named like a counter: '%s'", line);
 		samples++;
 	}
-	/* status 5, success, id, start, end, duration, resumed; per stream: requests,
-	 * retries and 6 row outcomes; rejected, peak, last success */
-	assert_int_equal(samples, 5 + 6 + MIRROR_TABLE_COUNT * (2 + 6) + 3);
+	/* status 6, success, exit code, id, start, end, duration, resumed; per
+	 * stream: requests, retries and 6 row outcomes; rejected, peak, last success */
+	assert_int_equal(samples, 6 + 7 + MIRROR_TABLE_COUNT * (2 + 6) + 3);
 	regfree(&sample);
 	regfree(&comment);
 	free(text);
@@ -235,6 +254,7 @@ static void test_failed_run_carries_last_success(void **state)
 	assert_line(text, "bloomsync_last_run_status{status=\"failed\"} 1");
 	assert_line(text, "bloomsync_last_run_status{status=\"succeeded\"} 0");
 	assert_line(text, "bloomsync_last_run_end_timestamp_seconds 1700000900");
+	assert_line(text, "bloomsync_last_run_exit_code 1");
 	free(text);
 
 	/* a second failure in a row (here: the lock was held) still carries it */
@@ -244,6 +264,7 @@ static void test_failed_run_carries_last_success(void **state)
 	assert_line(text, "bloomsync_last_success_timestamp_seconds 1700000100");
 	assert_line(text, "bloomsync_last_run_status{status=\"locked\"} 1");
 	assert_line(text, "bloomsync_last_run_id 0");
+	assert_line(text, "bloomsync_last_run_exit_code 3");
 	free(text);
 
 	/* the next success moves it */
@@ -263,6 +284,7 @@ static void test_no_success_known(void **state)
 	char *text = slurp(fx->path);
 	assert_line(text, "bloomsync_last_success_timestamp_seconds 0");
 	assert_line(text, "bloomsync_last_run_status{status=\"auth\"} 1");
+	assert_line(text, "bloomsync_last_run_exit_code 4");
 	free(text);
 
 	/* a previous file with a mangled value gives no carry-over, and is replaced */
@@ -274,6 +296,36 @@ static void test_no_success_known(void **state)
 	text = slurp(fx->path);
 	assert_line(text, "bloomsync_last_success_timestamp_seconds 0");
 	assert_false(has_line(text, "bloomsync_last_success_timestamp_secondsX 5"));
+	free(text);
+}
+
+/* A sync that could not start (a usage or configuration error, exit 2, after
+ * the metrics file became known) is recorded too: an alert on the last run
+ * must not keep reporting the success before it. */
+static void test_sync_that_could_not_start(void **state)
+{
+	fixture *fx = *state;
+	pipeline_summary s;
+	fake_summary(&s, PIPELINE_SUCCEEDED, 9);
+	write_ok(fx->path, &s, 1700000090, 1700000100);
+
+	write_ok(fx->path, NULL, 1700000500, 1700000501);
+	char *text = slurp(fx->path);
+	assert_line(text, "bloomsync_last_run_status{status=\"config\"} 1");
+	assert_line(text, "bloomsync_last_run_status{status=\"succeeded\"} 0");
+	assert_line(text, "bloomsync_last_run_status{status=\"failed\"} 0");
+	assert_line(text, "bloomsync_last_run_success 0");
+	assert_line(text, "bloomsync_last_run_exit_code 2");
+	assert_line(text, "bloomsync_last_run_id 0");
+	assert_line(text, "bloomsync_last_run_resumed 0");
+	assert_line(text, "bloomsync_last_run_start_timestamp_seconds 1700000500");
+	assert_line(text, "bloomsync_last_run_end_timestamp_seconds 1700000501");
+	assert_line(text, "bloomsync_last_run_duration_seconds 1.000");
+	assert_line(text, "bloomsync_last_run_requests{stream=\"users\"} 0");
+	assert_line(text, "bloomsync_last_run_rows{stream=\"todos\",outcome=\"inserted\"} 0");
+	assert_line(text, "bloomsync_last_run_http_peak_inflight 0");
+	/* the success before it is kept */
+	assert_line(text, "bloomsync_last_success_timestamp_seconds 1700000100");
 	free(text);
 }
 
@@ -324,7 +376,7 @@ static void test_unwritable_destination(void **state)
 
 	/* a directory that does not exist */
 	snprintf(path, sizeof(path), "%s/missing/bloomsync.prom", fx->dir);
-	assert_int_equal(metrics_write(path, &s, T_STARTED, T_FINISHED, err, sizeof(err)), -1);
+	assert_int_equal(metrics_write(path, &s, 0, T_STARTED, T_FINISHED, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, path));
 	assert_non_null(strstr(err, "No such file or directory"));
 
@@ -335,7 +387,7 @@ static void test_unwritable_destination(void **state)
 	fclose(f);
 	snprintf(path, sizeof(path), "%s/plain/bloomsync.prom", fx->dir);
 	err[0] = '\0';
-	assert_int_equal(metrics_write(path, &s, T_STARTED, T_FINISHED, err, sizeof(err)), -1);
+	assert_int_equal(metrics_write(path, &s, 0, T_STARTED, T_FINISHED, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "cannot create a temporary file next to"));
 	assert_int_equal(dir_entries(fx->dir), 1);
 
@@ -346,7 +398,7 @@ static void test_unwritable_destination(void **state)
 		assert_int_equal(mkdir(ro, 0555), 0);
 		snprintf(path, sizeof(path), "%s/bloomsync.prom", ro);
 		err[0] = '\0';
-		assert_int_equal(metrics_write(path, &s, T_STARTED, T_FINISHED, err, sizeof(err)), -1);
+		assert_int_equal(metrics_write(path, &s, 0, T_STARTED, T_FINISHED, err, sizeof(err)), -1);
 		assert_non_null(strstr(err, "Permission denied"));
 		assert_int_equal(dir_entries(ro), 0);
 	}
@@ -358,12 +410,10 @@ static void test_bad_arguments(void **state)
 	pipeline_summary s;
 	fake_summary(&s, PIPELINE_SUCCEEDED, 5);
 	char err[256] = "";
-	assert_int_equal(metrics_write(NULL, &s, T_STARTED, T_FINISHED, err, sizeof(err)), -1);
+	assert_int_equal(metrics_write(NULL, &s, 0, T_STARTED, T_FINISHED, err, sizeof(err)), -1);
 	assert_true(err[0] != '\0');
 	err[0] = '\0';
-	assert_int_equal(metrics_write(fx->path, NULL, T_STARTED, T_FINISHED, err, sizeof(err)), -1);
-	assert_true(err[0] != '\0');
-	assert_int_equal(metrics_write("", &s, T_STARTED, T_FINISHED, NULL, 0), -1);
+	assert_int_equal(metrics_write("", &s, 0, T_STARTED, T_FINISHED, NULL, 0), -1);
 	assert_int_equal(dir_entries(fx->dir), 0);
 }
 
@@ -374,6 +424,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_format, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_run_carries_last_success, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_success_known, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sync_that_could_not_start, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_duration_from_wall_clock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_atomic_replace, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unwritable_destination, setup, teardown),

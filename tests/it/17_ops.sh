@@ -3,8 +3,23 @@
 #  - migrate, status and check with the config of the systemd unit, whose
 #    api.key_file (or api.password_file) is a credential that exists only
 #    inside the service: only the commands that talk to the API read it;
-#  - check says why the API is unreachable when api.base_url is wrong.
+#  - check says why the API is unreachable when api.base_url is wrong;
+#  - a sync that cannot start (exit 2) still writes the metrics file when it
+#    knows where it is, and keeps the last success;
+#  - the per-stream request and retry gauges are not named like counters.
 . "$(dirname "$0")/lib.sh"
+
+PROM_SAMPLE='^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\[\\"n])*"(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\[\\"n])*")*\})? [-+]?([0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?|NaN|Inf)$'
+PROM_COMMENT='^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$'
+
+# metric FILE LINE_PREFIX: the value of the first sample starting with the prefix
+metric() { awk -v k="$2 " 'index($0, k) == 1 { print $NF; exit }' "$1" 2>/dev/null; }
+
+# in_prom_format FILE: 0 when every line is a sample or a HELP/TYPE comment
+in_prom_format() {
+	bad=$(grep -Ev "$PROM_SAMPLE" "$1" | grep -Ev "$PROM_COMMENT")
+	[ -z "$bad" ] || { echo "$bad" | head -n 3 | sed 's/^/# /' >&2; return 1; }
+}
 
 new_db ops17 || exit 1
 start_sim --users 3 --meetings 2 || exit 1
@@ -99,5 +114,83 @@ sed -i 's#base_url = "[^"]*"#base_url = "http://bloomsync-test.invalid/api/v1"#'
 expect_eq "check with a host that does not resolve exits 1" $? 1
 reason=$(reason_of "$TEST_TMP/unresolved.out")
 check "check gives a reason for the host ('$reason')" test -n "$reason"
+
+# ---------------------------------------------------------------------------
+# 3. a sync that cannot start (exit 2) writes the metrics file it knows of
+mdir="$TEST_TMP/textfile"
+mkdir -p "$mdir"
+prom="$mdir/bloomsync.prom"
+printf 'bloomsync_last_success_timestamp_seconds 1700000000\n' >"$prom" # an earlier success
+
+# expect_config_error NAME FILE: FILE records a sync that could not start
+expect_config_error() {
+	expect_eq "$1: bloomsync_last_run_success is 0" "$(metric "$2" bloomsync_last_run_success)" 0
+	expect_eq "$1: status config is 1" "$(metric "$2" 'bloomsync_last_run_status{status="config"}')" 1
+	expect_eq "$1: status succeeded is 0" "$(metric "$2" 'bloomsync_last_run_status{status="succeeded"}')" 0
+	expect_eq "$1: bloomsync_last_run_exit_code is 2" "$(metric "$2" bloomsync_last_run_exit_code)" 2
+	expect_eq "$1: the earlier last success is kept" \
+		"$(metric "$2" bloomsync_last_success_timestamp_seconds)" 1700000000
+	check "$1: the file is in the text format" in_prom_format "$2"
+}
+
+"$BLOOMSYNC" -c "$conf" --metrics-file "$prom" sync 2>/dev/null
+expect_eq "sync without the key file, with --metrics-file, exits 2" $? 2
+expect_config_error "missing key file" "$prom"
+
+mconf="$TEST_TMP/unit-m.conf"
+cp "$conf" "$mconf"
+echo "metrics_file = \"$mdir/from-config.prom\";" >>"$mconf"
+printf 'bloomsync_last_success_timestamp_seconds 1700000000\n' >"$mdir/from-config.prom"
+"$BLOOMSYNC" -c "$mconf" sync 2>/dev/null
+expect_eq "sync without the key file, metrics_file in the config, exits 2" $? 2
+expect_config_error "metrics_file of the config" "$mdir/from-config.prom"
+
+rm -f "$prom"
+printf 'api = { concurrency = 4 }\n' >"$TEST_TMP/broken.conf" # no ';': a syntax error
+"$BLOOMSYNC" -c "$TEST_TMP/broken.conf" --metrics-file "$prom" sync 2>"$TEST_TMP/broken.err"
+expect_eq "sync with a broken config exits 2" $? 2
+expect_eq "a broken config: bloomsync_last_run_status{status=\"config\"} is 1" \
+	"$(metric "$prom" 'bloomsync_last_run_status{status="config"}')" 1
+expect_eq "a broken config: no earlier success known, 0" \
+	"$(metric "$prom" bloomsync_last_success_timestamp_seconds)" 0
+
+rm -f "$prom"
+"$BLOOMSYNC" -c "$conf" --metrics-file "$prom" sync --no-such-flag 2>/dev/null
+expect_eq "sync with an unknown argument exits 2" $? 2
+expect_eq "an unknown argument: bloomsync_last_run_exit_code is 2" \
+	"$(metric "$prom" bloomsync_last_run_exit_code)" 2
+
+# what does not run a sync leaves the file alone
+echo "sentinel 1" >"$prom"
+"$BLOOMSYNC" -c "$conf" --metrics-file "$prom" sync --help >/dev/null 2>&1
+expect_eq "sync --help exits 0" $? 0
+"$BLOOMSYNC" -c "$conf" --metrics-file "$prom" check >/dev/null 2>&1
+"$BLOOMSYNC" -c "$conf" --metrics-file "$prom" migrate >/dev/null 2>&1
+"$BLOOMSYNC" -c "$conf" --metrics-file "$prom" status >/dev/null 2>&1
+expect_eq "sync --help, check, migrate and status leave the metrics file alone" "$(cat "$prom")" "sentinel 1"
+expect_eq "no temporary file is left in the textfile directory" "$(ls -A "$mdir" | sort | tr '\n' ' ')" \
+	"bloomsync.prom from-config.prom "
+
+# ---------------------------------------------------------------------------
+# 4. a run that did start: its exit status, and gauges named as gauges
+start_sim --users 3 --meetings 2 || exit 1
+write_conf "$TEST_TMP/good.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/good.conf" --metrics-file "$prom" sync 2>"$TEST_TMP/good.err"
+rc=$?
+expect_eq "a sync exits 0" "$rc" 0
+[ "$rc" -eq 0 ] || sed 's/^/# /' "$TEST_TMP/good.err" | tail -n 5
+expect_eq "its bloomsync_last_run_exit_code is 0" "$(metric "$prom" bloomsync_last_run_exit_code)" 0
+expect_eq "its status config is 0" "$(metric "$prom" 'bloomsync_last_run_status{status="config"}')" 0
+users=$(metric "$prom" 'bloomsync_last_run_requests{stream="users"}')
+check "bloomsync_last_run_requests{stream=\"users\"} counts requests ($users)" test "${users:-0}" -gt 0
+check "bloomsync_last_run_retries{stream=\"users\"} is there" \
+	test -n "$(metric "$prom" 'bloomsync_last_run_retries{stream="users"}')"
+expect_eq "no metric ends in _total (they are gauges)" "$(grep -Ec '^[a-z_]+_total[{ ]' "$prom")" 0
+check "the file is in the text format" in_prom_format "$prom"
+
+KEY=wrong-key-for-ops17 write_conf "$TEST_TMP/bad-key.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/bad-key.conf" --metrics-file "$prom" sync 2>/dev/null
+expect_eq "a sync with a wrong key exits 4" $? 4
+expect_eq "its bloomsync_last_run_exit_code is 4" "$(metric "$prom" bloomsync_last_run_exit_code)" 4
 
 finish
