@@ -1275,6 +1275,81 @@ static int jv_dump(bloom_buf *b, const jv *v, bool copy)
 	}
 }
 
+/* ------------------------------------------------------------ numbers */
+
+/* A JSON number's text read as a decimal: the digits of its integer and
+ * fraction parts, taken as one string D, and where its decimal point falls
+ * in D once the exponent is applied. */
+typedef struct decimal {
+	bool neg;
+	const char *ip, *fp; /* integer and fraction digits */
+	size_t ilen, flen;
+	int64_t point;       /* digits of D before the point (may be < 0 or > |D|) */
+	int64_t first, last; /* first and last nonzero digit of D; -1 when it is zero */
+} decimal;
+
+/* Exponents beyond this are all alike here: far past what numeric holds. */
+#define DECIMAL_EXP_CAP ((int64_t)1 << 40)
+
+/* Reads the text of a JSON number (valid: a parser took it). */
+static void decimal_read(const char *s, size_t len, decimal *d)
+{
+	const char *end = s + len;
+	int64_t exp = 0;
+	bool exp_neg = false;
+
+	memset(d, 0, sizeof(*d));
+	d->neg = s < end && *s == '-';
+	s += d->neg;
+	for (d->ip = s; s < end && is_digit(*s); s++)
+		;
+	d->ilen = (size_t)(s - d->ip);
+	d->fp = s;
+	if (s < end && *s == '.') {
+		for (d->fp = ++s; s < end && is_digit(*s); s++)
+			;
+		d->flen = (size_t)(s - d->fp);
+	}
+	if (s < end && (*s == 'e' || *s == 'E')) {
+		s++;
+		if (s < end && (*s == '+' || *s == '-'))
+			exp_neg = *s++ == '-';
+		for (; s < end && is_digit(*s); s++)
+			if (exp < DECIMAL_EXP_CAP)
+				exp = exp * 10 + (*s - '0');
+	}
+	d->point = (int64_t)d->ilen + (exp_neg ? -exp : exp);
+	d->first = d->last = -1;
+	for (size_t i = 0; i < d->ilen + d->flen; i++) {
+		char ch = i < d->ilen ? d->ip[i] : d->fp[i - d->ilen];
+		if (ch != '0') {
+			if (d->first < 0)
+				d->first = (int64_t)i;
+			d->last = (int64_t)i;
+		}
+	}
+}
+
+/* Digit at index i of D, '0' outside it. */
+static char decimal_digit(const decimal *d, int64_t i)
+{
+	if (i < 0 || i >= (int64_t)(d->ilen + d->flen))
+		return '0';
+	return (size_t)i < d->ilen ? d->ip[i] : d->fp[(size_t)i - d->ilen];
+}
+
+/* Digits before and after the point of the value, leading and trailing
+ * zeros left out. */
+static int64_t decimal_int_digits(const decimal *d)
+{
+	return d->first >= 0 && d->point > d->first ? d->point - d->first : 0;
+}
+
+static int64_t decimal_frac_digits(const decimal *d)
+{
+	return d->last >= 0 && d->last + 1 > d->point ? d->last + 1 - d->point : 0;
+}
+
 /* ------------------------------------------------------- mapping context */
 
 typedef enum { MAP_ROW = 0, MAP_SKIP, MAP_REJECT } map_outcome;
@@ -1332,6 +1407,9 @@ static void describe(const jv *v, char *buf, size_t buflen)
 		snprintf(buf, buflen, "\"%.*s\"%s", (int)len, s, len < v->u.str.len ? "..." : "");
 	} else if (jv_is_integer(v)) {
 		snprintf(buf, buflen, "%" PRId64, v->u.i);
+	} else if (jv_is_real(v) && v->text) { /* as written: a double may say otherwise */
+		int len = v->textlen > 80 ? 80 : (int)v->textlen;
+		snprintf(buf, buflen, "%.*s%s", len, v->text, (size_t)len < v->textlen ? "..." : "");
 	} else if (jv_is_real(v)) {
 		format_double(v->u.d, buf, buflen);
 	} else if (jv_is_boolean(v)) {
@@ -1414,14 +1492,34 @@ static int col_bool_value(row *r, bool value)
 	return col_put(r, value ? "t" : "f", 1);
 }
 
-/* A JSON integer, or a real with an integral value in int64 range. */
+/* A JSON integer, or a real whose value is an integer in int64 range. A
+ * real is judged by its text, exactly: a double would take
+ * 9007199254740993.0 for 9007199254740992 (another record's id) and
+ * 5.0000000000000001 for 5. */
 static int jv_to_i64(const jv *v, int64_t *out)
 {
 	if (jv_is_integer(v)) {
 		*out = v->u.i;
 		return 0;
 	}
-	if (jv_is_real(v)) {
+	if (jv_is_real(v) && v->text) {
+		decimal d;
+		uint64_t value = 0;
+		decimal_read(v->text, v->textlen, &d);
+		if (decimal_frac_digits(&d) > 0 || decimal_int_digits(&d) > 19)
+			return -1;
+		for (int64_t i = d.point - decimal_int_digits(&d); i < d.point; i++) {
+			unsigned digit = (unsigned)(decimal_digit(&d, i) - '0');
+			if (value > (UINT64_MAX - digit) / 10)
+				return -1;
+			value = value * 10 + digit;
+		}
+		if (value > (uint64_t)INT64_MAX + d.neg)
+			return -1;
+		*out = d.neg ? (int64_t)(0 - value) : (int64_t)value;
+		return 0;
+	}
+	if (jv_is_real(v)) { /* not expected: every real's text is known */
 		double d = v->u.d;
 		if (isfinite(d) && trunc(d) == d && d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
 			*out = (int64_t)d;
@@ -1493,90 +1591,10 @@ static int format_double(double d, char *buf, size_t buflen)
 	return n;
 }
 
-/* A JSON number's text read as a decimal: the digits of its integer and
- * fraction parts, taken as one string D, and where its decimal point falls
- * in D once the exponent is applied. */
-typedef struct decimal {
-	bool neg;
-	const char *ip, *fp; /* integer and fraction digits */
-	size_t ilen, flen;
-	int64_t point;       /* digits of D before the point (may be < 0 or > |D|) */
-	int64_t first, last; /* first and last nonzero digit of D; -1 when it is zero */
-} decimal;
-
-/* Exponents beyond this are all alike here: far past what numeric holds. */
-#define DECIMAL_EXP_CAP ((int64_t)1 << 40)
-
-/* Reads the text of a JSON number (valid: a parser took it). */
-static void decimal_read(const char *s, size_t len, decimal *d)
-{
-	const char *end = s + len;
-	int64_t exp = 0;
-	bool exp_neg = false;
-
-	memset(d, 0, sizeof(*d));
-	d->neg = s < end && *s == '-';
-	s += d->neg;
-	for (d->ip = s; s < end && is_digit(*s); s++)
-		;
-	d->ilen = (size_t)(s - d->ip);
-	d->fp = s;
-	if (s < end && *s == '.') {
-		for (d->fp = ++s; s < end && is_digit(*s); s++)
-			;
-		d->flen = (size_t)(s - d->fp);
-	}
-	if (s < end && (*s == 'e' || *s == 'E')) {
-		s++;
-		if (s < end && (*s == '+' || *s == '-'))
-			exp_neg = *s++ == '-';
-		for (; s < end && is_digit(*s); s++)
-			if (exp < DECIMAL_EXP_CAP)
-				exp = exp * 10 + (*s - '0');
-	}
-	d->point = (int64_t)d->ilen + (exp_neg ? -exp : exp);
-	d->first = d->last = -1;
-	for (size_t i = 0; i < d->ilen + d->flen; i++) {
-		char ch = i < d->ilen ? d->ip[i] : d->fp[i - d->ilen];
-		if (ch != '0') {
-			if (d->first < 0)
-				d->first = (int64_t)i;
-			d->last = (int64_t)i;
-		}
-	}
-}
-
-/* Digit at index i of D, '0' outside it. */
-static char decimal_digit(const decimal *d, int64_t i)
-{
-	if (i < 0 || i >= (int64_t)(d->ilen + d->flen))
-		return '0';
-	return (size_t)i < d->ilen ? d->ip[i] : d->fp[(size_t)i - d->ilen];
-}
-
-/* Digits before and after the point of the value, leading and trailing
- * zeros left out. */
-static int64_t decimal_int_digits(const decimal *d)
-{
-	return d->first >= 0 && d->point > d->first ? d->point - d->first : 0;
-}
-
-static int64_t decimal_frac_digits(const decimal *d)
-{
-	return d->last >= 0 && d->last + 1 > d->point ? d->last + 1 - d->point : 0;
-}
-
 /* What PostgreSQL's numeric holds at most (its docs, and numeric_in):
  * 131072 digits before the point, 16383 after. */
 #define NUMERIC_MAX_INT_DIGITS 131072
 #define NUMERIC_MAX_FRAC_DIGITS 16383
-
-/* Fails with the number's own text, cut to about 80 bytes. */
-static int fail_number(ctx *c, const char *field, const char *what, const jv *v)
-{
-	int n = v->textlen > 80 ? 80 : (int)v->textlen;
-	return fail(c, "%s: %s: %.*s%s", field, what, n, v->text, (size_t)n < v->textlen ? "..." : "");
-}
 
 /* A JSON number into a numeric column: the value the API wrote, digit for
  * digit (a double would keep 15 to 17 of them), in one canonical form so
@@ -1608,7 +1626,7 @@ static int col_numeric(row *r, const jv *v, const char *field)
 	int_digits = decimal_int_digits(&d);
 	frac_digits = decimal_frac_digits(&d);
 	if (int_digits > NUMERIC_MAX_INT_DIGITS || frac_digits > NUMERIC_MAX_FRAC_DIGITS)
-		return fail_number(r->c, field, "out of range for numeric", v);
+		return fail_value(r->c, field, "out of range for numeric", v);
 	if (col_start(r) < 0 || buf_reserve(r->buf, (size_t)(int_digits + frac_digits) + 3) < 0)
 		return fail_nomem(r->c);
 	p = r->buf->data + r->buf->len;

@@ -872,7 +872,76 @@ static void test_ids(void **state)
 	assert_string_equal(r.rejects[3].reason, "Id: null");
 	assert_string_equal(r.rejects[4].reason, "Id: missing");
 	assert_string_equal(r.rejects[4].raw, "{}");
-	assert_string_equal(r.rejects[5].reason, "Id: not an integer: 1e+300");
+	assert_string_equal(r.rejects[5].reason, "Id: not an integer: 1e300"); /* as written */
+	bloom_result_free(&r);
+}
+
+/* A rejected record is named by the key its row would have had, or by
+ * none: never by another record's. An Id written as a real is that
+ * integer only when its digits say so exactly: 9007199254740993.0 is not
+ * 9007199254740992 (what a double makes of it), and 5.0000000000000001 is
+ * no integer at all. */
+static void test_reject_keys(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	/* todos without Complete: rejected for that, keyed by their Id */
+	parse_ok(BLOOM_UNIT_MEETING_TODOS, 456,
+	         "[{\"Id\":5.0,\"Name\":\"a\"},{\"Id\":9007199254740993.0,\"Name\":\"b\"},{\"Id\":12e1,\"Name\":\"c\"},"
+	         "{\"Id\":5.0000000000000001,\"Name\":\"d\"},{\"Id\":2.5,\"Name\":\"e\"},{\"Name\":\"f\"},"
+	         "{\"Id\":9223372036854775807.0,\"Name\":\"g\"},{\"Id\":9223372036854775808.0,\"Name\":\"h\"}]",
+	         &r);
+	assert_int_equal(r.nrows[MIRROR_T_TODOS], 0);
+	assert_int_equal(r.nrejects, 8);
+	assert_string_equal(r.rejects[0].id, "5");
+	assert_string_equal(r.rejects[1].id, "9007199254740993");
+	assert_true(r.rejects[1].has_key);
+	assert_int_equal(r.rejects[1].key[0], 9007199254740993);
+	assert_string_equal(r.rejects[2].id, "120");
+	assert_string_equal(r.rejects[6].id, "9223372036854775807");
+	for (size_t i = 0; i < r.nrejects; i++) {
+		bool keyed = i <= 2 || i == 6;
+		assert_int_equal(r.rejects[i].has_key, keyed);
+		if (keyed)
+			assert_string_equal(r.rejects[i].reason, "Complete: missing");
+		else
+			assert_null(r.rejects[i].id);
+	}
+	assert_string_equal(r.rejects[3].reason, "Id: not an integer: 5.0000000000000001");
+	assert_string_equal(r.rejects[4].reason, "Id: not an integer: 2.5");
+	assert_string_equal(r.rejects[5].reason, "Id: missing");
+	assert_string_equal(r.rejects[7].reason, "Id: not an integer: 9223372036854775808.0");
+	bloom_result_free(&r);
+
+	/* rows get the same ids, and so do the units under a user */
+	parse_ok(BLOOM_UNIT_ATTENDEES, 7, "[{\"Id\":9007199254740993.0},{\"Id\":5.0000000000000001}]", &r);
+	assert_int_equal(r.nrows[MIRROR_T_ATTENDEES], 1);
+	assert_int_equal(strncmp(copy_text(&r, MIRROR_T_ATTENDEES), "7\t9007199254740993\t", 19), 0);
+	assert_int_equal(r.nrejects, 1);
+	assert_string_equal(r.rejects[0].id, "7/?");
+	assert_false(r.rejects[0].has_key);
+	bloom_result_free(&r);
+	parse_ok(BLOOM_UNIT_USERS, 0, "[{\"Id\":9007199254740993.0,\"ResultType\":\"User\"}]", &r);
+	assert_int_equal(r.nrejects, 1);
+	assert_string_equal(r.rejects[0].id, "9007199254740993");
+	assert_true(r.nchildren > 0);
+	for (size_t i = 0; i < r.nchildren; i++)
+		assert_int_equal(r.children[i].ref, 9007199254740993);
+	bloom_result_free(&r);
+
+	/* a meeting detail without Id is the meeting asked for, as its row is */
+	parse_ok(BLOOM_UNIT_MEETING, 57, "{\"CreateTime\":\"yesterday\"}", &r);
+	assert_int_equal(r.nrejects, 1);
+	assert_string_equal(r.rejects[0].id, "57");
+	assert_true(r.rejects[0].has_key);
+	assert_int_equal(r.rejects[0].key[0], 57);
+	bloom_result_free(&r);
+	/* with an Id that is no integer it has no key */
+	parse_ok(BLOOM_UNIT_MEETING, 57, "{\"Id\":57.5}", &r);
+	assert_int_equal(r.nrejects, 1);
+	assert_null(r.rejects[0].id);
+	assert_false(r.rejects[0].has_key);
 	bloom_result_free(&r);
 }
 
@@ -1224,6 +1293,7 @@ int main(void)
 		cmocka_unit_test(test_dates),
 		cmocka_unit_test(test_bad_date_rejected_others_kept),
 		cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_reject_keys),
 		cmocka_unit_test(test_non_object_elements),
 		cmocka_unit_test(test_bad_shapes),
 		cmocka_unit_test(test_unreadable_elements_are_rejected),
