@@ -139,6 +139,11 @@ void hash_recent_free(hash_recent *r)
 	free(r);
 }
 
+void hash_recent_clear(hash_recent *r)
+{
+	memset(r->slots, 0, sizeof(uint64_t) << r->bits);
+}
+
 bool hash_recent_add(hash_recent *r, uint64_t h)
 {
 	h = h ? h : 1;

@@ -36,6 +36,9 @@ typedef struct hash_recent hash_recent;
 hash_recent *hash_recent_new(unsigned bits);
 void hash_recent_free(hash_recent *r);
 
+/* Forgets every hash added. */
+void hash_recent_clear(hash_recent *r);
+
 /* Whether h is among the recent hashes; if not, it becomes one. */
 bool hash_recent_add(hash_recent *r, uint64_t h);
 

@@ -162,10 +162,12 @@ static void set_error(load_error *err, load_outcome outcome, const char *sqlstat
 
 static load_outcome classify(PGconn *conn, const char *sqlstate)
 {
-	if (PQstatus(conn) == CONNECTION_BAD)
+	/* every error the server sends has a SQLSTATE: one without is libpq's
+	 * own, nearly always a connection that broke under a call, which
+	 * PQstatus may not show yet (e.g. "server closed the connection
+	 * unexpectedly" after an immediate shutdown) */
+	if (PQstatus(conn) == CONNECTION_BAD || !sqlstate || !*sqlstate)
 		return LOAD_RETRY;
-	if (!sqlstate || !*sqlstate)
-		return LOAD_ERROR;
 	if (strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0 ||
 	    strcmp(sqlstate, "57P01") == 0 || strcmp(sqlstate, "57P02") == 0 || strcmp(sqlstate, "57P03") == 0)
 		return LOAD_RETRY;
@@ -1933,6 +1935,28 @@ static int deletes_possible(load_db *db, int64_t run_id, int64_t forgotten, bool
 	return 0;
 }
 
+/* A run is complete only when every unit it queued is done: completing it
+ * otherwise would mark deleted the rows its pending units name. The
+ * pipeline sees to it (a batch the server lost in a crash is fetched
+ * again); this is the last guard. */
+static int no_unit_pending(load_db *db, int64_t run_id, load_error *err)
+{
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM sync_units WHERE run_id = %" PRId64 " AND state = 0", run_id);
+	PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot count the run's pending units");
+	if (!res)
+		return -1;
+	long long pending = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	if (pending == 0)
+		return 0;
+	set_error(err, LOAD_ERROR, NULL,
+		  "run %" PRId64 " cannot complete: %lld of its units are still pending (it stays open; the next sync "
+		  "resumes it)",
+		  run_id, pending);
+	return -1;
+}
+
 int load_run_finish(load_db *db, int64_t run_id, const char *status, const char *error, bool apply_deletes,
 		    uint32_t table_mask, uint64_t deleted[MIRROR_TABLE_COUNT], load_error *err)
 {
@@ -1944,6 +1968,8 @@ int load_run_finish(load_db *db, int64_t run_id, const char *status, const char 
 	if (exec_sql(db, "SET LOCAL synchronous_commit = on", err, "cannot record the end of the run") != 0)
 		goto fail;
 	bool intact = true;
+	if (apply_deletes && no_unit_pending(db, run_id, err) != 0)
+		goto fail;
 	if (apply_deletes && yields_intact(db, run_id, &intact, err) != 0)
 		goto fail;
 	if (apply_deletes && !intact)

@@ -18,6 +18,7 @@
 #define LOCAL_UNITS 512      /* pending units read from the database at a time */
 #define MAX_BATCH_ITEMS 1024 /* units per transaction at most */
 #define DB_RETRY_LIMIT 12    /* reconnect attempts for one batch */
+#define REDO_PASS_LIMIT 3    /* reads of the checkpoint again at the end of a run */
 /* A batch is committed once its first unit waited this long, however few
  * rows it holds: sources with no rows (or unchanged ones) would otherwise
  * fill a batch only at MAX_BATCH_ITEMS, and a kill loses the open batch. */
@@ -700,6 +701,7 @@ typedef struct run_state {
 	/* outcome */
 	pipeline_status status;
 	bool stopping;
+	bool commit_failed;  /* a batch could not be written: nothing after it may be */
 	char error[512];
 	/* figures */
 	progress_state prog;
@@ -707,6 +709,7 @@ typedef struct run_state {
 	double db_seconds; /* time spent in batch transactions */
 	int64_t units_unchanged; /* committed sources whose body had not changed */
 	int64_t left_out;        /* pending units of streams no longer synced (see skip_left_out) */
+	int redo_passes;         /* reads of the checkpoint again from its start (see units_left_behind) */
 } run_state;
 
 static void stop_run(run_state *s, pipeline_status status, const char *error)
@@ -869,6 +872,12 @@ static const uint32_t *item_named(const job *j)
 static int commit_batch(run_state *s)
 {
 	load_item items[MAX_BATCH_ITEMS];
+	/* later batches lean on the failed one: their rows repeated from it
+	 * were dropped, their children found by it were not queued again */
+	if (s->commit_failed) {
+		free_batch(s);
+		return -1;
+	}
 	for (size_t i = 0; i < s->batch_n; i++) {
 		job *j = s->batch[i];
 		items[i] = (load_item){.seq = j->unit.seq,
@@ -893,6 +902,7 @@ static int commit_batch(run_state *s)
 			snprintf(msg, sizeof(msg), "cannot write a batch of %zu units: %s", s->batch_n, err.msg);
 			log_error("%s", msg);
 			stop_run(s, failed_or_cancelled(s), msg);
+			s->commit_failed = true;
 			free_batch(s);
 			return -1;
 		}
@@ -928,6 +938,8 @@ static void take_result(run_state *s, job *j)
 	switch (j->kind) {
 	case MSG_OK:
 	case MSG_VANISHED:
+		if (s->commit_failed)
+			break; /* it would not be written (see commit_batch) */
 		/* full already: skip_left_out fills a batch without the dispatch
 		 * loop's check, and a result may come right after */
 		if (s->batch_n == MAX_BATCH_ITEMS)
@@ -996,6 +1008,33 @@ static void consume(run_state *s)
 			commit_batch(s);
 		progress_update(&s->prog);
 	}
+}
+
+/* Whether units are pending still when the run looks done, and must be
+ * fetched again. It happens only when the server lost batches it had
+ * acknowledged (a crash, with synchronous_commit off: see connect_session),
+ * so the checkpoint is read again from its start; the rows and children
+ * of the lost batches were dropped from later ones as already handed over,
+ * so the session forgets what it handed over. */
+static bool units_left_behind(run_state *s)
+{
+	if (s->status != PIPELINE_SUCCEEDED || s->stopping)
+		return false;
+	s->cursor = 0;
+	s->more = true;
+	s->local_n = s->local_pos = 0;
+	if (refill_units(s) != 0 || s->local_n == 0)
+		return false;
+	if (++s->redo_passes > REDO_PASS_LIMIT) {
+		stop_run(s, PIPELINE_FAILED, "units committed to the database keep coming back pending");
+		return false;
+	}
+	log_warn("units the database had acknowledged as done are pending again (the server lost its last "
+		 "commits, e.g. in a crash); fetching them again (%zu+ units)",
+		 s->local_n);
+	hash_recent_clear(s->fetch.recent_rows);
+	hash_recent_clear(s->fetch.recent_units);
+	return true;
 }
 
 /* ---- the run controller ---- */
@@ -1126,7 +1165,7 @@ static void finish_run(run_state *s, pipeline_summary *out)
 	for (int attempt = 0; attempt < 4 && rc != 0; attempt++) {
 		rc = load_run_finish(s->db, s->run.id, status_word(s->status), s->error[0] ? s->error : NULL, complete,
 				     table_mask(s->opts->config->streams), deleted, &err);
-		if (rc != 0 && (err.outcome != LOAD_RETRY || load_reconnect(s->db, &err) != 0))
+		if (rc != 0 && (err.outcome != LOAD_RETRY || reconnect_db(s, &err) != 0))
 			break;
 	}
 	if (rc != 0) {
@@ -1176,7 +1215,9 @@ pipeline_status pipeline_sync(const pipeline_opts *opts, pipeline_summary *out)
 	} else {
 		started = true;
 		progress_begin(opts->progress_tty);
-		consume(s);
+		do
+			consume(s);
+		while (units_left_behind(s));
 		progress_end();
 	}
 	stop_fetch(s, started);

@@ -5,6 +5,8 @@
 #                           prints the environment to use, as shell assignments
 #   tests/pg.sh stop DIR    stops it (fast), leaves DIR for the caller to remove
 #   tests/pg.sh restart DIR / resume DIR   restarts it / starts it again after a stop
+#   tests/pg.sh crash DIR   stops it as a crash would (immediate: WAL not yet
+#                           written is lost), then starts it again
 #
 # As root, the server runs as the `postgres` user (initdb refuses root).
 set -eu
@@ -60,11 +62,15 @@ stop)
 restart)
 	as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w -t 60 restart >/dev/null
 	;;
+crash)
+	as_owner "$BIN/pg_ctl" -D "$dir/data" -m immediate -w -t 60 stop >/dev/null
+	as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+	;;
 resume)
 	as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
 	;;
 *)
-	echo "usage: tests/pg.sh start|stop|restart|resume DIR" >&2
+	echo "usage: tests/pg.sh start|stop|restart|crash|resume DIR" >&2
 	exit 2
 	;;
 esac

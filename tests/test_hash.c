@@ -94,6 +94,11 @@ static void test_recent_keeps_four_per_set(void **state)
 	/* 0 is a hash like any other (stored apart from "empty") */
 	assert_false(hash_recent_add(r, 0));
 	assert_true(hash_recent_add(r, 0));
+	/* cleared, it has forgotten them all */
+	hash_recent_clear(r);
+	assert_false(hash_recent_add(r, same_set[1]));
+	assert_false(hash_recent_add(r, (uint64_t)0x1 << 60));
+	assert_false(hash_recent_add(r, 0));
 	hash_recent_free(r);
 	hash_recent_free(NULL);
 	assert_null(hash_recent_new(1));

@@ -637,6 +637,29 @@ static void test_unchanged_source_keeps_its_rows(void **state)
 	load_close(db);
 }
 
+/* A run with units still pending cannot be completed (its pending units
+ * name rows that would be marked deleted): it stays open to be resumed. */
+static void test_run_with_pending_units_does_not_complete(void **state)
+{
+	(void)state;
+	load_run run;
+	load_error err;
+	load_db *db = open_new_run(&run); /* its first units are pending */
+	assert_int_equal(load_run_finish(db, run.id, "succeeded", NULL, true, 0xffffffffu, NULL, &err), -1);
+	assert_int_equal(err.outcome, LOAD_ERROR);
+	assert_non_null(strstr(err.msg, "still pending"));
+	PGconn *c = admin();
+	char sql[160];
+	snprintf(sql, sizeof sql, "SELECT status FROM t_load.sync_runs WHERE id = %lld", (long long)run.id);
+	PGresult *res = PQexec(c, sql);
+	assert_string_equal(PQgetvalue(res, 0, 0), "running");
+	PQclear(res);
+	PQfinish(c);
+	/* ended as failed, it is recorded */
+	assert_int_equal(load_run_finish(db, run.id, "failed", "x", false, 0, NULL, &err), 0);
+	load_close(db);
+}
+
 /* A pending unit of a kind this version does not know (queued by a newer
  * one) fails the read, naming it: skipping it would let the run complete
  * (and mark rows deleted) without it, and a page of nothing but such units
@@ -676,6 +699,7 @@ int main(void)
 	    cmocka_unit_test(test_redo_after_a_lost_commit_answer_counts_once),
 	    cmocka_unit_test(test_redo_after_a_lost_uncommitted_batch_writes_it),
 	    cmocka_unit_test(test_unknown_unit_kind_fails_the_read),
+	    cmocka_unit_test(test_run_with_pending_units_does_not_complete),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
