@@ -107,7 +107,7 @@ expect_eq "bloomsync_last_run_status{status=\"succeeded\"} is 1" \
 # the streams of the end-of-run summary (its table between the header and "total")
 want_streams=$(sed -n '/^stream  *requests/,/^total /p' "$TEST_TMP/sync1.err" | sed '1d;$d' | awk '{print $1}' |
 	sort | tr '\n' ' ')
-streams=$(sed -n 's/^bloomsync_last_run_requests_total{stream="\([a-z_]*\)"} [0-9]*$/\1/p' "$prom" | sort | tr '\n' ' ')
+streams=$(sed -n 's/^bloomsync_last_run_requests{stream="\([a-z_]*\)"} [0-9]*$/\1/p' "$prom" | sort | tr '\n' ' ')
 check "the summary lists streams (${want_streams% })" test -n "$want_streams"
 expect_eq "requests are labelled with every stream of the summary" "$streams" "$want_streams"
 users_inserted=$(metric "$prom" 'bloomsync_last_run_rows{stream="users",outcome="inserted"}')
