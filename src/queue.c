@@ -29,8 +29,14 @@ queue *queue_new(size_t capacity)
 	}
 	q->capacity = capacity;
 	pthread_mutex_init(&q->lock, NULL);
-	pthread_cond_init(&q->not_empty, NULL);
-	pthread_cond_init(&q->not_full, NULL);
+	/* deadlines on the monotonic clock: a wall clock stepped back (NTP,
+	 * an operator) would otherwise stretch a 5 ms wait by as much */
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->not_empty, &attr);
+	pthread_cond_init(&q->not_full, &attr);
+	pthread_condattr_destroy(&attr);
 	return q;
 }
 
@@ -78,7 +84,7 @@ bool queue_try_push(queue *q, void *item)
 
 static void deadline_after(struct timespec *ts, int timeout_ms)
 {
-	clock_gettime(CLOCK_REALTIME, ts);
+	clock_gettime(CLOCK_MONOTONIC, ts);
 	ts->tv_sec += timeout_ms / 1000;
 	ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
 	if (ts->tv_nsec >= 1000000000L) {
