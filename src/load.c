@@ -4,6 +4,8 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,7 @@ struct load_db {
 	char *conninfo;
 	char *schema;
 	bool locked;        /* this session holds the run lock */
+	bool cancel_on_signal; /* its statements are cancelled by load_cancel_from_signal */
 	bool staging_ready; /* temp staging tables exist on this connection */
 	/* per mirror table: empty when this connection's staging was set up
 	 * (an initial load), so its upserts skip the unchanged-row pre-filter */
@@ -223,6 +226,40 @@ static void rollback_quietly(load_db *db)
 
 /* ---- connection ---- */
 
+/* The cancel key of the session a signal cancels (load_cancel_on_signal).
+ * The handler reads it; it is replaced with SIGINT and SIGTERM blocked,
+ * and only the thread that owns the session (the one signals go to, see
+ * load.h) replaces it, so the handler never holds one being freed. */
+static PGcancel *volatile signal_cancel;
+
+static void set_signal_cancel(PGcancel *c)
+{
+	sigset_t stop, old;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	PGcancel *prev = signal_cancel;
+	signal_cancel = c;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (prev)
+		PQfreeCancel(prev);
+}
+
+void load_cancel_from_signal(void)
+{
+	PGcancel *c = signal_cancel;
+	char errbuf[256]; /* on the handler's stack, as PQcancel asks */
+	if (c)
+		(void)PQcancel(c, errbuf, (int)sizeof(errbuf));
+}
+
+void load_cancel_on_signal(load_db *db)
+{
+	db->cancel_on_signal = true;
+	set_signal_cancel(db->conn ? PQgetCancel(db->conn) : NULL);
+}
+
 static void quiet_notices(void *arg, const PGresult *res)
 {
 	(void)arg;
@@ -250,6 +287,8 @@ static int connect_session(load_db *db, load_error *err)
 		return -1;
 	}
 	PQsetNoticeReceiver(db->conn, quiet_notices, NULL);
+	if (db->cancel_on_signal)
+		set_signal_cancel(PQgetCancel(db->conn));
 	db->staging_ready = false; /* temp tables go with the session */
 	memset(db->staging_dead, 0, sizeof(db->staging_dead));
 	/* synchronous_commit off: a batch's COMMIT does not wait for its WAL to
@@ -295,6 +334,8 @@ void load_close(load_db *db)
 		 * a sync started right after this one would find it still held */
 		PQclear(PQexec(db->conn, "SELECT pg_advisory_unlock_all()"));
 	}
+	if (db->cancel_on_signal)
+		set_signal_cancel(NULL);
 	if (db->conn)
 		PQfinish(db->conn);
 	hash_filter_free(db->written);
@@ -307,6 +348,8 @@ static int take_lock(load_db *db, bool *acquired, char *holder, size_t holderlen
 
 int load_reconnect(load_db *db, load_error *err)
 {
+	if (db->cancel_on_signal)
+		set_signal_cancel(NULL);
 	if (db->conn)
 		PQfinish(db->conn);
 	db->conn = NULL;

@@ -32,6 +32,18 @@ typedef struct load_error {
  * sets the session up for the mirror schema. NULL on error, with err filled. */
 load_db *load_open(const char *conninfo, const char *schema, load_error *err);
 
+/* Makes db's statements the ones load_cancel_from_signal cancels (one
+ * session at a time; it follows db's reconnects until load_close). Call it,
+ * and use db, from the thread that SIGINT and SIGTERM are delivered to:
+ * other threads must block them. */
+void load_cancel_on_signal(load_db *db);
+
+/* For a SIGINT/SIGTERM handler (async-signal-safe): asks the server to
+ * cancel the statement the session of load_cancel_on_signal is running, so
+ * that a call blocked on a lock or a slow server returns (with SQLSTATE
+ * 57014) instead of holding the stop back. */
+void load_cancel_from_signal(void);
+
 /* Closes the connection (releasing the run lock); load_close(NULL) is a no-op. */
 void load_close(load_db *db);
 

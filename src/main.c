@@ -115,6 +115,7 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	cancel_requested = 1;
+	load_cancel_from_signal(); /* a database call blocked on a lock returns */
 }
 
 static void install_signals(void)

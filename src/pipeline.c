@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1048,6 +1049,7 @@ static int open_database(run_state *s, pipeline_summary *out)
 		snprintf(out->error, sizeof(out->error), "%s", err.msg);
 		return -1;
 	}
+	load_cancel_on_signal(s->db); /* a stop must not wait on a lock */
 	int applied = 0;
 	if (load_migrate(s->db, &applied, &err) != 0) {
 		snprintf(out->error, sizeof(out->error), "%s", err.msg);
@@ -1114,7 +1116,17 @@ static int start_fetch(run_state *s, char *error, size_t errlen)
 		snprintf(error, errlen, "out of memory");
 		return -1;
 	}
-	if (pthread_create(&f->thread, NULL, fetch_main, f) != 0) {
+	/* SIGINT and SIGTERM go to this thread, the one that owns the database
+	 * session they cancel (load_cancel_on_signal); the fetch thread, and
+	 * the resolver threads libcurl starts from it, inherit them blocked */
+	sigset_t stop, old;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	int rc = pthread_create(&f->thread, NULL, fetch_main, f);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
 		snprintf(error, errlen, "cannot start the fetch thread");
 		return -1;
 	}
@@ -1165,6 +1177,10 @@ static void finish_run(run_state *s, pipeline_summary *out)
 	for (int attempt = 0; attempt < 4 && rc != 0; attempt++) {
 		rc = load_run_finish(s->db, s->run.id, status_word(s->status), s->error[0] ? s->error : NULL, complete,
 				     table_mask(s->opts->config->streams), deleted, &err);
+		/* the signal's cancel may land on this statement, not the one it
+		 * was meant for */
+		if (rc != 0 && signalled(s) && strcmp(err.sqlstate, "57014") == 0)
+			continue;
 		if (rc != 0 && (err.outcome != LOAD_RETRY || reconnect_db(s, &err) != 0))
 			break;
 	}
