@@ -1370,6 +1370,9 @@ void pipeline_log_summary(const pipeline_summary *s)
 		log_info("%s", head);
 		return;
 	}
+	/* pipeline_sync let go of the run's id, but these lines are the run's
+	 * own: an operator greps for run=N (or "run_id" in JSON) */
+	log_set_run_id(s->run_id);
 	if (s->error[0])
 		log_error("%s: %s", head, s->error);
 	else
@@ -1379,4 +1382,5 @@ void pipeline_log_summary(const pipeline_summary *s)
 	load_counts total = summary_totals(s);
 	log_counts("total", &total);
 	summary_footer(s, &total, log_line, NULL);
+	log_set_run_id(0);
 }

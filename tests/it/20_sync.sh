@@ -179,6 +179,12 @@ for l in lines:
         bad += 1
 print(bad if lines else -1)')
 	expect_eq "with --log-format json on a terminal, every log line is JSON" "$bad" 0
+	unnamed=$(tr -d '\r' <"$TEST_TMP/tty.json" | python3 -c '
+import json, sys
+lines = [json.loads(l) for l in sys.stdin.read().split("\n") if l.strip()]
+summary = [l for l in lines if "summary: " in l.get("msg", "") or " succeeded in " in l.get("msg", "")]
+print(sum(1 for l in summary if not l.get("run_id")) if summary else -1)')
+	expect_eq "with --log-format json, every summary line names its run_id" "$unnamed" 0
 else
 	ok "progress line on a terminal # SKIP script(1) not available"
 fi
