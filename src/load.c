@@ -17,8 +17,9 @@
 #include "log.h"
 
 /* Advisory lock keys: a fixed class ("Bloo") and a hash of the schema name;
- * advisory locks are per database already. Migrations use their own key so
- * `migrate` can run beside a sync's lock holder check. */
+ * advisory locks are per database already. Migrations take their own key
+ * (one migrating session at a time) and, to apply anything, the run lock
+ * as well (see load_migrate). */
 #define LOCK_CLASS 0x426c6f6f
 #define MIGRATE_CLASS 0x426c6f70
 
@@ -383,17 +384,40 @@ static int schema_exists(load_db *db, bool *exists, load_error *err)
 	return 0;
 }
 
-/* Reads the applied versions into a flag per embedded migration. */
-static int applied_versions(load_db *db, bool *applied, load_error *err)
+/* What schema_migrations records, read against the embedded migrations:
+ * applied[i] for each embedded one recorded; newer, the greatest version
+ * recorded that this binary does not embed ("" when none). Migrations are
+ * never removed or renamed, so such a version was written by a newer
+ * bloomsync. With warn, an applied migration whose recorded checksum (md5
+ * of its text, recorded since checksums were) differs from the embedded
+ * one is logged: its text was edited after it was applied there. */
+static int applied_versions(load_db *db, bool *applied, char *newer, size_t newerlen, bool warn, load_error *err)
 {
-	PGresult *res = exec_params(db, "SELECT version FROM schema_migrations", 0, NULL, err,
-				    "cannot read schema_migrations");
+	/* to_jsonb(m): the checksum column may not exist yet (it is added when
+	 * a migration is next applied); then the value is NULL */
+	PGresult *res = exec_params(db,
+				    "SELECT version, to_jsonb(m) ->> 'checksum' FROM schema_migrations m "
+				    "ORDER BY version COLLATE \"C\"",
+				    0, NULL, err, "cannot read schema_migrations");
 	if (!res)
 		return -1;
-	for (int row = 0; row < PQntuples(res); row++)
-		for (size_t i = 0; i < load_migrations_count; i++)
-			if (strcmp(PQgetvalue(res, row, 0), load_migrations[i].version) == 0)
-				applied[i] = true;
+	newer[0] = '\0';
+	for (int row = 0; row < PQntuples(res); row++) {
+		const char *version = PQgetvalue(res, row, 0);
+		size_t i = 0;
+		while (i < load_migrations_count && strcmp(version, load_migrations[i].version) != 0)
+			i++;
+		if (i == load_migrations_count) {
+			snprintf(newer, newerlen, "%s", version);
+			continue;
+		}
+		applied[i] = true;
+		const char *sum = PQgetisnull(res, row, 1) ? NULL : PQgetvalue(res, row, 1);
+		if (warn && sum && strcmp(sum, load_migrations[i].checksum) != 0)
+			log_warn("migration %s in schema %s was applied from another text than this bloomsync's "
+				 "(checksum %s, expected %s): the schema may differ from what it expects",
+				 version, db->schema, sum, load_migrations[i].checksum);
+	}
 	PQclear(res);
 	return 0;
 }
@@ -411,7 +435,9 @@ static int migrations_table_exists(load_db *db, bool *exists, load_error *err)
 	return 0;
 }
 
-int load_pending_migrations(load_db *db, int *pending, load_error *err)
+/* Reads schema_migrations (when it exists) into applied and *pending;
+ * -1 for a schema migrated by a newer bloomsync. */
+static int read_migrations(load_db *db, bool *applied, int *pending, bool warn, load_error *err)
 {
 	bool exists = false;
 	if (migrations_table_exists(db, &exists, err) != 0)
@@ -419,15 +445,29 @@ int load_pending_migrations(load_db *db, int *pending, load_error *err)
 	*pending = (int)load_migrations_count;
 	if (!exists)
 		return 0;
+	char newer[64];
+	if (applied_versions(db, applied, newer, sizeof(newer), warn, err) != 0)
+		return -1;
+	if (newer[0]) {
+		set_error(err, LOAD_ERROR, NULL,
+			  "schema %s was migrated by a newer bloomsync (migration %s); upgrade bloomsync", db->schema,
+			  newer);
+		return -1;
+	}
+	for (size_t i = 0; i < load_migrations_count; i++)
+		if (applied[i])
+			(*pending)--;
+	return 0;
+}
+
+int load_pending_migrations(load_db *db, int *pending, load_error *err)
+{
 	bool *applied = calloc(load_migrations_count + 1, sizeof(bool));
 	if (!applied) {
 		set_error(err, LOAD_ERROR, NULL, "out of memory");
 		return -1;
 	}
-	int rc = applied_versions(db, applied, err);
-	for (size_t i = 0; rc == 0 && i < load_migrations_count; i++)
-		if (applied[i])
-			(*pending)--;
+	int rc = read_migrations(db, applied, pending, false, err);
 	free(applied);
 	return rc;
 }
@@ -446,16 +486,56 @@ static int apply_migration(load_db *db, size_t i, load_error *err)
 	snprintf(what, sizeof(what), "migration %s failed", load_migrations[i].version);
 	if (exec_sql(db, load_migrations[i].sql, err, what) != 0)
 		return -1;
-	const char *vals[] = {load_migrations[i].version};
-	PGresult *res = exec_params(db, "INSERT INTO schema_migrations (version) VALUES ($1)", 1, vals, err,
-				    "cannot record the migration");
+	const char *vals[] = {load_migrations[i].version, load_migrations[i].checksum};
+	PGresult *res = exec_params(db, "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)", 2, vals,
+				    err, "cannot record the migration");
 	PQclear(res);
 	return res ? 0 : -1;
 }
 
+/* Takes the run lock for migrating, unless this session holds it already
+ * (*took says whether it was taken here, to be released by
+ * release_migrate_lock). Held by another session: LOAD_SQLSTATE_LOCKED. */
+static int take_migrate_lock(load_db *db, bool *took, load_error *err)
+{
+	*took = false;
+	if (db->locked)
+		return 0;
+	bool acquired = false;
+	char holder[256] = "";
+	if (take_lock(db, &acquired, holder, sizeof(holder), err) != 0)
+		return -1;
+	if (!acquired) {
+		set_error(err, LOAD_ERROR, LOAD_SQLSTATE_LOCKED, "another sync holds the lock for schema %s: %s",
+			  db->schema, holder);
+		return -1;
+	}
+	*took = true;
+	return 0;
+}
+
+static void release_migrate_lock(load_db *db)
+{
+	if (PQstatus(db->conn) == CONNECTION_OK) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%d, %d)", LOCK_CLASS, (int)schema_hash(db->schema));
+		PQclear(PQexec(db->conn, sql));
+	}
+	db->locked = false;
+}
+
+/* One transaction: the migrate lock (migrations one session at a time,
+ * waiting for one under way), what is applied, and when anything is to
+ * be applied, the run lock (without waiting: a sync may hold it for
+ * hours), then every pending migration. The run lock is what a running
+ * sync holds, so no migration alters tables under one; a session advisory
+ * lock, it outlives the transaction, and is released after it when taken
+ * here. The migrate lock is taken first and the run lock never waited
+ * for, so the two cannot deadlock. */
 int load_migrate(load_db *db, int *applied_count, load_error *err)
 {
 	*applied_count = 0;
+	bool took_lock = false;
 	bool *applied = calloc(load_migrations_count + 1, sizeof(bool));
 	if (!applied) {
 		set_error(err, LOAD_ERROR, NULL, "out of memory");
@@ -469,17 +549,23 @@ int load_migrate(load_db *db, int *applied_count, load_error *err)
 	bool exists = false;
 	if (schema_exists(db, &exists, err) != 0)
 		goto fail;
+	int pending = (int)load_migrations_count;
+	if (exists && read_migrations(db, applied, &pending, true, err) != 0)
+		goto fail;
+	if (pending > 0 && take_migrate_lock(db, &took_lock, err) != 0)
+		goto fail;
 	if (!exists) {
 		snprintf(sql, sizeof(sql), "CREATE SCHEMA \"%s\"", db->schema);
 		if (exec_sql(db, sql, err, "cannot create the schema") != 0)
 			goto fail;
 	}
-	if (exec_sql(db,
-		     "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, "
-		     "applied_at timestamptz NOT NULL DEFAULT now())",
-		     err, "cannot create schema_migrations") != 0)
-		goto fail;
-	if (applied_versions(db, applied, err) != 0)
+	/* checksum: the md5 of a migration's text, recorded by bloomsync since
+	 * 009 (NULL for the migrations applied before) */
+	if (pending > 0 && exec_sql(db,
+				    "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, "
+				    "applied_at timestamptz NOT NULL DEFAULT now(), checksum text); "
+				    "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text",
+				    err, "cannot create schema_migrations") != 0)
 		goto fail;
 	for (size_t i = 0; i < load_migrations_count; i++) {
 		if (applied[i])
@@ -491,10 +577,14 @@ int load_migrate(load_db *db, int *applied_count, load_error *err)
 	}
 	if (exec_sql(db, "COMMIT", err, "cannot commit the migrations") != 0)
 		goto fail;
+	if (took_lock)
+		release_migrate_lock(db);
 	free(applied);
 	return 0;
 fail:
 	rollback_quietly(db);
+	if (took_lock)
+		release_migrate_lock(db);
 	*applied_count = 0;
 	free(applied);
 	return -1;

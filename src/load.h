@@ -52,11 +52,30 @@ void load_close(load_db *db);
  * trying again later makes sense). */
 int load_reconnect(load_db *db, load_error *err);
 
-/* Applies the embedded migrations not yet applied, in order, each in the
- * one transaction that records it. *applied gets how many ran. */
+/* The SQLSTATE (PostgreSQL's lock_not_available) in err when load_migrate
+ * failed because another session holds the run lock: the caller reports it
+ * as a locked sync (exit 3), not as a failed one. */
+#define LOAD_SQLSTATE_LOCKED "55P03"
+
+/* Applies the embedded migrations not yet applied, in order, all in one
+ * transaction that records each (with a checksum of its text). *applied
+ * gets how many ran. -1 on error, nothing applied, err filled:
+ *  - another session holds the run lock and something is to be applied:
+ *    err->sqlstate is LOAD_SQLSTATE_LOCKED and err->msg "another sync holds
+ *    the lock for schema S: <holder>". With nothing to apply no lock is
+ *    needed, so a sync's own migrate, called before load_lock, does not
+ *    fail for a lock load_lock then reports. The run lock is taken only
+ *    while migrating, and only when this session does not hold it already
+ *    (a session that holds it keeps it; one that did not is left without);
+ *  - the schema records a migration this binary does not embed: "schema S
+ *    was migrated by a newer bloomsync (migration V); upgrade bloomsync".
+ * An applied migration whose recorded checksum differs from the embedded
+ * text's is logged as a warning (it was edited after it was applied). */
 int load_migrate(load_db *db, int *applied, load_error *err);
 
-/* How many embedded migrations are not applied yet (all when the schema is missing). */
+/* How many embedded migrations are not applied yet (all when the schema is
+ * missing). -1, with the error of load_migrate, for a schema migrated by a
+ * newer bloomsync. */
 int load_pending_migrations(load_db *db, int *pending, load_error *err);
 
 /* Takes the run lock (a session advisory lock per database and schema)

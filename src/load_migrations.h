@@ -7,6 +7,7 @@
 typedef struct load_migration {
 	const char *version; /* file name without ".sql", e.g. "001_init" */
 	const char *sql;     /* run with search_path set to the mirror schema */
+	const char *checksum; /* md5 of sql, lowercase hex (recorded in schema_migrations) */
 } load_migration;
 
 extern const load_migration load_migrations[];

@@ -22,6 +22,7 @@
 #include <libpq-fe.h>
 
 #include "load.h"
+#include "load_migrations.h"
 #include "log.h"
 
 static const char *schema = "t_load";
@@ -684,6 +685,153 @@ static void test_unknown_unit_kind_fails_the_read(void **state)
 	load_close(db);
 }
 
+/* ---- migrations ---- */
+
+/* A session on a schema of its own, fresh (dropped first), not migrated. */
+static load_db *open_fresh(PGconn *c, const char *name)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql), "SET client_min_messages = warning; DROP SCHEMA IF EXISTS %s CASCADE", name);
+	PQclear(PQexec(c, sql));
+	load_error err;
+	load_db *db = load_open("", name, &err);
+	if (!db)
+		fail_msg("load_open: %s", err.msg);
+	return db;
+}
+
+static void exec_ok(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+}
+
+/* migrate applies nothing while a sync holds the run lock: it fails with
+ * LOAD_SQLSTATE_LOCKED and names the holder, as a second sync is told. The
+ * session holding the lock migrates (a sync's own migrate), and a migrate
+ * leaves the lock as it found it. */
+static void test_migrate_refuses_while_a_sync_holds_the_lock(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+	PGconn *c = admin();
+	load_db *sync = open_fresh(c, "t_load_mig");
+	load_error err;
+	int applied = 0;
+	assert_int_equal(load_migrate(sync, &applied, &err), 0);
+	assert_int_equal(applied, (int)load_migrations_count);
+	const char *forget = "DELETE FROM t_load_mig.schema_migrations WHERE version = '008_run_streams'";
+	const char *has_008 = "SELECT count(*) FROM t_load_mig.schema_migrations WHERE version = '008_run_streams'";
+	exec_ok(c, forget);
+	bool got = false;
+	char holder[256] = "";
+	assert_int_equal(load_lock(sync, &got, holder, sizeof(holder), &err), 0);
+	assert_true(got);
+
+	load_db *other = load_open("", "t_load_mig", &err);
+	assert_non_null(other);
+	int rc = load_migrate(other, &applied, &err);
+	if (rc == 0)
+		fail_msg("migrate applied %d migration(s) under a running sync", applied);
+	assert_int_equal(applied, 0);
+	assert_int_equal(err.outcome, LOAD_ERROR);
+	assert_string_equal(err.sqlstate, LOAD_SQLSTATE_LOCKED);
+	assert_non_null(strstr(err.msg, "another sync holds the lock for schema t_load_mig: "));
+	assert_non_null(strstr(err.msg, "backend pid"));
+	assert_int_equal(count(c, has_008), 0);
+
+	/* the holder's own session migrates, and keeps its lock */
+	assert_int_equal(load_migrate(sync, &applied, &err), 0);
+	assert_int_equal(applied, 1);
+	assert_int_equal(count(c, has_008), 1);
+	assert_int_equal(load_lock(other, &got, holder, sizeof(holder), &err), 0);
+	assert_false(got);
+	load_close(sync);
+
+	/* once the sync is gone, migrate applies it, and lets the lock go */
+	exec_ok(c, forget);
+	rc = -1;
+	for (int i = 0; i < 100 && rc != 0; i++) {
+		rc = load_migrate(other, &applied, &err);
+		if (rc != 0) {
+			assert_string_equal(err.sqlstate, LOAD_SQLSTATE_LOCKED);
+			usleep(20000);
+		}
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(applied, 1);
+	load_db *next = load_open("", "t_load_mig", &err);
+	assert_non_null(next);
+	assert_int_equal(load_lock(next, &got, holder, sizeof(holder), &err), 0);
+	assert_true(got);
+	load_close(next);
+	load_close(other);
+	PQfinish(c);
+}
+
+/* A schema that records a migration this binary does not embed was
+ * migrated by a newer bloomsync: migrate (so sync) and the pending count
+ * (check, status) refuse it, and nothing pending is applied. */
+static void test_newer_schema_is_refused(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+	PGconn *c = admin();
+	load_db *db = open_fresh(c, "t_load_newer");
+	load_error err;
+	int applied = 0;
+	assert_int_equal(load_migrate(db, &applied, &err), 0);
+	exec_ok(c, "DELETE FROM t_load_newer.schema_migrations WHERE version = '008_run_streams'; "
+		   "INSERT INTO t_load_newer.schema_migrations (version) VALUES ('990_from_the_future')");
+	const char *want = "schema t_load_newer was migrated by a newer bloomsync (migration 990_from_the_future); "
+			   "upgrade bloomsync";
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(load_migrate(db, &applied, &err), -1);
+	assert_int_equal(applied, 0);
+	assert_int_equal(err.outcome, LOAD_ERROR);
+	assert_string_equal(err.msg, want);
+	assert_int_equal(count(c, "SELECT count(*) FROM t_load_newer.schema_migrations WHERE version = '008_run_streams'"),
+			 0);
+	int pending = 0;
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(load_pending_migrations(db, &pending, &err), -1);
+	assert_string_equal(err.msg, want);
+	load_close(db);
+	PQfinish(c);
+}
+
+/* Each migration applied is recorded with the md5 of its text, as
+ * PostgreSQL computes it from the text migrate ran. */
+static void test_migrations_record_their_checksum(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+	PGconn *c = admin();
+	load_db *db = open_fresh(c, "t_load_sums");
+	load_error err;
+	int applied = 0;
+	assert_int_equal(load_migrate(db, &applied, &err), 0);
+	load_close(db);
+	for (size_t i = 0; i < load_migrations_count; i++) {
+		const char *vals[] = {load_migrations[i].version, load_migrations[i].sql};
+		PGresult *r = PQexecParams(c,
+					   "SELECT checksum = md5($2) FROM t_load_sums.schema_migrations "
+					   "WHERE version = $1",
+					   2, NULL, vals, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+			fail_msg("%s: %s", load_migrations[i].version, PQresultErrorMessage(r));
+		if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+			fail_msg("%s: recorded checksum is not the md5 of its text", load_migrations[i].version);
+		PQclear(r);
+	}
+	PQfinish(c);
+}
+
 int main(void)
 {
 	log_init(LOG_ERROR, LOG_FORMAT_TEXT);
@@ -700,6 +848,9 @@ int main(void)
 	    cmocka_unit_test(test_redo_after_a_lost_uncommitted_batch_writes_it),
 	    cmocka_unit_test(test_unknown_unit_kind_fails_the_read),
 	    cmocka_unit_test(test_run_with_pending_units_does_not_complete),
+	    cmocka_unit_test(test_migrate_refuses_while_a_sync_holds_the_lock),
+	    cmocka_unit_test(test_newer_schema_is_refused),
+	    cmocka_unit_test(test_migrations_record_their_checksum),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
