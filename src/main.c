@@ -361,7 +361,8 @@ static int cmd_migrate(const cfg *config)
 	load_close(db);
 	if (rc != 0) {
 		log_error("%s", err.msg);
-		return EXIT_RUN_FAILED;
+		/* a sync holds the run lock: the same exit as a second sync's */
+		return strcmp(err.sqlstate, LOAD_SQLSTATE_LOCKED) == 0 ? EXIT_LOCKED : EXIT_RUN_FAILED;
 	}
 	printf("schema %s: %d migration%s applied, up to date\n", config->schema, applied, applied == 1 ? "" : "s");
 	return EXIT_OK;

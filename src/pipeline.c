@@ -1053,6 +1053,8 @@ static int open_database(run_state *s, pipeline_summary *out)
 	int applied = 0;
 	if (load_migrate(s->db, &applied, &err) != 0) {
 		snprintf(out->error, sizeof(out->error), "%s", err.msg);
+		if (strcmp(err.sqlstate, LOAD_SQLSTATE_LOCKED) == 0)
+			out->status = PIPELINE_LOCKED; /* an older sync runs: exit 3, as for any second sync */
 		return -1;
 	}
 	bool locked = false;
