@@ -2149,6 +2149,29 @@ fail:
 	return -1;
 }
 
+int load_run_add_requests(load_db *db, int64_t run_id, const load_counts counts[MIRROR_TABLE_COUNT],
+			  load_error *err)
+{
+	sbuf sql = {0};
+	for (int si = 0; si < MIRROR_TABLE_COUNT; si++) {
+		if (!counts[si].requests)
+			continue;
+		sb_printf(&sql,
+			  "INSERT INTO sync_run_streams AS x (run_id, stream, requests, retries) VALUES (%" PRId64
+			  ", '%s', %" PRIu64 ", %" PRIu64 ") ON CONFLICT (run_id, stream) DO UPDATE SET "
+			  "requests = x.requests + excluded.requests, retries = x.retries + excluded.retries;\n",
+			  run_id, mirror_tables[si], counts[si].requests, counts[si].retries);
+	}
+	if (sql.failed) {
+		sb_free(&sql);
+		set_error(err, LOAD_ERROR, NULL, "out of memory");
+		return -1;
+	}
+	int rc = sql.len ? exec_sql(db, sql.data, err, "cannot record the run's requests") : 0;
+	sb_free(&sql);
+	return rc;
+}
+
 int load_run_counts(load_db *db, int64_t run_id, load_counts out[MIRROR_TABLE_COUNT], load_error *err)
 {
 	memset(out, 0, sizeof(load_counts) * MIRROR_TABLE_COUNT);

@@ -185,6 +185,13 @@ int load_run_finish(load_db *db, int64_t run_id, const char *status, const char 
 /* The run's counts per stream, summed over all its sessions. */
 int load_run_counts(load_db *db, int64_t run_id, load_counts out[MIRROR_TABLE_COUNT], load_error *err);
 
+/* Adds requests and retries (the other counts are ignored) to the run's
+ * per-stream counts: those of units fetched but never committed (the one
+ * that failed the run, results dropped on a stop), which batches never
+ * counted. */
+int load_run_add_requests(load_db *db, int64_t run_id, const load_counts counts[MIRROR_TABLE_COUNT],
+			  load_error *err);
+
 /* Prints the latest `limit` runs (table, or JSON when json), and the progress
  * of an unfinished one. */
 int load_status(load_db *db, int limit, bool json, FILE *out, load_error *err);

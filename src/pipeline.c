@@ -711,6 +711,7 @@ typedef struct run_state {
 	int64_t units_unchanged; /* committed sources whose body had not changed */
 	int64_t left_out;        /* pending units of streams no longer synced (see skip_left_out) */
 	int redo_passes;         /* reads of the checkpoint again from its start (see units_left_behind) */
+	load_counts uncommitted[MIRROR_TABLE_COUNT]; /* requests of fetched units never committed */
 } run_state;
 
 static void stop_run(run_state *s, pipeline_status status, const char *error)
@@ -849,12 +850,31 @@ static void reclaim_dispatched(run_state *s)
 	}
 }
 
+/* A fetched unit that will not be committed: its requests are counted
+ * apart (batches count the others), so a failed run shows what it cost. */
+static void count_uncommitted(run_state *s, const job *j)
+{
+	int si = mirror_table_index(bloom_unit_stream(j->unit.unit.kind));
+	if (si < 0 || j->attempts == 0)
+		return;
+	s->uncommitted[si].requests += j->attempts;
+	s->uncommitted[si].retries += j->attempts - 1;
+}
+
 static void free_batch(run_state *s)
 {
 	for (size_t i = 0; i < s->batch_n; i++)
 		job_free(&s->jobs, s->batch[i]);
 	s->batch_n = 0;
 	s->batch_rows = 0;
+}
+
+/* Drops the open batch, not committed. */
+static void drop_batch(run_state *s)
+{
+	for (size_t i = 0; i < s->batch_n; i++)
+		count_uncommitted(s, s->batch[i]);
+	free_batch(s);
 }
 
 
@@ -876,7 +896,7 @@ static int commit_batch(run_state *s)
 	/* later batches lean on the failed one: their rows repeated from it
 	 * were dropped, their children found by it were not queued again */
 	if (s->commit_failed) {
-		free_batch(s);
+		drop_batch(s);
 		return -1;
 	}
 	for (size_t i = 0; i < s->batch_n; i++) {
@@ -904,7 +924,7 @@ static int commit_batch(run_state *s)
 			log_error("%s", msg);
 			stop_run(s, failed_or_cancelled(s), msg);
 			s->commit_failed = true;
-			free_batch(s);
+			drop_batch(s);
 			return -1;
 		}
 	}
@@ -962,6 +982,7 @@ static void take_result(run_state *s, job *j)
 		stop_run(s, failed_or_cancelled(s), j->error); /* e.g. a login cut short */
 		break;
 	}
+	count_uncommitted(s, j);
 	job_free(&s->jobs, j);
 }
 
@@ -1151,8 +1172,10 @@ static void stop_fetch(run_state *s, bool started)
 				free(j);
 				break;
 			}
-			if (j)
+			if (j) {
+				count_uncommitted(s, j);
 				job_free(&s->jobs, j);
+			}
 			if (!j && s->fetch_exited)
 				break;
 		}
@@ -1193,6 +1216,8 @@ static void finish_run(run_state *s, pipeline_summary *out)
 			snprintf(s->error, sizeof(s->error), "%s", err.msg);
 		}
 	}
+	if (load_run_add_requests(s->db, s->run.id, s->uncommitted, &err) != 0)
+		log_warn("cannot record the requests of units not committed: %s", err.msg);
 	if (load_run_counts(s->db, s->run.id, out->streams, &err) != 0)
 		log_warn("cannot read the run's counts: %s", err.msg);
 }

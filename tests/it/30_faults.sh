@@ -99,6 +99,11 @@ check "units committed before the failure are kept ($done1 units, $rows1 rows)" 
 	test "${done1:-0}" -gt 0 -a "${rows1:-0}" -gt 0
 donestate=$(q "SELECT count(*) FROM bloom.sync_units WHERE run_id = ${run1:-0} AND state <> 0")
 expect_eq "the checkpoint holds exactly the committed units" "$donestate" "$done1"
+# the unit that failed the run was never committed, but its requests and
+# retries (2 and 1, with max_retries 1) are the run's: status and the
+# metrics show what the failure cost
+retries1=$(q "SELECT coalesce(sum(retries), 0) FROM bloom.sync_run_streams WHERE run_id = ${run1:-0}")
+check "the failed run counts the retries of the unit that failed it ($retries1)" test "${retries1:-0}" -ge 1
 
 sim_post /__faults '{"5xx":0,"after":0}' >/dev/null
 sim_post /__reset >/dev/null
