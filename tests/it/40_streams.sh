@@ -243,17 +243,24 @@ interrupted_sync() {
 	wait "$pid"
 	echo $?
 }
-new_db streams40_resume || exit 1
-write_conf "$TEST_TMP/r_all.conf"
-write_conf "$TEST_TMP/r_todos.conf"
-printf 'sync = {\n  streams = ["todos"];\n};\n' >>"$TEST_TMP/r_todos.conf"
-expect_eq "the interrupted run exits 5" "$(interrupted_sync "$TEST_TMP/r_all.conf" "$TEST_TMP/r1.err")" 5
-pending=$(q "SELECT count(*) FROM bloom.sync_units WHERE state = 0 AND kind IN ($LEFT_OUT_KINDS)")
-check "units of goals, issues, headlines and scorecard are still queued ($pending)" test "$pending" -gt 0
-skipped_before=$(skipped_left_out)
-sim_post /__faults '{"latency_ms":0,"jitter_ms":0}' >/dev/null
+# interrupt_then_resume_with TAG STREAMS WHAT MIN: in a new database, a run of
+# every stream interrupted, then the faults cleared; leaves in TAG.conf a
+# config of STREAMS (a JSON list), in pending the units left out still
+# queued (checked: more than MIN), in skipped_before their skipped count.
+interrupt_then_resume_with() {
+	new_db "streams40_$1" || exit 1
+	write_conf "$TEST_TMP/$1_all.conf"
+	write_conf "$TEST_TMP/$1.conf"
+	printf 'sync = {\n  streams = %s;\n};\n' "$2" >>"$TEST_TMP/$1.conf"
+	expect_eq "$3, interrupted, exits 5" "$(interrupted_sync "$TEST_TMP/$1_all.conf" "$TEST_TMP/$1_1.err")" 5
+	pending=$(q "SELECT count(*) FROM bloom.sync_units WHERE state = 0 AND kind IN ($LEFT_OUT_KINDS)")
+	check "units of the streams left out are still queued ($pending, more than $4)" test "$pending" -gt "$4"
+	skipped_before=$(skipped_left_out)
+	sim_post /__faults '{"latency_ms":0,"jitter_ms":0}' >/dev/null
+}
+interrupt_then_resume_with resume '["todos"]' "the run of every stream" 0
 sim_post /__reset >/dev/null
-"$BLOOMSYNC" -c "$TEST_TMP/r_todos.conf" sync 2>"$TEST_TMP/r2.err"
+"$BLOOMSYNC" -c "$TEST_TMP/resume.conf" sync 2>"$TEST_TMP/r2.err"
 expect_eq "the run resumed with todos only exits 0" $? 0
 expect_eq "it is the same run, resumed" "$(q "SELECT count(*) || ' ' || bool_and(status = 'succeeded') FROM bloom.sync_runs")" "1 true"
 sim_get /__stats >"$TEST_TMP/stats_r2.json"
@@ -294,16 +301,9 @@ check "the mirror equals the expected mirror in all eleven tables" mirror_equals
 # (1024 items); the result after them once overflowed the batch (SIGSEGV) ----
 stop_sim "$SIM_PID"
 start_sim --users 3000 || exit 1
-new_db streams40_full || exit 1
-write_conf "$TEST_TMP/f_all.conf"
-write_conf "$TEST_TMP/f_um.conf"
-printf 'sync = {\n  streams = ["users", "meetings"];\n};\n' >>"$TEST_TMP/f_um.conf"
-expect_eq "the run of 3000 users, interrupted, exits 5" "$(interrupted_sync "$TEST_TMP/f_all.conf" "$TEST_TMP/f1.err")" 5
-pending=$(q "SELECT count(*) FROM bloom.sync_units WHERE state = 0 AND kind IN ($LEFT_OUT_KINDS)")
-check "more left-out units are queued than one batch holds ($pending)" test "$pending" -gt 1024
-skipped_before=$(skipped_left_out)
-sim_post /__faults '{"latency_ms":0,"jitter_ms":0}' >/dev/null
-"$BLOOMSYNC" -c "$TEST_TMP/f_um.conf" sync 2>"$TEST_TMP/f2.err"
+# more than one batch holds (1024 items):
+interrupt_then_resume_with full '["users", "meetings"]' "the run of 3000 users" 1024
+"$BLOOMSYNC" -c "$TEST_TMP/full.conf" sync 2>"$TEST_TMP/f2.err"
 expect_eq "the run resumed with users and meetings exits 0" $? 0
 expect_eq "it is the same run, and it succeeded" \
 	"$(q "SELECT count(*) || ' ' || bool_and(status = 'succeeded') FROM bloom.sync_runs")" "1 true"
