@@ -1963,9 +1963,39 @@ int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *o
 
 /* ---- the end of a run ---- */
 
+/* Tables with a record this run rejected without its whole key (no JSON
+ * reader took the element, or its Id was missing or not an integer): its
+ * row from an earlier run, if any, cannot be named, and would look
+ * deleted. Nothing is marked deleted in them this time; a run that reads
+ * every element again will. Clears their bits in *table_mask. */
+static int hold_unkeyed_tables(load_db *db, int64_t run_id, uint32_t *table_mask, load_error *err)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "SELECT DISTINCT stream FROM rejected_records WHERE run_id = %" PRId64
+		 " AND (record_id IS NULL OR record_id LIKE '%%?%%')",
+		 run_id);
+	PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot read the run's rejected records");
+	if (!res)
+		return -1;
+	for (int row = 0; row < PQntuples(res); row++) {
+		int si = mirror_table_index(PQgetvalue(res, row, 0));
+		if (si < 0 || !(*table_mask & ((uint32_t)1 << si)))
+			continue;
+		*table_mask &= ~((uint32_t)1 << si);
+		log_warn("a %s record was rejected without its key (see rejected_records): no %s row is marked "
+			 "deleted this time",
+			 mirror_tables[si], mirror_tables[si]);
+	}
+	PQclear(res);
+	return 0;
+}
+
 static int mark_deleted(load_db *db, int64_t run_id, uint32_t table_mask, uint64_t deleted[MIRROR_TABLE_COUNT],
 			load_error *err)
 {
+	if (hold_unkeyed_tables(db, run_id, &table_mask, err) != 0)
+		return -1;
 	/* both grew during the run; with the statistics of their start the
 	 * planner may pick a plan that reads them once per mirror row */
 	if (exec_sql(db, "ANALYZE sync_yields, sync_units", err, "cannot analyze the run's tables") != 0)

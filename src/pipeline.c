@@ -507,6 +507,15 @@ static int collect_yields(job *j)
 /* A source whose last page is in: skipped, mapped but unchanged, or read in
  * full (its yields collected before repeated rows are dropped: a source
  * still yields a row another one staged first). */
+/* Whether the mapping rejected a record without its whole key. */
+static bool has_unkeyed_reject(const bloom_result *r)
+{
+	for (size_t i = 0; i < r->nrejects; i++)
+		if (!r->rejects[i].has_key)
+			return true;
+	return false;
+}
+
 static int finish_source(fetch_stage *f, job *j)
 {
 	filter_children(f, j->result);
@@ -517,6 +526,12 @@ static int finish_source(fetch_stage *f, job *j)
 	}
 	if (collect_yields(j) != 0)
 		return -1;
+	/* a record rejected without its key cannot be named, so its table's
+	 * deletes are held while a run rejects it (see hold_unkeyed_tables in
+	 * load.c); recorded with a digest its body does not have, the source
+	 * is read in full, and the reject recorded, by every run */
+	if (has_unkeyed_reject(j->result))
+		j->digest = ~j->digest;
 	drop_repeated_rows(f, j->result);
 	return 0;
 }
