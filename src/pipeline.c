@@ -580,12 +580,15 @@ static http_cb_result fetch_ok(fetch_stage *f, job *j, const http_response *resp
 	}
 	uint64_t page_hash = hash_bytes(0, resp->body, resp->body_len);
 	if (j->page > 1 && page_hash == j->page_hash) {
-		/* the same body as the page before: the server ignores page=,
-		 * and the list it keeps sending is already in */
-		LOG_AT(LOG_WARN, bloom_unit_stream(j->unit.unit.kind), label,
-		       "page %d repeats page %d: the API seems to ignore paging; the list is taken as complete", j->page,
-		       j->page - 1);
-		return page_done(f, j, label);
+		/* the same body as the page before: the server ignores page=.
+		 * Whether it sent the whole list or only its first pageSize items
+		 * cannot be told, and taking it as complete could mark the rest
+		 * deleted: the unit fails */
+		snprintf(j->error, sizeof(j->error),
+			 "%s: page %d repeats page %d: the API ignores paging (set api.page_size = 0)", label, j->page,
+			 j->page - 1);
+		fetch_deliver(f, j, MSG_FAILED);
+		return HTTP_CB_DONE;
 	}
 	int rc = bloom_parse_page(&j->unit.unit, resp->body, resp->body_len, j->result, &elements, err, sizeof(err));
 	if (rc != 0) {
@@ -600,9 +603,11 @@ static http_cb_result fetch_ok(fetch_stage *f, job *j, const http_response *resp
 	j->error[0] = '\0';
 	j->digest = digest;
 	j->page_hash = page_hash;
-	/* only a page of exactly page_size elements may have a next one: a
-	 * longer one means the server ignores pageSize and sent the whole list */
-	if (j->page > 0 && elements == (size_t)f->page_size) {
+	/* a page shorter than page_size is the last; a longer one (a server
+	 * with a larger least page size, or one that ignores pageSize) may
+	 * have a next one: asking costs a request, and a server that sends the
+	 * whole list each time gives the same page again (failed above) */
+	if (j->page > 0 && elements >= (size_t)f->page_size) {
 		char path[320];
 		if (j->page >= MAX_PAGES) {
 			snprintf(j->error, sizeof(j->error),
@@ -1254,8 +1259,13 @@ pipeline_status pipeline_sync(const pipeline_opts *opts, pipeline_summary *out)
 	out->status = PIPELINE_FAILED;
 	bool started = false;
 
-	if (open_database(s, out) != 0)
+	if (open_database(s, out) != 0) {
+		/* a signal cancels a statement waiting on a lock (the migrate lock,
+		 * sync_runs): that is a stop, not a failure */
+		if (out->status == PIPELINE_FAILED && signalled(s))
+			out->status = PIPELINE_CANCELLED;
 		goto done;
+	}
 	out->run_id = s->run.id;
 	out->resumed = s->run.resumed;
 	log_set_run_id(s->run.id);

@@ -49,6 +49,7 @@ typedef struct config {
 	faults faults;
 	uint64_t fault_seed;
 	long page_size;
+	long least_page_size;
 	long mutate;
 	const char *expect;
 	long threads;
@@ -124,6 +125,7 @@ static const option options[] = {
 	{ "fault-after", OPT_LONG, OFF(faults.after), 0, 1e15, "no faults for the first N requests (0)" },
 	{ "fault-seed", OPT_U64, OFF(fault_seed), 0, 0, "fault and jitter seed (1)" },
 	{ "page-size", OPT_LONG, OFF(page_size), 0, 1e9, "enable paging with this default pageSize (0: off)" },
+	{ "least-page-size", OPT_LONG, OFF(least_page_size), 0, 1e9, "with paging: a smaller pageSize asked is raised to this (0)" },
 	{ "mutate", OPT_LONG, OFF(mutate), 0, 10000, "mutation rounds before serving (0)" },
 	{ "expect", OPT_STR, OFF(expect), 0, 0, "write the expected mirror JSON to FILE and exit" },
 	{ "threads", OPT_LONG, OFF(threads), 1, 256, "HTTP threads (2)" },
@@ -495,6 +497,8 @@ static void serve_api(server *srv, req *r, sim_endpoint ep, int64_t id)
 	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_arg, &qc);
 	if (srv->cfg.page_size > 0)
 		qc.q.page_size = qc.page_size_param > 0 ? qc.page_size_param : srv->cfg.page_size;
+	if (qc.q.page_size > 0 && qc.q.page_size < srv->cfg.least_page_size)
+		qc.q.page_size = srv->cfg.least_page_size; /* a server that pages by more than asked */
 	sim_buf_init(&b);
 	pthread_rwlock_rdlock(&srv->org_lock);
 	status = sim_api_respond(srv->org, ep, id, &qc.q, &b);
