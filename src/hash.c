@@ -141,7 +141,8 @@ void hash_recent_free(hash_recent *r)
 
 void hash_recent_clear(hash_recent *r)
 {
-	memset(r->slots, 0, sizeof(uint64_t) << r->bits);
+	if (r)
+		memset(r->slots, 0, sizeof(uint64_t) << r->bits);
 }
 
 bool hash_recent_add(hash_recent *r, uint64_t h)

@@ -36,7 +36,7 @@ typedef struct hash_recent hash_recent;
 hash_recent *hash_recent_new(unsigned bits);
 void hash_recent_free(hash_recent *r);
 
-/* Forgets every hash added. */
+/* Forgets every hash added; hash_recent_clear(NULL) is a no-op. */
 void hash_recent_clear(hash_recent *r);
 
 /* Whether h is among the recent hashes; if not, it becomes one. */

@@ -2179,6 +2179,13 @@ fail:
 	return -1;
 }
 
+int load_lock_timeout(load_db *db, int ms, load_error *err)
+{
+	char sql[64];
+	snprintf(sql, sizeof(sql), "SET lock_timeout = %d", ms);
+	return exec_sql(db, sql, err, "cannot set lock_timeout");
+}
+
 int load_run_add_requests(load_db *db, int64_t run_id, const load_counts counts[MIRROR_TABLE_COUNT],
 			  load_error *err)
 {

@@ -185,6 +185,10 @@ int load_run_finish(load_db *db, int64_t run_id, const char *status, const char 
 /* The run's counts per stream, summed over all its sessions. */
 int load_run_counts(load_db *db, int64_t run_id, load_counts out[MIRROR_TABLE_COUNT], load_error *err);
 
+/* Makes the session's statements give up waiting on a lock after ms
+ * (0: wait as long as it takes, PostgreSQL's default). */
+int load_lock_timeout(load_db *db, int ms, load_error *err);
+
 /* Adds requests and retries (the other counts are ignored) to the run's
  * per-stream counts: those of units fetched but never committed (the one
  * that failed the run, results dropped on a stop), which batches never

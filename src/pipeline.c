@@ -1219,6 +1219,11 @@ static void finish_run(run_state *s, pipeline_summary *out)
 	bool complete = s->status == PIPELINE_SUCCEEDED;
 	uint64_t deleted[MIRROR_TABLE_COUNT];
 	int rc = -1;
+	/* after a signal, a lock that held a batch back (and was cancelled)
+	 * must not hold the stop back here: the run is left open instead, and
+	 * the next sync resumes it */
+	if (signalled(s) && load_lock_timeout(s->db, 5000, &err) != 0)
+		log_warn("%s", err.msg);
 	for (int attempt = 0; attempt < 4 && rc != 0; attempt++) {
 		rc = load_run_finish(s->db, s->run.id, status_word(s->status), s->error[0] ? s->error : NULL, complete,
 				     table_mask(s->opts->config->streams), deleted, &err);

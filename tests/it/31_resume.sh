@@ -252,35 +252,51 @@ fi
 # long transaction); SIGTERM cancels the waiting statement, and the sync
 # stops with exit 5 instead of waiting as long as the lock is held. Once the
 # lock is gone the next sync resumes the run and ends exact.
+# sigterm_while_locked TABLE TAG: a sync started while another session
+# holds TABLE locked, sent SIGTERM once it waits on the lock; sets rc.
+sigterm_while_locked() {
+	psql -XAtq -c "BEGIN; LOCK TABLE $1 IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT" \
+		>/dev/null 2>&1 &
+	locker=$!
+	BG_PIDS="$BG_PIDS $locker"
+	for _ in $(seq 1 100); do
+		[ "$(q "SELECT count(*) FROM pg_locks WHERE relation = '$1'::regclass AND granted
+		  AND mode = 'AccessExclusiveLock'")" = 1 ] && break
+		sleep 0.05
+	done
+	"$BLOOMSYNC" -c "$TEST_TMP/lock.conf" sync 2>"$TEST_TMP/$2.err" &
+	pid=$!
+	BG_PIDS="$BG_PIDS $pid"
+	waiting=0
+	for _ in $(seq 1 200); do
+		waiting=$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bloomsync'
+		  AND wait_event_type = 'Lock' AND datname = current_database()")
+		[ "$waiting" -gt 0 ] && break
+		sleep 0.1
+	done
+	check "the sync waits on the lock on $1 ($waiting sessions)" test "$waiting" -gt 0
+	# without the cancel it waits out the locker's 120 s
+	check "SIGTERM while the sync waits on a lock on $1 ends it within 10 s" terminated_within_10s
+	q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%'
+	  AND pid <> pg_backend_pid()" >/dev/null
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid"
+	rc=$?
+	wait "$locker" 2>/dev/null
+	BG_PIDS=""
+	[ "$rc" -eq 5 ] || grep -v " info " "$TEST_TMP/$2.err" | tail -n 10 | sed 's/^/# /'
+}
 new_db resume_lock || exit 1
 write_conf "$TEST_TMP/lock.conf"
 "$BLOOMSYNC" -c "$TEST_TMP/lock.conf" migrate >/dev/null 2>&1
-psql -XAtq -c "BEGIN; LOCK TABLE bloom.users IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT" \
-	>/dev/null 2>&1 &
-locker=$!
-BG_PIDS="$BG_PIDS $locker"
-"$BLOOMSYNC" -c "$TEST_TMP/lock.conf" sync 2>"$TEST_TMP/lock.err" &
-pid=$!
-BG_PIDS="$BG_PIDS $pid"
-waiting=0
-for _ in $(seq 1 200); do
-	waiting=$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bloomsync'
-	  AND wait_event_type = 'Lock' AND datname = current_database()")
-	[ "$waiting" -gt 0 ] && break
-	sleep 0.1
-done
-check "the sync waits on the lock ($waiting sessions)" test "$waiting" -gt 0
-# without the cancel it waits out the locker's 120 s
-check "SIGTERM while a batch waits on a lock ends the sync within 10 s" terminated_within_10s
-q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%'
-  AND pid <> pg_backend_pid()" >/dev/null
-kill -KILL "$pid" 2>/dev/null
-wait "$pid"
-rc=$?
-wait "$locker" 2>/dev/null
-BG_PIDS=""
+# before the run is open: reading sync_runs waits (and after the cancel,
+# recording the run's end would wait too: it gives up instead)
+sigterm_while_locked bloom.sync_runs lock0
+expect_eq "a sync stopped before its run opened exits 5 (cancelled), not 1" "$rc" 5
+expect_eq "no run was opened" "$(q "SELECT count(*) FROM bloom.sync_runs")" 0
+# in the middle of the run: a batch waits
+sigterm_while_locked bloom.users lock
 expect_eq "it exits 5 (cancelled)" "$rc" 5
-[ "$rc" -eq 5 ] || grep -v " info " "$TEST_TMP/lock.err" | tail -n 10 | sed 's/^/# /'
 expect_eq "the run is recorded cancelled" "$(latest_run status)" cancelled
 "$BLOOMSYNC" -c "$TEST_TMP/lock.conf" sync 2>"$TEST_TMP/lock2.err"
 expect_eq "the next sync exits 0" $? 0
