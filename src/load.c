@@ -1567,17 +1567,41 @@ static int run_statements(load_db *db, const char *sql, load_batch_result *out, 
 	return rc;
 }
 
-static void add_seq_list(sbuf *b, const load_batch *batch, bool vanished)
+/* One array literal of a field of the batch's done (or vanished) items. */
+typedef enum { UNIT_SEQ, UNIT_REF, UNIT_KIND } unit_field;
+
+static void add_unit_array(sbuf *b, const load_batch *batch, bool vanished, unit_field field)
 {
 	bool any = false;
 	sb_add(b, "'{", 2);
 	for (size_t i = 0; i < batch->nitems; i++) {
-		if ((batch->items[i].result == NULL) != vanished)
+		const load_item *it = &batch->items[i];
+		if ((it->result == NULL) != vanished)
 			continue;
-		sb_printf(b, "%s%" PRId64, any ? "," : "", batch->items[i].seq);
+		if (field == UNIT_KIND)
+			sb_printf(b, "%s%s", any ? "," : "", bloom_unit_kind_name(it->unit.kind));
+		else
+			sb_printf(b, "%s%" PRId64, any ? "," : "", field == UNIT_SEQ ? it->seq : it->unit.ref);
 		any = true;
 	}
 	sb_add(b, "}'", 2);
+}
+
+/* Marks the batch's done (or vanished) units with state, each by its seq
+ * and also its kind and ref: after a server crash that lost commits, the
+ * bigserial hands out again numbers a job in flight still carries, so the
+ * seq alone could name another, never fetched, unit. */
+static void add_units_update(sbuf *b, const load_batch *batch, bool vanished, int state)
+{
+	sb_printf(b, "UPDATE sync_units u SET state = %d FROM unnest(", state);
+	add_unit_array(b, batch, vanished, UNIT_SEQ);
+	sb_add(b, "::bigint[], ", 12);
+	add_unit_array(b, batch, vanished, UNIT_REF);
+	sb_add(b, "::bigint[], ", 12);
+	add_unit_array(b, batch, vanished, UNIT_KIND);
+	sb_printf(b, "::text[]) v(seq, ref, kind) WHERE u.run_id = %" PRId64
+		     " AND u.seq = v.seq AND u.ref = v.ref AND u.kind = v.kind;\n",
+		  batch->run_id);
 }
 
 /* Which items a sources statement is about. */
@@ -1853,12 +1877,8 @@ static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_
 	build_sources(&sql, db, batch, isolate);
 	/* by primary key: the partial index of pending units would serve too, if
 	 * the planner knew how many are pending, which it does not mid-run */
-	sb_printf(&sql, "UPDATE sync_units SET state = 1 WHERE run_id = %" PRId64 " AND seq = ANY(", batch->run_id);
-	add_seq_list(&sql, batch, false);
-	sb_printf(&sql, "::bigint[]);\nUPDATE sync_units SET state = 2 WHERE run_id = %" PRId64 " AND seq = ANY(",
-		  batch->run_id);
-	add_seq_list(&sql, batch, true);
-	sb_printf(&sql, "::bigint[]);\n");
+	add_units_update(&sql, batch, false, 1);
+	add_units_update(&sql, batch, true, 2);
 	/* the units the batch's bodies named that the run does not have yet
 	 * (see sql/005_units_lookup.sql), in the order they were named */
 	if (has_children(batch))

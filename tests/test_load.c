@@ -661,6 +661,38 @@ static void test_run_with_pending_units_does_not_complete(void **state)
 	load_close(db);
 }
 
+/* A unit is marked done by its own item only: seq, kind and ref. After a
+ * server crash that lost commits the bigserial hands out numbers again, and
+ * a job in flight can carry a seq that now names another unit. */
+static void test_unit_done_only_by_its_own_kind_and_ref(void **state)
+{
+	(void)state;
+	load_run run;
+	load_error err;
+	load_db *db = open_new_run(&run);
+	load_unit units[4];
+	size_t n = 0;
+	assert_int_equal(load_units_next(db, run.id, 0, units, 4, &n, &err), 0);
+	assert_true(n >= 1);
+	bloom_result empty = {.unit = {.kind = BLOOM_UNIT_MEETING_TODOS, .ref = 424242}};
+	load_item item = {.seq = units[0].seq, .unit = empty.unit, .result = &empty, .attempts = 1};
+	load_batch b = {.run_id = run.id, .items = &item, .nitems = 1};
+	load_batch_result out;
+	assert_int_equal(load_batch_commit(db, &b, &out, &err), 0);
+	size_t m = 0;
+	load_unit after[4];
+	assert_int_equal(load_units_next(db, run.id, 0, after, 4, &m, &err), 0);
+	assert_int_equal(m, n); /* the unit that seq names is still pending */
+	assert_int_equal(after[0].seq, units[0].seq);
+	/* its own item marks it done */
+	item.unit = units[0].unit;
+	empty.unit = units[0].unit;
+	assert_int_equal(load_batch_commit(db, &b, &out, &err), 0);
+	assert_int_equal(load_units_next(db, run.id, 0, after, 4, &m, &err), 0);
+	assert_int_equal(m, n - 1);
+	load_close(db);
+}
+
 /* A pending unit of a kind this version does not know (queued by a newer
  * one) fails the read, naming it: skipping it would let the run complete
  * (and mark rows deleted) without it, and a page of nothing but such units
@@ -848,6 +880,7 @@ int main(void)
 	    cmocka_unit_test(test_redo_after_a_lost_uncommitted_batch_writes_it),
 	    cmocka_unit_test(test_unknown_unit_kind_fails_the_read),
 	    cmocka_unit_test(test_run_with_pending_units_does_not_complete),
+	    cmocka_unit_test(test_unit_done_only_by_its_own_kind_and_ref),
 	    cmocka_unit_test(test_migrate_refuses_while_a_sync_holds_the_lock),
 	    cmocka_unit_test(test_newer_schema_is_refused),
 	    cmocka_unit_test(test_migrations_record_their_checksum),
