@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,10 +229,13 @@ static void rollback_quietly(load_db *db)
 /* ---- connection ---- */
 
 /* The cancel key of the session a signal cancels (load_cancel_on_signal).
- * The handler reads it; it is replaced with SIGINT and SIGTERM blocked,
- * and only the thread that owns the session (the one signals go to, see
- * load.h) replaces it, so the handler never holds one being freed. */
-static PGcancel *volatile signal_cancel;
+ * The handler reads it; the thread that owns the session replaces it with
+ * SIGINT and SIGTERM blocked (so the handler cannot run there meanwhile),
+ * and frees the old one only once no handler on another thread (one that
+ * did not block them, say a resolver thread libcurl left behind) may still
+ * be using it: handlers count themselves in signal_cancel_users. */
+static _Atomic(PGcancel *) signal_cancel;
+static atomic_int signal_cancel_users;
 
 static void set_signal_cancel(PGcancel *c)
 {
@@ -240,19 +244,24 @@ static void set_signal_cancel(PGcancel *c)
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &stop, &old);
-	PGcancel *prev = signal_cancel;
-	signal_cancel = c;
+	PGcancel *prev = atomic_exchange(&signal_cancel, c);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	while (prev && atomic_load(&signal_cancel_users) > 0) {
+		struct timespec nap = {0, 1000000L};
+		nanosleep(&nap, NULL);
+	}
 	if (prev)
 		PQfreeCancel(prev);
 }
 
 void load_cancel_from_signal(void)
 {
-	PGcancel *c = signal_cancel;
 	char errbuf[256]; /* on the handler's stack, as PQcancel asks */
+	atomic_fetch_add(&signal_cancel_users, 1);
+	PGcancel *c = atomic_load(&signal_cancel);
 	if (c)
 		(void)PQcancel(c, errbuf, (int)sizeof(errbuf));
+	atomic_fetch_sub(&signal_cancel_users, 1);
 }
 
 void load_cancel_on_signal(load_db *db)
