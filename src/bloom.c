@@ -1067,15 +1067,141 @@ static jv *jv_from_json(pool *pool, json_t *j)
 	return v;
 }
 
+/* Members of the objects jansson read, by object and key, for jv_locate
+ * when the text's keys leave jansson's order (duplicates): an object's
+ * members go in on its first such key, once, so the work stays linear in
+ * the body whatever the keys' order. Open addressing; slots and objects
+ * are malloc'd and freed by jv_index_free. */
+typedef struct jv_index {
+	struct jv_slot {
+		const jv *obj; /* NULL: free */
+		jv *m;
+		uint64_t h;
+	} *slots;
+	size_t cap, used; /* cap a power of two, or 0 */
+	const jv **objs;  /* the objects indexed; NULL: free */
+	size_t ocap, oused;
+} jv_index;
+
+static uint64_t jv_index_hash(const jv *obj, const char *key, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)(uintptr_t)obj;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)key[i]) * 0x100000001b3ULL;
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	return h ^ h >> 32;
+}
+
+static void jv_index_free(jv_index *ix)
+{
+	free(ix->slots);
+	free(ix->objs);
+	memset(ix, 0, sizeof(*ix));
+}
+
+/* The member of obj named key (n bytes), NULL when none. */
+static jv *jv_index_find(const jv_index *ix, const jv *obj, const char *key, size_t n, uint64_t h)
+{
+	if (!ix->cap)
+		return NULL;
+	for (size_t i = (size_t)h & (ix->cap - 1);; i = (i + 1) & (ix->cap - 1)) {
+		const struct jv_slot *sl = &ix->slots[i];
+		if (!sl->obj)
+			return NULL;
+		if (sl->h == h && sl->obj == obj && sl->m->keylen == n && memcmp(sl->m->key, key, n) == 0)
+			return sl->m;
+	}
+}
+
+/* Room for extra more slots (load at most a half). -1 when out of memory. */
+static int jv_index_reserve(jv_index *ix, size_t extra)
+{
+	size_t cap = ix->cap ? ix->cap : 64;
+	struct jv_slot *slots;
+
+	if (extra > SIZE_MAX / 4 - ix->used)
+		return -1;
+	while (cap / 2 < ix->used + extra)
+		cap *= 2;
+	if (cap == ix->cap)
+		return 0;
+	if (!(slots = calloc(cap, sizeof(*slots))))
+		return -1;
+	for (size_t i = 0; i < ix->cap; i++) {
+		size_t j;
+		if (!ix->slots[i].obj)
+			continue;
+		for (j = (size_t)ix->slots[i].h & (cap - 1); slots[j].obj; j = (j + 1) & (cap - 1))
+			;
+		slots[j] = ix->slots[i];
+	}
+	free(ix->slots);
+	ix->slots = slots;
+	ix->cap = cap;
+	return 0;
+}
+
+/* Indexes obj's members unless done already: a key's first member wins, as
+ * a scan from the first would find (jansson's keys are unique anyway). -1
+ * when out of memory. */
+static int jv_index_object(jv_index *ix, const jv *obj)
+{
+	uint64_t oh = jv_index_hash(obj, NULL, 0);
+	size_t i;
+
+	if (ix->ocap) {
+		for (i = (size_t)oh & (ix->ocap - 1); ix->objs[i]; i = (i + 1) & (ix->ocap - 1))
+			if (ix->objs[i] == obj)
+				return 0;
+	}
+	if (ix->oused + 1 > ix->ocap / 2) {
+		size_t ocap = ix->ocap ? ix->ocap * 2 : 16;
+		const jv **objs = calloc(ocap, sizeof(*objs));
+		if (!objs)
+			return -1;
+		for (size_t k = 0; k < ix->ocap; k++) {
+			if (!ix->objs[k])
+				continue;
+			for (i = (size_t)jv_index_hash(ix->objs[k], NULL, 0) & (ocap - 1); objs[i]; i = (i + 1) & (ocap - 1))
+				;
+			objs[i] = ix->objs[k];
+		}
+		free(ix->objs);
+		ix->objs = objs;
+		ix->ocap = ocap;
+	}
+	if (jv_index_reserve(ix, obj->u.kids.n) < 0)
+		return -1;
+	for (i = (size_t)oh & (ix->ocap - 1); ix->objs[i]; i = (i + 1) & (ix->ocap - 1))
+		;
+	ix->objs[i] = obj;
+	ix->oused++;
+	for (jv *m = obj->u.kids.first; m; m = m->next) {
+		uint64_t h = jv_index_hash(obj, m->key, m->keylen);
+		size_t j;
+		if (jv_index_find(ix, obj, m->key, m->keylen, h))
+			continue;
+		for (j = (size_t)h & (ix->cap - 1); ix->slots[j].obj; j = (j + 1) & (ix->cap - 1))
+			;
+		ix->slots[j] = (struct jv_slot){obj, m, h};
+		ix->used++;
+	}
+	return 0;
+}
+
 /* jansson keeps no number's text, and a numeric column wants the digits as
  * written, not a double's (see col_numeric): walks the JSON text [s, end)
  * that jansson read into v (with jv_from_json) and points each real of v at
  * its text there, as jp_number does. A duplicate key's value is the last
  * one, in the first one's place (jansson's rule): walking in order, the
- * last one is also the last to set a node's text. v NULL: the value is
+ * last one is also the last to set a node's text. A key that is not the
+ * next member in jansson's order (a duplicate) is looked up in ix, so that
+ * many duplicates cost no more than the others. v NULL: the value is
  * skipped. Returns the end of the value; NULL when out of memory (*nomem)
  * or when the text does not hold what jansson read. */
-static const char *jv_locate(pool *pool, jv *v, const char *s, const char *end, bool *nomem)
+static const char *jv_locate(pool *pool, jv_index *ix, jv *v, const char *s, const char *end, bool *nomem)
 {
 	while (s < end && (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r'))
 		s++;
@@ -1098,7 +1224,7 @@ static const char *jv_locate(pool *pool, jv *v, const char *s, const char *end, 
 			if (s < end && *s == close)
 				return s + 1;
 			if (obj) {
-				const char *key = s + 1, *kend = jv_locate(pool, NULL, s, end, nomem);
+				const char *key = s + 1, *kend = jv_locate(pool, ix, NULL, s, end, nomem);
 				size_t klen;
 				if (!kend || *s != '"')
 					return NULL;
@@ -1115,9 +1241,13 @@ static const char *jv_locate(pool *pool, jv *v, const char *s, const char *end, 
 				}
 				if (cursor && cursor->keylen == klen && memcmp(cursor->key, key, klen) == 0)
 					m = cursor; /* the common case: keys in jansson's order */
-				else
-					for (m = kids; m && !(m->keylen == klen && memcmp(m->key, key, klen) == 0);)
-						m = m->next; /* a duplicate */
+				else if (kids) { /* a duplicate */
+					if (jv_index_object(ix, v) < 0) {
+						*nomem = true;
+						return NULL;
+					}
+					m = jv_index_find(ix, v, key, klen, jv_index_hash(v, key, klen));
+				}
 				if (m == cursor && cursor)
 					cursor = cursor->next;
 				for (s = kend; s < end && *s != ':'; s++)
@@ -1127,7 +1257,7 @@ static const char *jv_locate(pool *pool, jv *v, const char *s, const char *end, 
 				m = cursor;
 				cursor = cursor ? cursor->next : NULL;
 			}
-			if (!(s = jv_locate(pool, m, s, end, nomem)))
+			if (!(s = jv_locate(pool, ix, m, s, end, nomem)))
 				return NULL;
 			while (s < end && *s != ',' && *s != close)
 				s++;
@@ -1157,10 +1287,12 @@ static const char *jv_locate(pool *pool, jv *v, const char *s, const char *end, 
 static jv *jv_from_json_text(pool *pool, json_t *j, const char *text, size_t len)
 {
 	jv *v = jv_from_json(pool, j);
+	jv_index ix = {0};
 	bool nomem = false;
 
 	if (v)
-		(void)jv_locate(pool, v, text, text + len, &nomem);
+		(void)jv_locate(pool, &ix, v, text, text + len, &nomem);
+	jv_index_free(&ix);
 	return nomem ? NULL : v;
 }
 

@@ -1213,6 +1213,47 @@ static void test_many_rows(void **state)
 	free(body);
 }
 
+/* An element jansson reads with many duplicate keys: K distinct keys, then
+ * the same K keys again, "Target" among them both times. The last value of
+ * a duplicate key wins (jansson's rule), its digits as written; finding
+ * each number's text stays linear in the body (it was quadratic: this took
+ * minutes). */
+static void test_many_duplicate_keys(void **state)
+{
+	enum { K = 200000 };
+	size_t cap = (size_t)K * 2 * 16 + 256, len = 0;
+	char *body = malloc(cap);
+
+	(void)state;
+	assert_non_null(body);
+	len += (size_t)snprintf(body + len, cap - len, "[{\"Id\":1,\"Name\":\"m\",\"Target\":1.25");
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < K; i++)
+			len += (size_t)snprintf(body + len, cap - len, ",\"k%d\":%d.5", i, round);
+		if (round == 0)
+			len += (size_t)snprintf(body + len, cap - len, ",\"Id\":1,\"Name\":\"m\"");
+	}
+	len += (size_t)snprintf(body + len, cap - len, ",\"Target\":0.33333333333333333333}," MEAS_4 "]");
+	assert_true(len < cap);
+	for (int reference = 0; reference < 2; reference++) {
+		bloom_result r;
+		const char *text;
+		bloom_use_reference_reader(reference);
+		parse_ok(BLOOM_UNIT_MEASURABLES, 456, body, &r);
+		bloom_use_reference_reader(false);
+		assert_int_equal(r.nrejects, 0);
+		assert_int_equal(r.nrows[MIRROR_T_MEASURABLES], 2);
+		text = copy_text(&r, MIRROR_T_MEASURABLES);
+		assert_true(strncmp(text, "1\tm\t0.33333333333333333333\t\\N\t\\N\t\\N\t{", 37) == 0);
+		/* the raw column: first place, last value */
+		assert_non_null(strstr(text, "{\"Id\":1,\"Name\":\"m\",\"Target\":0.333333333333333,\"k0\":1.5,"));
+		assert_non_null(strstr(text, ",\"k199999\":1.5}\n"));
+		assert_non_null(strstr(text, "4\tOpen\t\\N\t\\N\t\\N\t\\N\t" MEAS_4 "\n"));
+		bloom_result_free(&r);
+	}
+	free(body);
+}
+
 /* ---------------------------------------------------------------- pages */
 
 #define ATT(id) "{\"Id\":" #id ",\"Name\":\"a ]}[{ \\\" \\\\\",\"Tags\":[[1],{\"x\":\"]\"}]}"
@@ -1304,6 +1345,7 @@ int main(void)
 		cmocka_unit_test(test_issues),
 		cmocka_unit_test(test_headlines),
 		cmocka_unit_test(test_many_rows),
+		cmocka_unit_test(test_many_duplicate_keys),
 		cmocka_unit_test(test_pages_and_element_scanner),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
