@@ -167,12 +167,16 @@ static void set_error(load_error *err, load_outcome outcome, const char *sqlstat
 
 static load_outcome classify(PGconn *conn, const char *sqlstate)
 {
-	/* every error the server sends has a SQLSTATE: one without is libpq's
-	 * own, nearly always a connection that broke under a call, which
-	 * PQstatus may not show yet (e.g. "server closed the connection
-	 * unexpectedly" after an immediate shutdown) */
-	if (PQstatus(conn) == CONNECTION_BAD || !sqlstate || !*sqlstate)
+	if (PQstatus(conn) == CONNECTION_BAD)
 		return LOAD_RETRY;
+	/* every error the server sends has a SQLSTATE: one without is libpq's
+	 * own. A connection that broke under a call may not show in PQstatus
+	 * yet ("server closed the connection unexpectedly" on a send after an
+	 * immediate shutdown): reading makes it show. Others (out of memory,
+	 * a protocol state) fail at once rather than after a minute of
+	 * reconnects. */
+	if (!sqlstate || !*sqlstate)
+		return PQconsumeInput(conn) == 0 || PQstatus(conn) == CONNECTION_BAD ? LOAD_RETRY : LOAD_ERROR;
 	if (strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0 ||
 	    strcmp(sqlstate, "57P01") == 0 || strcmp(sqlstate, "57P02") == 0 || strcmp(sqlstate, "57P03") == 0)
 		return LOAD_RETRY;
