@@ -504,9 +504,6 @@ static int collect_yields(job *j)
 	return 0;
 }
 
-/* A source whose last page is in: skipped, mapped but unchanged, or read in
- * full (its yields collected before repeated rows are dropped: a source
- * still yields a row another one staged first). */
 /* Whether the mapping rejected a record without its whole key. */
 static bool has_unkeyed_reject(const bloom_result *r)
 {
@@ -516,6 +513,9 @@ static bool has_unkeyed_reject(const bloom_result *r)
 	return false;
 }
 
+/* A source whose last page is in: skipped, mapped but unchanged, or read in
+ * full (its yields collected before repeated rows are dropped: a source
+ * still yields a row another one staged first). */
 static int finish_source(fetch_stage *f, job *j)
 {
 	filter_children(f, j->result);
