@@ -303,19 +303,19 @@ static char *strip_key_nuls(const char *body, size_t len, size_t *outlen, size_t
  * again: together most of bloomsync's CPU time on an initial load. Bodies
  * are therefore parsed into jv nodes taken from a pool reused for every
  * element; strings point into the body unless they hold escapes, and a
- * value whose text is exactly what json_dumps(JSON_COMPACT |
- * JSON_REAL_PRECISION(15)) prints for it ("plain") is copied as it is into
- * the raw column. Whatever this parser does not take (malformed JSON,
- * duplicate keys, a NUL in a key, deep nesting, long numbers) is parsed by
- * jansson as before, and printed by it, so errors and odd input come out
- * exactly as they did. */
+ * value whose text is exactly what json_dumps(JSON_COMPACT) prints for it,
+ * or a number other than an integer ("plain"), is copied as it is into the
+ * raw column. Whatever this parser does not take (malformed JSON, duplicate
+ * keys, a NUL in a key, deep nesting, numbers of JV_NUM_MAX characters) is
+ * parsed by jansson as before, and printed by it, so errors and odd input
+ * come out exactly as they did (their reals with 15 significant digits). */
 
 typedef enum { JV_NULL, JV_FALSE, JV_TRUE, JV_INT, JV_REAL, JV_STR, JV_ARR, JV_OBJ } jv_type;
 
 typedef struct jv jv;
 struct jv {
 	jv_type type;
-	bool plain;         /* text is exactly what jansson prints for the value */
+	bool plain;         /* text goes into raw as it is (see above) */
 	size_t nuls;        /* NUL characters removed from the strings of the value */
 	const char *text;   /* the value's text in the body */
 	size_t textlen;     /* its length */
@@ -459,7 +459,7 @@ static const jv *jv_getn(const jv *obj, const char *key, size_t n)
 /* ---- the parser */
 
 #define JV_MAX_DEPTH 64     /* deeper goes to jansson (which allows 2048) */
-#define JV_NUM_MAX 48       /* longer numbers go to jansson */
+#define JV_NUM_MAX 256      /* longer numbers go to jansson */
 #define JV_MAX_MEMBERS 1024 /* bigger objects go to jansson (duplicate checks are quadratic) */
 
 typedef struct jparse {
@@ -720,33 +720,43 @@ static int jp_string(jparse *jp, bool key, const char **out, size_t *outlen, siz
 	return 0;
 }
 
-/* Whether %.15g (jansson's dump with JSON_REAL_PRECISION(15)) prints the
- * decimal ip.fp back as the same text, given no exponent: at most 15
- * significant digits (so they survive the trip through a double), no
- * trailing zero in the fraction unless it is ".0" (printed back as ".0"),
- * and the first digit no further right than 10^-4 (below that %g switches
- * to an exponent). */
-static bool real_text_canonical(const char *ip, size_t ilen, const char *fp, size_t flen)
-{
-	size_t lead = 0;
-
-	if (flen == 0 || flen > 15)
-		return false;
-	if (flen == 1 && fp[0] == '0')
-		return ilen <= 15;
-	if (fp[flen - 1] == '0')
-		return false;
-	if (ilen == 1 && ip[0] == '0') {
-		while (fp[lead] == '0')
-			lead++;
-		return lead <= 3;
-	}
-	return ilen + flen <= 15;
-}
-
 static bool is_digit(char ch)
 {
 	return ch >= '0' && ch <= '9';
+}
+
+/* The integer the decimal digits [ip, ip + ilen) make, negated with neg:
+ * false when it is beyond int64. */
+static bool digits_to_i64(const char *ip, size_t ilen, bool neg, int64_t *out)
+{
+	uint64_t value = 0;
+	if (ilen > 19)
+		return false;
+	for (size_t i = 0; i < ilen; i++) {
+		unsigned digit = (unsigned)(ip[i] - '0');
+		if (value > (UINT64_MAX - digit) / 10)
+			return false;
+		value = value * 10 + digit;
+	}
+	if (value > (uint64_t)INT64_MAX + neg)
+		return false;
+	*out = neg ? (int64_t)(0 - value) : (int64_t)value;
+	return true;
+}
+
+/* The number of digits in the exponent of the number text [start, end):
+ * 0 when it has none. */
+static size_t exponent_digits(const char *start, const char *end)
+{
+	const char *e = start;
+	while (e < end && *e != 'e' && *e != 'E')
+		e++;
+	if (e == end)
+		return 0;
+	e++;
+	if (*e == '+' || *e == '-')
+		e++;
+	return (size_t)(end - e);
 }
 
 /* strtod's value of ip.fp when all its digits (at most 15) make an integer
@@ -808,19 +818,15 @@ static jv *jp_number(jparse *jp)
 	}
 	if ((size_t)(q - start) >= JV_NUM_MAX)
 		return NULL;
-	if (!fp && !exponent) {
-		uint64_t value = 0;
-		if (ilen > 19)
-			return NULL;
-		for (size_t i = 0; i < ilen; i++)
-			value = value * 10 + (uint64_t)(ip[i] - '0');
-		if (value > (uint64_t)INT64_MAX + neg)
-			return NULL; /* jansson: too big integer */
+	int64_t value;
+	if (!fp && !exponent && digits_to_i64(ip, ilen, neg, &value)) {
 		if (!(v = jp_node(jp, JV_INT)))
 			return NULL;
-		v->u.i = neg ? (int64_t)(0 - value) : (int64_t)value;
+		v->u.i = value;
 		v->plain = !(neg && value == 0); /* "-0" prints as "0" */
 	} else {
+		/* a real, or an integer beyond int64 (which jansson refuses, "too
+		 * big integer"): its double is approximate, its text is exact */
 		double d;
 		if (!exponent && ilen + flen <= 15) {
 			d = exact_real(ip, ilen, fp, flen, neg);
@@ -836,7 +842,11 @@ static jv *jp_number(jparse *jp)
 		if (!(v = jp_node(jp, JV_REAL)))
 			return NULL;
 		v->u.d = d;
-		v->plain = !exponent && real_text_canonical(ip, ilen, fp, flen);
+		/* raw keeps the number as the API wrote it (jsonb holds it as a
+		 * numeric, digit for digit), unless its exponent has more than
+		 * three digits: before PostgreSQL 15, numeric (and so jsonb)
+		 * refuses exponents past 1000 */
+		v->plain = exponent_digits(start, q) <= 3;
 	}
 	v->textlen = (size_t)(q - start);
 	jp->p = q;
@@ -1056,7 +1066,7 @@ static jv *jv_from_json(pool *pool, json_t *j)
 		v->type = JV_INT;
 		v->u.i = json_integer_value(j);
 		break;
-	case JSON_REAL:
+	case JSON_REAL: /* every number (see load_json), until jv_locate reads its text */
 		v->type = JV_REAL;
 		v->u.d = json_real_value(j);
 		break;
@@ -1191,10 +1201,32 @@ static int jv_index_object(jv_index *ix, const jv *obj)
 	return 0;
 }
 
+/* Gives a number jansson read (as a real: see load_json) its text, and
+ * makes it what jp_number makes of that text: an integer when the text is
+ * one within int64, else a real (kept as written in raw). */
+static void set_number_text(jv *v, const char *text, size_t len)
+{
+	bool neg = text[0] == '-';
+	int64_t value;
+
+	v->text = text;
+	v->textlen = len;
+	if (!memchr(text, '.', len) && !memchr(text, 'e', len) && !memchr(text, 'E', len) &&
+	    digits_to_i64(text + neg, len - (size_t)neg, neg, &value)) {
+		v->type = JV_INT;
+		v->u.i = value;
+		v->plain = !(neg && value == 0);
+	} else { /* again a real: a duplicate key's earlier value may have made it an integer */
+		v->type = JV_REAL;
+		v->u.d = json_real_value(v->orig);
+		v->plain = exponent_digits(text, text + len) <= 3;
+	}
+}
+
 /* jansson keeps no number's text, and a numeric column wants the digits as
  * written, not a double's (see col_numeric): walks the JSON text [s, end)
- * that jansson read into v (with jv_from_json) and points each real of v at
- * its text there, as jp_number does. A duplicate key's value is the last
+ * that jansson read into v (with jv_from_json) and gives each number of v
+ * its text there (set_number_text). A duplicate key's value is the last
  * one, in the first one's place (jansson's rule): walking in order, the
  * last one is also the last to set a node's text. A key that is not the
  * next member in jansson's order (a duplicate) is looked up in ix, so that
@@ -1271,10 +1303,8 @@ static const char *jv_locate(pool *pool, jv_index *ix, jv *v, const char *s, con
 		const char *start = s;
 		while (s < end && (is_digit(*s) || *s == '-' || *s == '+' || *s == '.' || *s == 'e' || *s == 'E'))
 			s++;
-		if (v && v->type == JV_REAL) {
-			v->text = start;
-			v->textlen = (size_t)(s - start);
-		}
+		if (v && v->orig && json_is_real(v->orig))
+			set_number_text(v, start, (size_t)(s - start));
 		return s;
 	}
 	while (s < end && *s >= 'a' && *s <= 'z') /* true, false, null */
@@ -1299,16 +1329,6 @@ static jv *jv_from_json_text(pool *pool, json_t *j, const char *text, size_t len
 /* ---- printing */
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
-
-static int dump_to_copy(const char *chunk, size_t size, void *data)
-{
-	return buf_append_copy(data, chunk, size);
-}
-
-static int dump_to_buf(const char *chunk, size_t size, void *data)
-{
-	return buf_append(data, chunk, size);
-}
 
 static int emit(bloom_buf *b, const char *s, size_t n, bool copy)
 {
@@ -1369,18 +1389,20 @@ static int dump_string(bloom_buf *b, const char *s, size_t len, bool copy)
 	return emit(b, "\"", 1, copy);
 }
 
-/* Appends v as json_dump_callback(DUMP_FLAGS) prints it; with copy, in COPY
- * text escaping. */
+/* Appends v as json_dumps(JSON_COMPACT) prints it, but numbers as the API
+ * wrote them (see jp_number; jansson would print reals with DUMP_FLAGS'
+ * 15 digits), whichever reader read v; with copy, in COPY text escaping. */
 static int jv_dump(bloom_buf *b, const jv *v, bool copy)
 {
 	char num[64];
 	size_t n;
 
-	if (v->orig)
-		return json_dump_callback(v->orig, copy ? dump_to_copy : dump_to_buf, b, DUMP_FLAGS);
-	if (v->plain)
+	if (v->plain && v->text) /* jansson's nodes: only numbers have both */
 		return emit(b, v->text, v->textlen, copy);
 	switch (v->type) {
+	case JV_NULL: return emit(b, "null", 4, copy);
+	case JV_TRUE: return emit(b, "true", 4, copy);
+	case JV_FALSE: return emit(b, "false", 5, copy);
 	case JV_INT: n = format_i64(v->u.i, num); return emit(b, num, n, copy);
 	case JV_REAL: {
 		json_t *real = json_real(v->u.d);
@@ -1403,8 +1425,8 @@ static int jv_dump(bloom_buf *b, const jv *v, bool copy)
 				return -1;
 		}
 		return emit(b, v->type == JV_OBJ ? "}" : "]", 1, copy);
-	default: return -1; /* true, false and null are always plain */
 	}
+	return -1;
 }
 
 /* ------------------------------------------------------------ numbers */
@@ -1941,9 +1963,7 @@ static int row_finish(row *r, const jv *obj)
 	if (col_start(r) < 0)
 		return -1;
 	r->raw_start = r->buf->len;
-	/* as json_dumps prints it: 15 significant digits give back what the API
-	 * wrote for every number of up to 15 digits (99.99, not
-	 * 99.989999999999995); longer fractions lose their tail in raw only */
+	/* compact, numbers as the API wrote them (see jp_number) */
 	if (jv_dump(r->buf, obj, true) < 0 || buf_putc(r->buf, '\n') < 0)
 		return fail_nomem(r->c);
 	r->c->out->nrows[r->target]++;
@@ -2494,7 +2514,10 @@ static json_t *load_json(const char *body, size_t len, size_t flags, bloom_resul
 			 bool *nomem)
 {
 	json_error_t jerr;
-	flags |= JSON_ALLOW_NUL;
+	/* integers as reals: jansson refuses those beyond int64 ("too big
+	 * integer"), which jp_number reads; jv_locate makes the others integers
+	 * again from their text */
+	flags |= JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL;
 	json_t *root = json_loadb(body ? body : "", body ? len : 0, flags, &jerr);
 	bool no_memory = false;
 

@@ -3,7 +3,8 @@
 # nothing: a user rejected in the second run (its Name became null) keeps
 # its row from the first run, its todos are still read, and the complete run
 # marks none of them deleted. Served by a small fixed-body server (bloomsim
-# generates only good records), selected by a state file.
+# generates only good records), selected by a state file. It also serves a
+# score whose numbers a double cannot hold, nor int64.
 . "$(dirname "$0")/lib.sh"
 
 new_db rejects24 || exit 1
@@ -47,6 +48,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 body = [t for t in body if t["Id"] != 11]
             if state() == "unreadable again":
                 body = body + [{"Id": 21, "Name": "New", "Complete": False}]
+        elif path.endswith("/scorecard/user/2"):
+            # numbers past a double's digits and past int64, as written
+            self.reply(b'{"Scores": [{"Id": 77, "MeasurableId": 5, "Target": 33.333333333333333333333333333, '
+                       b'"Measured": 79228162514264337593543950335, "ForWeek": 2425}]}')
+            return
         elif "/scorecard/" in path:
             body = {"Scores": []}
         else:
@@ -75,12 +81,16 @@ for _ in $(seq 1 100); do [ -s "$portfile" ] && break; sleep 0.05; done
 SIM_API="http://127.0.0.1:$(cat "$portfile")/api/v1"
 conf="$TEST_TMP/r.conf"
 write_conf "$conf"
-echo 'sync = { streams = ["users", "meetings", "todos"]; };' >>"$conf"
+echo 'sync = { streams = ["users", "meetings", "todos", "scorecard"]; };' >>"$conf"
 
 "$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/run1.err"
 expect_eq "the first sync exits 0" $? 0
 expect_eq "it stored both users and the three todos" \
 	"$(q "SELECT (SELECT count(*) FROM bloom.users) || '/' || (SELECT count(*) FROM bloom.todos)")" "2/3"
+expect_eq "numeric columns and raw keep every digit the API wrote, past int64 too" \
+	"$(q "SELECT target || ' ' || value || ' ' || (raw->'Target') || ' ' || (raw->'Measured') FROM bloom.scores
+	  WHERE id = 77")" \
+	"33.333333333333333333333333333 79228162514264337593543950335 33.333333333333333333333333333 79228162514264337593543950335"
 
 echo bad >"$state"
 "$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/run2.err"
