@@ -726,6 +726,21 @@ static int resume_run(load_db *db, int64_t id, const char *streams, load_run *ru
 	return 0;
 }
 
+int load_run_progress(load_db *db, load_run *run, load_error *err)
+{
+	char sql[128];
+	snprintf(sql, sizeof(sql), "SELECT units_known, units_done FROM sync_runs WHERE id = %" PRId64, run->id);
+	PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot read the run's progress");
+	if (!res)
+		return -1;
+	if (PQntuples(res) == 1) {
+		run->units_known = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		run->units_done = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	}
+	PQclear(res);
+	return 0;
+}
+
 int load_run_open(load_db *db, bool restart, const char *version, const char *streams, load_run *run,
 		  load_error *err)
 {

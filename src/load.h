@@ -98,6 +98,10 @@ typedef struct load_run {
 int load_run_open(load_db *db, bool restart, const char *version, const char *streams, load_run *run,
 		  load_error *err);
 
+/* Reads run->id's units known and done as the database has them: after a
+ * server crash that lost commits, fewer than the session counted. */
+int load_run_progress(load_db *db, load_run *run, load_error *err);
+
 typedef struct load_unit {
 	int64_t seq;       /* position in the run's unit table */
 	bloom_unit unit;

@@ -1076,6 +1076,15 @@ static bool units_left_behind(run_state *s)
 		 s->local_n);
 	hash_recent_clear(s->fetch.recent_rows);
 	hash_recent_clear(s->fetch.recent_units);
+	/* the session counted the lost batches' units done; the database,
+	 * which lost their counts with them, counts each unit once */
+	load_error err;
+	if (load_run_progress(s->db, &s->run, &err) == 0) {
+		s->prog.units_done = s->run.units_done;
+		s->prog.units_known = s->run.units_known;
+	} else {
+		log_warn("%s", err.msg);
+	}
 	return true;
 }
 

@@ -203,6 +203,9 @@ if [ -n "${PG_DIR:-}" ]; then
 	[ "$rc" -eq 0 ] || grep -v " info " "$TEST_TMP/crash.err" | head -n 20 | sed 's/^/# /'
 	grep -q "pending again" "$TEST_TMP/crash.err"
 	check "it found units the server had lost pending again" test $? -eq 0
+	expect_eq "its summary counts each unit once, as the run does (not the lost ones twice)" \
+		"$(sed -n 's/^this session: .* units \([0-9]*\/[0-9]*\),.*/\1/p' "$TEST_TMP/crash.err")" \
+		"$(latest_run "units_done || '/' || units_known")"
 	check "after the crash the mirror equals the expected mirror" mirror_equals bloom "$TEST_TMP/expect.json"
 	expect_eq "one run, succeeded, no unit left pending" \
 		"$(q "SELECT count(*) || '/' || max(status) || '/' || (SELECT count(*) FROM bloom.sync_units) FROM bloom.sync_runs")" \
