@@ -148,6 +148,7 @@ static int parse_cli(int argc, char **argv, cli *out)
 	    {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
 	};
 	int opt;
+	bool bad = false;
 	/* '+': stop at the command; its own options are parsed by the command */
 	while ((opt = getopt_long(argc, argv, "+c:vqh", opts, NULL)) != -1) {
 		switch (opt) {
@@ -158,17 +159,18 @@ static int parse_cli(int argc, char **argv, cli *out)
 		case 'M': out->metrics_file = optarg; break;
 		case 'h': out->command = "help"; return 0;
 		case 'V': out->command = "version"; return 0;
-		default: return -1;
+		default: bad = true; break; /* getopt said why; read on, for the command */
 		}
 	}
 	if (optind >= argc) {
-		fprintf(stderr, "bloomsync: no command given\n\n%s", usage_text);
+		if (!bad)
+			fprintf(stderr, "bloomsync: no command given\n\n%s", usage_text);
 		return -1;
 	}
 	out->command = argv[optind];
 	out->argc = argc - optind;
 	out->argv = argv + optind;
-	return 0;
+	return bad ? -1 : 0;
 }
 
 /* Loads the config and sets up logging from it and the command line. */
@@ -615,8 +617,13 @@ int main(int argc, char **argv)
 {
 	cli c = {0};
 	log_init(LOG_INFO, LOG_FORMAT_TEXT);
-	if (parse_cli(argc, argv, &c) != 0)
+	if (parse_cli(argc, argv, &c) != 0) {
+		/* a sync that cannot start leaves its mark in the metrics file,
+		 * whichever argument was wrong (see run_command) */
+		if (c.command && strcmp(c.command, "sync") == 0)
+			sync_metrics(&c, NULL, NULL, EXIT_USAGE, time(NULL));
 		return EXIT_USAGE;
+	}
 	if (strcmp(c.command, "help") == 0) {
 		if (c.argc > 1)
 			print_command_help(c.argv[1], stdout);

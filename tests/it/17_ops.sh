@@ -159,6 +159,17 @@ rm -f "$prom"
 expect_eq "sync with an unknown argument exits 2" $? 2
 expect_eq "an unknown argument: bloomsync_last_run_exit_code is 2" \
 	"$(metric "$prom" bloomsync_last_run_exit_code)" 2
+rm -f "$prom"
+"$BLOOMSYNC" -c "$conf" --metrics-file "$prom" --no-such-flag sync 2>"$TEST_TMP/before.err"
+expect_eq "an unknown option before sync exits 2" $? 2
+expect_eq "an unknown option before sync: bloomsync_last_run_exit_code is 2" \
+	"$(metric "$prom" bloomsync_last_run_exit_code)" 2
+grep -q "no-such-flag" "$TEST_TMP/before.err"
+check "getopt names the unknown option" test $? -eq 0
+rm -f "$prom"
+"$BLOOMSYNC" -c "$conf" --metrics-file "$prom" --no-such-flag status >/dev/null 2>&1
+expect_eq "an unknown option before status exits 2" $? 2
+check "and writes no metrics file" test ! -e "$prom"
 
 # what does not run a sync leaves the file alone
 echo "sentinel 1" >"$prom"
