@@ -41,8 +41,12 @@ void load_cancel_on_signal(load_db *db);
 /* For a SIGINT/SIGTERM handler (async-signal-safe): asks the server to
  * cancel the statement the session of load_cancel_on_signal is running, so
  * that a call blocked on a lock or a slow server returns (with SQLSTATE
- * 57014) instead of holding the stop back. */
+ * LOAD_SQLSTATE_CANCELED) instead of holding the stop back. */
 void load_cancel_from_signal(void);
+
+/* PostgreSQL's query_canceled: what a statement load_cancel_from_signal
+ * cancelled fails with. */
+#define LOAD_SQLSTATE_CANCELED "57014"
 
 /* Closes the connection (releasing the run lock); load_close(NULL) is a no-op. */
 void load_close(load_db *db);

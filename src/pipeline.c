@@ -1238,7 +1238,7 @@ static void finish_run(run_state *s, pipeline_summary *out)
 				     table_mask(s->opts->config->streams), deleted, &err);
 		/* the signal's cancel may land on this statement, not the one it
 		 * was meant for */
-		if (rc != 0 && signalled(s) && strcmp(err.sqlstate, "57014") == 0)
+		if (rc != 0 && signalled(s) && strcmp(err.sqlstate, LOAD_SQLSTATE_CANCELED) == 0)
 			continue;
 		if (rc != 0 && (err.outcome != LOAD_RETRY || reconnect_db(s, &err) != 0))
 			break;
