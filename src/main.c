@@ -157,8 +157,8 @@ static int parse_cli(int argc, char **argv, cli *out)
 		case 'q': out->verbosity = -1; break;
 		case 'F': out->log_format = optarg; break;
 		case 'M': out->metrics_file = optarg; break;
-		case 'h': out->command = "help"; return 0;
-		case 'V': out->command = "version"; return 0;
+		case 'h': out->command = "help"; return bad ? -1 : 0;
+		case 'V': out->command = "version"; return bad ? -1 : 0;
 		default: bad = true; break; /* getopt said why; read on, for the command */
 		}
 	}
@@ -618,8 +618,9 @@ int main(int argc, char **argv)
 	cli c = {0};
 	log_init(LOG_INFO, LOG_FORMAT_TEXT);
 	if (parse_cli(argc, argv, &c) != 0) {
-		/* a sync that cannot start leaves its mark in the metrics file,
-		 * whichever argument was wrong (see run_command) */
+		/* a sync that cannot start leaves its mark in the metrics file
+		 * given by --metrics-file (the config is not read yet), whichever
+		 * argument was wrong (see run_command) */
 		if (c.command && strcmp(c.command, "sync") == 0)
 			sync_metrics(&c, NULL, NULL, EXIT_USAGE, time(NULL));
 		return EXIT_USAGE;

@@ -597,6 +597,42 @@ static void test_numeric_exact(void **state)
 	free(t16383);
 }
 
+/* A number too long for the fast reader (256 characters and more) is read
+ * by jansson and goes into raw as a double prints, not as written: written,
+ * it could hold more fraction digits than jsonb takes (16383, as X here),
+ * and fail the COPY of the whole batch. The numeric column still gets every
+ * digit. */
+static void test_long_numbers_in_raw(void **state)
+{
+	size_t cap = 2 * 16384 + 256;
+	char *body = malloc(cap), *p = body;
+
+	(void)state;
+	assert_non_null(body);
+	p += sprintf(p, "[{\"Id\":1,\"Name\":\"m\",\"Target\":1.");
+	memset(p, '0', 16000);
+	p += 16000;
+	p += sprintf(p, "5,\"X\":0.");
+	memset(p, '0', 16384);
+	p += 16384;
+	p += sprintf(p, "1}]");
+	for (int reference = 0; reference < 2; reference++) {
+		bloom_result r;
+		const char *text;
+		bloom_use_reference_reader(reference);
+		parse_ok(BLOOM_UNIT_MEASURABLES, 456, body, &r);
+		bloom_use_reference_reader(false);
+		assert_int_equal(r.nrejects, 0);
+		assert_true(r.copy[MIRROR_T_MEASURABLES].len > 16000 + 6);
+		text = r.copy[MIRROR_T_MEASURABLES].data;
+		assert_int_equal(strncmp(text, "1\tm\t1.", 6), 0);
+		assert_int_equal(strspn(text + 6, "0"), 16000);
+		assert_non_null(strstr(text, "5\t\\N\t\\N\t\\N\t{\"Id\":1,\"Name\":\"m\",\"Target\":1.0,\"X\":0.0}\n"));
+		bloom_result_free(&r);
+	}
+	free(body);
+}
+
 /* --------------------------------------------------------------- scores */
 
 #define SCORE_1                                                                                               \
@@ -1328,6 +1364,7 @@ int main(void)
 		cmocka_unit_test(test_todo_rejects),
 		cmocka_unit_test(test_measurables),
 		cmocka_unit_test(test_numeric_exact),
+		cmocka_unit_test(test_long_numbers_in_raw),
 		cmocka_unit_test(test_scores),
 		cmocka_unit_test(test_score_rejects),
 		cmocka_unit_test(test_nul_removed),

@@ -170,6 +170,8 @@ rm -f "$prom"
 "$BLOOMSYNC" -c "$conf" --metrics-file "$prom" --no-such-flag status >/dev/null 2>&1
 expect_eq "an unknown option before status exits 2" $? 2
 check "and writes no metrics file" test ! -e "$prom"
+"$BLOOMSYNC" --no-such-flag --help >/dev/null 2>&1
+expect_eq "an unknown option before --help still exits 2" $? 2
 
 # what does not run a sync leaves the file alone
 echo "sentinel 1" >"$prom"
