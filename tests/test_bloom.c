@@ -30,6 +30,14 @@ static void parse_ok(bloom_unit_kind kind, int64_t ref, const char *json, bloom_
 	assert_int_equal(r->unit.ref, ref);
 }
 
+/* parse_ok by jansson alone (reference) or by the fast reader first. */
+static void parse_ok_by(bool reference, bloom_unit_kind kind, int64_t ref, const char *json, bloom_result *r)
+{
+	bloom_use_reference_reader(reference);
+	parse_ok(kind, ref, json, r);
+	bloom_use_reference_reader(false);
+}
+
 static void parse_fails(bloom_unit_kind kind, const char *json)
 {
 	bloom_unit u = {kind, 1};
@@ -492,9 +500,7 @@ static char *target_of(const char *value, bool reference)
 
 	assert_non_null(body);
 	snprintf(body, blen, "[{\"Id\":1,\"Name\":\"m\",\"Target\":%s},{\"Id\":2,\"Name\":\"k\",\"Target\":7}]", value);
-	bloom_use_reference_reader(reference);
-	parse_ok(BLOOM_UNIT_MEASURABLES, 456, body, &r);
-	bloom_use_reference_reader(false);
+	parse_ok_by(reference, BLOOM_UNIT_MEASURABLES, 456, body, &r);
 	/* one odd number never costs the other row */
 	assert_non_null(strstr(copy_text(&r, MIRROR_T_MEASURABLES), "2\tk\t7\t"));
 	if (r.nrejects) {
@@ -619,9 +625,7 @@ static void test_long_numbers_in_raw(void **state)
 	for (int reference = 0; reference < 2; reference++) {
 		bloom_result r;
 		const char *text;
-		bloom_use_reference_reader(reference);
-		parse_ok(BLOOM_UNIT_MEASURABLES, 456, body, &r);
-		bloom_use_reference_reader(false);
+		parse_ok_by(reference, BLOOM_UNIT_MEASURABLES, 456, body, &r);
 		assert_int_equal(r.nrejects, 0);
 		assert_true(r.copy[MIRROR_T_MEASURABLES].len > 16000 + 6);
 		text = r.copy[MIRROR_T_MEASURABLES].data;
@@ -1277,9 +1281,7 @@ static void test_many_duplicate_keys(void **state)
 	for (int reference = 0; reference < 2; reference++) {
 		bloom_result r;
 		const char *text;
-		bloom_use_reference_reader(reference);
-		parse_ok(BLOOM_UNIT_MEASURABLES, 456, body, &r);
-		bloom_use_reference_reader(false);
+		parse_ok_by(reference, BLOOM_UNIT_MEASURABLES, 456, body, &r);
 		assert_int_equal(r.nrejects, 0);
 		assert_int_equal(r.nrows[MIRROR_T_MEASURABLES], 2);
 		text = copy_text(&r, MIRROR_T_MEASURABLES);
