@@ -1620,8 +1620,8 @@ static void add_unit_array(sbuf *b, const load_batch *batch, bool vanished, unit
  * bigserial hands out again numbers a job in flight still carries, so the
  * seq alone could name another, never fetched, unit. The seqs are also
  * given as an array for the primary key: joined to the unnest alone, the
- * planner hashed every unit of the run for each batch (4x the time of the
- * whole UPDATE, 13% of PostgreSQL's time on the bench's medium org). */
+ * planner hashed every unit of the run for each batch (311 ms instead of
+ * 63 ms of statement time on the bench's medium org). */
 static void add_units_update(sbuf *b, const load_batch *batch, bool vanished, int state)
 {
 	sb_printf(b, "UPDATE sync_units u SET state = %d FROM unnest(", state);
