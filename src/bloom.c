@@ -304,8 +304,9 @@ static char *strip_key_nuls(const char *body, size_t len, size_t *outlen, size_t
  * are therefore parsed into jv nodes taken from a pool reused for every
  * element; strings point into the body unless they hold escapes, and a
  * value whose text is exactly what json_dumps(JSON_COMPACT) prints for it,
- * or a number other than an integer ("plain"), is copied as it is into the
- * raw column. Whatever this parser does not take (malformed JSON, duplicate
+ * or a number other than an integer (unless its exponent has more than
+ * three digits: see jp_number) ("plain"), is copied as it is into the raw
+ * column. Whatever this parser does not take (malformed JSON, duplicate
  * keys, a NUL in a key, deep nesting, numbers of JV_NUM_MAX characters or
  * more) is parsed by jansson, so errors come out as jansson words them, and
  * printed by jv_dump all the same, so that the reader never shows in the
@@ -733,12 +734,8 @@ static bool digits_to_i64(const char *ip, size_t ilen, bool neg, int64_t *out)
 	uint64_t value = 0;
 	if (ilen > 19)
 		return false;
-	for (size_t i = 0; i < ilen; i++) {
-		unsigned digit = (unsigned)(ip[i] - '0');
-		if (value > (UINT64_MAX - digit) / 10)
-			return false;
-		value = value * 10 + digit;
-	}
+	for (size_t i = 0; i < ilen; i++) /* 19 digits fit in uint64 */
+		value = value * 10 + (uint64_t)(ip[i] - '0');
 	if (value > (uint64_t)INT64_MAX + neg)
 		return false;
 	*out = neg ? (int64_t)(0 - value) : (int64_t)value;
@@ -826,8 +823,9 @@ static jv *jp_number(jparse *jp)
 		v->u.i = value;
 		v->plain = !(neg && value == 0); /* "-0" prints as "0" */
 	} else {
-		/* a real, or an integer beyond int64 (which jansson refuses, "too
-		 * big integer"): its double is approximate, its text is exact */
+		/* a real, or an integer beyond int64 (which jansson refuses as an
+		 * integer, "too big integer"; load_json reads it as a real): its
+		 * double is approximate, its text is exact */
 		double d;
 		if (!exponent && ilen + flen <= 15) {
 			d = exact_real(ip, ilen, fp, flen, neg);
@@ -2435,8 +2433,8 @@ static char *text_for_column(const char *text, size_t len)
 }
 
 /* An element of a list that is well delimited but that no JSON reader
- * accepts (a lone surrogate escape, a byte that is not UTF-8, an integer
- * past 64 bits): rejected whole, with the reader's reason and its text, so
+ * accepts (a lone surrogate escape, a byte that is not UTF-8, a number
+ * past a double's range): rejected whole, with the reader's reason and its text, so
  * the rest of the list is kept and the run goes on. It has no key. */
 static int add_unreadable(ctx *c, const char *text, size_t len, const char *why)
 {
@@ -2500,7 +2498,6 @@ static const char *jv_type_name(const jv *v)
 	}
 }
 
-/* flags: JSON_DECODE_ANY for an array element, which may be a scalar. */
 /* Whether jansson failed for want of memory rather than for the text. */
 static bool jansson_out_of_memory(const json_error_t *jerr)
 {
@@ -2512,7 +2509,8 @@ static bool jansson_out_of_memory(const json_error_t *jerr)
 #endif
 }
 
-/* Parses body with jansson. On failure returns NULL with the reason in err
+/* Parses body with jansson (flags: JSON_DECODE_ANY for an array element,
+ * which may be a scalar). On failure returns NULL with the reason in err
  * and *nomem (may be NULL) set when memory, not the text, was wanting. */
 static json_t *load_json(const char *body, size_t len, size_t flags, bloom_result *out, char *err, size_t errlen,
 			 bool *nomem)

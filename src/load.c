@@ -241,13 +241,19 @@ static void rollback_quietly(load_db *db)
 static _Atomic(PGcancel *) signal_cancel;
 static atomic_int signal_cancel_users;
 
-static void set_signal_cancel(PGcancel *c)
+void load_block_stop_signals(sigset_t *old)
 {
-	sigset_t stop, old;
+	sigset_t stop;
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	pthread_sigmask(SIG_BLOCK, &stop, old);
+}
+
+static void set_signal_cancel(PGcancel *c)
+{
+	sigset_t old;
+	load_block_stop_signals(&old);
 	PGcancel *prev = atomic_exchange(&signal_cancel, c);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	while (prev && atomic_load(&signal_cancel_users) > 0) {

@@ -10,6 +10,7 @@
 #ifndef BLOOMSYNC_SRC_LOAD_H
 #define BLOOMSYNC_SRC_LOAD_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +44,11 @@ void load_cancel_on_signal(load_db *db);
  * that a call blocked on a lock or a slow server returns (with SQLSTATE
  * LOAD_SQLSTATE_CANCELED) instead of holding the stop back. */
 void load_cancel_from_signal(void);
+
+/* Blocks, in the calling thread, the signals whose handlers call
+ * load_cancel_from_signal (SIGINT and SIGTERM), and saves the mask before
+ * in *old (pthread_sigmask(SIG_SETMASK, old, NULL) restores it). */
+void load_block_stop_signals(sigset_t *old);
 
 /* PostgreSQL's query_canceled: what a statement load_cancel_from_signal
  * cancelled fails with. */

@@ -1171,11 +1171,8 @@ static int start_fetch(run_state *s, char *error, size_t errlen)
 	/* SIGINT and SIGTERM go to this thread, the one that owns the database
 	 * session they cancel (load_cancel_on_signal); the fetch thread, and
 	 * the resolver threads libcurl starts from it, inherit them blocked */
-	sigset_t stop, old;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	sigset_t old;
+	load_block_stop_signals(&old);
 	int rc = pthread_create(&f->thread, NULL, fetch_main, f);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
