@@ -17,6 +17,7 @@ metric() { awk -v k="$2 " 'index($0, k) == 1 { print $NF; exit }' "$1" 2>/dev/nu
 
 # in_prom_format FILE: 0 when every line is a sample or a HELP/TYPE comment
 in_prom_format() {
+	[ -s "$1" ] || { echo "# $1 is missing or empty" >&2; return 1; }
 	bad=$(grep -Ev "$PROM_SAMPLE" "$1" | grep -Ev "$PROM_COMMENT")
 	[ -z "$bad" ] || { echo "$bad" | head -n 3 | sed 's/^/# /' >&2; return 1; }
 }

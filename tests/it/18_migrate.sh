@@ -69,6 +69,9 @@ old_schema() {
 			echo "INSERT INTO schema_migrations (version) VALUES ('${v%%.*}');"
 		done
 	} | psql -XAtq -v ON_ERROR_STOP=1 --single-transaction >/dev/null
+	# a text that fails leaves no schema, and migrate would build a fresh
+	# one: every check of the upgrade would then pass for nothing
+	check "the old schema $s was built" test $? -eq 0
 }
 
 # ---------------------------------------------------------------------------
