@@ -17,7 +17,6 @@
 #include <libconfig.h>
 #include <libpq-fe.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +26,6 @@
 
 #define CFG_FILE_MAX (1024 * 1024) /* a config file larger than this is a mistake */
 #define CFG_KEY_FILE_MAX (64 * 1024)
-#define CFG_NO_FIELD SIZE_MAX      /* a setting with no field of its own in struct cfg */
 #define CFG_PATH_MAX 128
 #define CFG_KEY_ENV "BG_API_KEY"
 #define CFG_USER_ENV "BG_USERNAME"
@@ -44,7 +42,7 @@ typedef int (*cfg_check_fn)(char *value, char *why, size_t whylen);
 typedef struct cfg_setting {
 	const char *path;    /* "group.name" or "name" */
 	cfg_type type;
-	size_t offset;       /* into struct cfg, or CFG_NO_FIELD */
+	size_t offset;       /* into struct cfg */
 	const char *def_str; /* default of CFG_STRING / CFG_PATH / CFG_LEVEL / CFG_FORMAT (NULL: unset) */
 	double def_num;      /* default of CFG_INT / CFG_FLOAT */
 	double min, max;     /* range of CFG_INT / CFG_FLOAT */
@@ -117,10 +115,10 @@ typedef struct cfg_ctx {
 
 /* ---- small helpers ---- */
 
-/* True when s has a string field of its own in struct cfg. */
+/* True when s is held in a string field of struct cfg. */
 static bool cfg_has_str_field(const cfg_setting *s)
 {
-	return (s->type == CFG_STRING || s->type == CFG_PATH) && s->offset != CFG_NO_FIELD;
+	return s->type == CFG_STRING || s->type == CFG_PATH;
 }
 
 static char **cfg_str_field(cfg *c, const cfg_setting *s)
@@ -375,8 +373,6 @@ void cfg_defaults(cfg *out)
 	memset(out, 0, sizeof *out);
 	for (size_t i = 0; i < CFG_SETTING_COUNT; i++) {
 		const cfg_setting *s = &cfg_settings[i];
-		if (s->offset == CFG_NO_FIELD)
-			continue;
 		switch (s->type) {
 		case CFG_STRING:
 		case CFG_PATH:
@@ -802,10 +798,6 @@ static int cfg_store_string(cfg_ctx *ctx, const cfg_setting *s, const config_set
 		cfg_fail(ctx, line, "%s: %s", s->path, why);
 		free(value);
 		return -1;
-	}
-	if (s->offset == CFG_NO_FIELD) {
-		free(value); /* resolved later from the parsed tree */
-		return 0;
 	}
 	if (s->type == CFG_PATH) {
 		char *full = cfg_conf_relative(ctx->path, value);
