@@ -939,6 +939,29 @@ static char *load_expecting_key(fixture *fx, const char *text)
 	return capture_stderr(load_key_and_credentials, fx);
 }
 
+/* Loads text, where a key wins over an api.password_file naming a missing
+ * file: cfg_read_secrets, which reads the secret files, does not read the
+ * password file (the credentials were dropped), so the missing file is no
+ * error, no password appears, and the key is kept. */
+static void expect_password_file_unread(fixture *fx, const char *text)
+{
+	cfg c;
+	cfg_error err;
+	write_conf(fx, text);
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_null(c.username);
+	assert_null(c.password_source);
+	if (cfg_read_secrets(&c, &err) != 0)
+		fail_msg("cfg_read_secrets: %s", err.msg);
+	assert_string_equal(err.msg, "");
+	assert_null(c.username);
+	assert_null(c.password);
+	assert_null(c.password_source);
+	assert_string_equal(c.key, "fixed-key-1234");
+	assert_string_equal(c.key_source, "api.key");
+	cfg_free(&c);
+}
+
 /* A key wins over half a pair of credentials too, as over a whole pair: the
  * docs promise it, and failing would stop a run that has what it needs. */
 static void test_key_wins_over_incomplete_credentials(void **state)
@@ -954,10 +977,13 @@ static void test_key_wins_over_incomplete_credentials(void **state)
 				    "and the password is ignored"));
 	assert_null(strstr(out, "hidden-pw-5555"));
 	free(out);
-	/* The password file is not even read. */
 	out = load_expecting_key(fx, "api = { key = \"fixed-key-1234\"; password_file = \"/nonexistent/pw\"; };\n");
 	assert_non_null(strstr(out, "a password (from api.password_file, without a username)"));
 	free(out);
+	expect_password_file_unread(fx, "api = { key = \"fixed-key-1234\"; password_file = \"/nonexistent/pw\"; };\n");
+	/* with a whole pair too, where the file would be read without the key */
+	expect_password_file_unread(fx, "api = { key = \"fixed-key-1234\"; username = \"bot@example.com\"; "
+					"password_file = \"/nonexistent/pw\"; };\n");
 	setenv("BG_USERNAME", "env@example.com", 1);
 	out = load_expecting_key(fx, "api = { key = \"fixed-key-1234\"; };\n");
 	assert_non_null(strstr(out, "a username (from environment BG_USERNAME, without a password)"));
