@@ -15,6 +15,7 @@
 
 #include <curl/curl.h>
 
+#include "http.h"
 #include "log.h"
 
 #define AUTH_BODY_MAX (64 * 1024)  /* a token answer is a few hundred bytes */
@@ -261,14 +262,14 @@ static char *auth_form(CURL *easy, const auth_opts *o)
 }
 
 /* One POST to the token URL. Returns the CURLcode; *status, *body and
- * *retry_after_ms (of a 429 or 503; 0 when absent) are filled. */
-static CURLcode auth_post(const auth_opts *o, long *status, auth_body *body, long *retry_after_ms, char *curl_err)
+ * *retry_after_ms (the answer's Retry-After, at most AUTH_RETRY_AFTER_MAX_MS;
+ * 0 when absent) are filled. */
+static CURLcode auth_post(const auth_opts *o, long *status, auth_body *body, int *retry_after_ms, char *curl_err)
 {
 	CURL *easy = curl_easy_init();
 	struct curl_slist *headers = NULL;
 	char *form = NULL;
 	CURLcode rc = CURLE_OUT_OF_MEMORY;
-	curl_off_t retry_after = 0;
 	*status = 0;
 	*retry_after_ms = 0;
 	curl_err[0] = '\0';
@@ -291,16 +292,12 @@ static CURLcode auth_post(const auth_opts *o, long *status, auth_body *body, lon
 	curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, auth_on_progress);
 	curl_easy_setopt(easy, CURLOPT_XFERINFODATA, (void *)o);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
+	rc = http_restrict_protocols(easy);
+	if (rc != CURLE_OK)
+		goto done;
 	rc = curl_easy_perform(easy);
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, status);
-	if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK && retry_after > 0)
-		*retry_after_ms = retry_after > AUTH_RETRY_AFTER_MAX_MS / 1000 ? AUTH_RETRY_AFTER_MAX_MS
-										: (long)retry_after * 1000;
+	*retry_after_ms = http_retry_after_ms(easy, AUTH_RETRY_AFTER_MAX_MS);
 done:
 	if (form) {
 		explicit_bzero(form, strlen(form));
@@ -400,7 +397,8 @@ static auth_status auth_login(const auth_opts *o, char **token, time_t *expires,
 	int delay = AUTH_BACKOFF_MS;
 	for (int attempt = 0;; attempt++) {
 		auth_body body = {0};
-		long status = 0, retry_after_ms = 0;
+		long status = 0;
+		int retry_after_ms = 0;
 		CURLcode rc = auth_post(o, &status, &body, &retry_after_ms, curl_err);
 		if (auth_cancelled(o)) {
 			auth_body_free(&body);
@@ -419,7 +417,7 @@ static auth_status auth_login(const auth_opts *o, char **token, time_t *expires,
 		auth_body_free(&body);
 		if (st != AUTH_FAILED || !auth_worth_retrying(rc, status) || attempt >= o->max_retries)
 			break;
-		int wait = retry_after_ms > delay ? (int)retry_after_ms : delay;
+		int wait = retry_after_ms > delay ? retry_after_ms : delay;
 		log_warn("%s; trying again in %d ms", err, wait);
 		auth_sleep_ms(o, wait);
 		delay = delay < 8000 ? delay * 2 : 8000;

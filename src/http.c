@@ -314,6 +314,15 @@ static CURLcode http_set_timeouts(CURL *easy, int timeout_ms)
 	return rc;
 }
 
+CURLcode http_restrict_protocols(CURL *easy)
+{
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85.0 brought the string and deprecated the bitmask */
+	return curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	return curl_easy_setopt(easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+}
+
 /* Creates the slot's easy handle with every option that never changes. */
 static CURL *http_make_easy(http_engine *e, http_slot *slot)
 {
@@ -339,11 +348,7 @@ static CURL *http_make_easy(http_engine *e, http_slot *slot)
 	rc |= http_set_timeouts(easy, e->timeout_ms);
 	rc |= curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	rc |= curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	rc |= curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	rc |= curl_easy_setopt(easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
+	rc |= http_restrict_protocols(easy);
 	if (rc != CURLE_OK) {
 		curl_easy_cleanup(easy);
 		return NULL;
@@ -634,21 +639,27 @@ static void http_schedule_retry(http_engine *e, http_req *req, int64_t now, int6
 	          req->attempts);
 }
 
+int http_retry_after_ms(CURL *easy, int cap_ms)
+{
+	curl_off_t seconds = 0;
+
+	if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &seconds) != CURLE_OK || seconds <= 0)
+		return 0;
+	return seconds > cap_ms / 1000 ? cap_ms : (int)seconds * 1000;
+}
+
 /* Retry-After of a 429 / 503 in ms, capped; 0 when absent. Pauses new starts. */
 static int64_t http_throttle(http_engine *e, const http_slot *slot, long status, int64_t now)
 {
-	curl_off_t seconds = 0;
 	int64_t wait_ms;
 
 	http_slow_down(e, now);
-	if (curl_easy_getinfo(slot->easy, CURLINFO_RETRY_AFTER, &seconds) != CURLE_OK || seconds <= 0) {
+	wait_ms = http_retry_after_ms(slot->easy, e->retry_after_cap_ms);
+	if (wait_ms == 0) {
 		log_warn("http: throttled (HTTP %ld) on %s without Retry-After, slowing down", status,
 		         slot->req->path);
 		return 0;
 	}
-	wait_ms = seconds > (curl_off_t)(INT64_MAX / 2000) ? INT64_MAX / 2 : (int64_t)seconds * 1000;
-	if (wait_ms > e->retry_after_cap_ms)
-		wait_ms = e->retry_after_cap_ms;
 	if (now + wait_ms > e->pause_until_ms)
 		e->pause_until_ms = now + wait_ms;
 	log_warn("http: throttled (HTTP %ld) on %s, pausing new requests for %lld ms", status, slot->req->path,

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <curl/curl.h>
+
 typedef struct http_engine http_engine;
 
 typedef struct http_opts {
@@ -101,5 +103,15 @@ size_t http_pending(const http_engine *engine);
 int http_set_token(http_engine *engine, const char *token);
 
 void http_get_stats(const http_engine *engine, http_stats *out);
+
+/* ---- for a module making its own curl requests (the login in auth.c) ---- */
+
+/* Limits easy to http and https, so no URL can make it speak another
+ * protocol (file, ftp, ...). Returns curl's answer to the setting. */
+CURLcode http_restrict_protocols(CURL *easy) __attribute__((warn_unused_result));
+
+/* The Retry-After of the last response on easy (seconds or an HTTP date)
+ * in milliseconds, at most cap_ms (> 0); 0 when there was none. */
+int http_retry_after_ms(CURL *easy, int cap_ms);
 
 #endif

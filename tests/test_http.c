@@ -1,6 +1,7 @@
 /* test_http.c — the fetch engine against a real HTTP server (libmicrohttpd)
  * running inside the test process on 127.0.0.1, with scripted behaviour per
- * path. Covers src/http.c through http.h. Not covered: a body that grows
+ * path. Covers src/http.c through http.h, with the helpers it lends the
+ * login (protocols, Retry-After). Not covered: a body that grows
  * past the 256 MiB cap without announcing its size, and allocation failures
  * (too slow / not producible by a real server). */
 #include <stdarg.h>
@@ -904,6 +905,46 @@ static void test_bad_options_are_rejected(void **state)
 	assert_null(http_new(&opts, on_done, results, err, sizeof err));
 }
 
+static size_t discard(char *data, size_t size, size_t nmemb, void *userp)
+{
+	(void)data, (void)userp;
+	return size * nmemb;
+}
+
+/* One plain GET of path on easy; returns curl's answer. */
+static CURLcode plain_get(CURL *easy, const char *path)
+{
+	char url[96];
+
+	snprintf(url, sizeof url, "http://127.0.0.1:%d%s", srv.port, path);
+	assert_int_equal(curl_easy_setopt(easy, CURLOPT_URL, url), CURLE_OK);
+	return curl_easy_perform(easy);
+}
+
+/* The helpers for a module making its own requests (the login): the
+ * Retry-After of the last answer under the caller's cap, 0 without one;
+ * http and https only. */
+static void test_helpers_for_own_requests(void **state)
+{
+	CURL *easy = curl_easy_init();
+
+	(void)state;
+	assert_non_null(easy);
+	assert_int_equal(curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, discard), CURLE_OK);
+	assert_int_equal(http_restrict_protocols(easy), CURLE_OK);
+	assert_int_equal(plain_get(easy, "/throttle"), CURLE_OK); /* Retry-After: 1 */
+	assert_int_equal(http_retry_after_ms(easy, 60000), 1000);
+	assert_int_equal(http_retry_after_ms(easy, 400), 400);
+	assert_int_equal(plain_get(easy, "/throttle-long"), CURLE_OK); /* an hour */
+	assert_int_equal(http_retry_after_ms(easy, 60000), 60000);
+	assert_int_equal(http_retry_after_ms(easy, 1500), 1500);
+	assert_int_equal(plain_get(easy, "/ok"), CURLE_OK);
+	assert_int_equal(http_retry_after_ms(easy, 60000), 0);
+	assert_int_equal(curl_easy_setopt(easy, CURLOPT_URL, "file:///etc/passwd"), CURLE_OK);
+	assert_int_equal(curl_easy_perform(easy), CURLE_UNSUPPORTED_PROTOCOL);
+	curl_easy_cleanup(easy);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -932,6 +973,7 @@ int main(void)
 		cmocka_unit_test_setup(test_wakeup_interrupts_run, reset),
 		cmocka_unit_test_setup(test_free_aborts_without_callbacks, reset),
 		cmocka_unit_test_setup(test_bad_options_are_rejected, reset),
+		cmocka_unit_test_setup(test_helpers_for_own_requests, reset),
 	};
 	return cmocka_run_group_tests_name("http", tests, server_start, server_stop);
 }
