@@ -433,6 +433,8 @@ void cfg_free(cfg *c)
 	c->warning_count = 0;
 	c->key_source = NULL;
 	c->password_source = NULL;
+	c->key_file_line = 0; /* nothing left for cfg_read_secrets to read */
+	c->password_file_line = 0;
 }
 
 /* ---- reading the file ---- */
@@ -959,8 +961,7 @@ static int cfg_walk(cfg_ctx *ctx, const config_setting_t *group, const char *pre
  * (its path was already taken from the config file's directory when
  * relative), trim it (a key loses surrounding white space; a password only
  * a final line break, since it may end in spaces), check it, and store it
- * in *dst with its source. Warns when others may read the file; never
- * prints the secret. */
+ * in *dst. Warns when others may read the file; never prints the secret. */
 typedef struct secret_file {
 	const char *setting;  /* "api.key_file" */
 	const char *what;     /* "key" */
@@ -983,8 +984,7 @@ static char *cfg_trim_secret(char *text, bool keep_spaces)
 	return start;
 }
 
-static int cfg_read_secret_file(cfg_ctx *ctx, const char *full, int line, const secret_file *sf, char **dst,
-				const char **source)
+static int cfg_read_secret_file(cfg_ctx *ctx, const char *full, int line, const secret_file *sf, char **dst)
 {
 	char *text = NULL;
 	char why[200];
@@ -1005,7 +1005,6 @@ static int cfg_read_secret_file(cfg_ctx *ctx, const char *full, int line, const 
 		cfg_fail(ctx, line, "%s: out of memory", sf->setting);
 		goto done;
 	}
-	*source = sf->setting;
 	if (st.st_mode & (S_IRGRP | S_IROTH))
 		cfg_warn(ctx, "%s is readable by group or others (mode %04o) while it holds the api %s; "
 			 "run chmod 600 on it", full, (unsigned)(st.st_mode & 07777), sf->what);
@@ -1192,17 +1191,6 @@ static int cfg_resolve_credentials(cfg_ctx *ctx, const config_t *conf, const str
 
 /* ---- the secrets kept in files ---- */
 
-static bool cfg_key_file_pending(const cfg *c)
-{
-	return !c->key && c->key_file && c->key_source && strcmp(c->key_source, "api.key_file") == 0;
-}
-
-static bool cfg_password_file_pending(const cfg *c)
-{
-	return c->username && !c->password && c->password_file && c->password_source &&
-	       strcmp(c->password_source, "api.password_file") == 0;
-}
-
 int cfg_read_secrets(cfg *c, cfg_error *err)
 {
 	static const secret_file key_file = {"api.key_file", "key", false, cfg_check_key};
@@ -1211,14 +1199,15 @@ int cfg_read_secrets(cfg *c, cfg_error *err)
 	size_t logged = c->warning_count;
 	int rc = 0;
 	err->msg[0] = '\0';
-	if (cfg_key_file_pending(c)) {
-		rc = cfg_read_secret_file(&ctx, c->key_file, c->key_file_line, &key_file, &c->key, &c->key_source);
+	/* A file's line is set only when it is where the secret comes from (and
+	 * its source says so already); the secret stays NULL until it is read. */
+	if (c->key_file_line > 0 && !c->key) {
+		rc = cfg_read_secret_file(&ctx, c->key_file, c->key_file_line, &key_file, &c->key);
 		if (rc == 0)
 			log_add_secret(c->key);
 	}
-	if (rc == 0 && cfg_password_file_pending(c)) {
-		rc = cfg_read_secret_file(&ctx, c->password_file, c->password_file_line, &password_file, &c->password,
-					  &c->password_source);
+	if (rc == 0 && c->password_file_line > 0 && !c->password) {
+		rc = cfg_read_secret_file(&ctx, c->password_file, c->password_file_line, &password_file, &c->password);
 		if (rc == 0)
 			log_add_secret(c->password);
 	}

@@ -52,7 +52,8 @@ typedef struct cfg {
 	const char *key_source; /* "environment BG_API_KEY" | "api.key" | "api.key_file" | NULL (static string);
 	                         * set by cfg_load whenever a key is configured, even one not read yet */
 	char *key_file;       /* api.key_file, from the config's directory when relative; NULL when unset */
-	int key_file_line;    /* its line, for messages; 0 when it is not where the key comes from */
+	int key_file_line;    /* its line, for messages; 0 when it is not where the key comes from (while
+	                       * key is NULL, cfg_read_secrets has the file to read) */
 	/* credentials, the alternative to a fixed key (see cfg_resolve_credentials in config.c):
 	 * both set or both NULL; when a key is set too the key wins and these are NULL,
 	 * even when only one of them was given */
@@ -61,7 +62,8 @@ typedef struct cfg {
 	                       * cfg_read_secrets when it is to come from api.password_file */
 	const char *password_source; /* "environment BG_PASSWORD" | "api.password" | "api.password_file" | NULL */
 	char *password_file;  /* api.password_file, from the config's directory when relative; NULL when unset */
-	int password_file_line; /* its line, for messages; 0 when it is not where the password comes from */
+	int password_file_line; /* its line, for messages; 0 when it is not where the password comes from
+	                         * (while password is NULL, cfg_read_secrets has the file to read) */
 	char *token_url;      /* default "https://app.bloomgrowth.com/token" */
 	char *token_cache;    /* token cache file, default "/var/lib/bloomsync/token"; relative: from the config's directory */
 	int concurrency;      /* 1..1024, default 8 */
