@@ -174,10 +174,16 @@ static void cfg_warn(cfg_ctx *ctx, const char *fmt, ...)
 	out->warnings[out->warning_count++] = msg;
 }
 
+/* Logs the kept warnings from the first-th on. */
+static void cfg_log_warnings_from(const cfg *c, size_t first)
+{
+	for (size_t i = first; i < c->warning_count; i++)
+		log_warn("%s", c->warnings[i]);
+}
+
 void cfg_log_warnings(const cfg *c)
 {
-	for (size_t i = 0; i < c->warning_count; i++)
-		log_warn("%s", c->warnings[i]);
+	cfg_log_warnings_from(c, 0);
 }
 
 static const char *cfg_type_name(int config_type)
@@ -1212,8 +1218,7 @@ int cfg_read_secrets(cfg *c, cfg_error *err)
 			log_add_secret(c->password);
 	}
 	/* cfg_log_warnings ran long ago: log what reading the files found now */
-	for (size_t i = logged; i < c->warning_count; i++)
-		log_warn("%s", c->warnings[i]);
+	cfg_log_warnings_from(c, logged);
 	return rc;
 }
 
