@@ -9,12 +9,6 @@
 #  - the per-stream request and retry gauges are not named like counters.
 . "$(dirname "$0")/lib.sh"
 
-PROM_SAMPLE='^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\[\\"n])*"(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\[\\"n])*")*\})? [-+]?([0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?|NaN|Inf)$'
-PROM_COMMENT='^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$'
-
-# metric FILE LINE_PREFIX: the value of the first sample starting with the prefix
-metric() { awk -v k="$2 " 'index($0, k) == 1 { print $NF; exit }' "$1" 2>/dev/null; }
-
 # in_prom_format FILE: 0 when every line is a sample or a HELP/TYPE comment
 in_prom_format() {
 	[ -s "$1" ] || { echo "# $1 is missing or empty" >&2; return 1; }

@@ -7,12 +7,6 @@
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$(realpath "$BLOOMSYNC")
-PROM_SAMPLE='^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\[\\"n])*"(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\[\\"n])*")*\})? [-+]?([0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?|NaN|Inf)$'
-PROM_COMMENT='^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$'
-
-# metric FILE LINE_PREFIX: the value of the first sample starting with the prefix
-metric() { awk -v k="$2 " 'index($0, k) == 1 { print $NF; exit }' "$1"; }
-
 # ---------------------------------------------------------------------------
 # make install into a staging root (-o: install the binary already built, do not rebuild it)
 dest="$TEST_TMP/root"

@@ -169,3 +169,13 @@ deleted_rows() {
 
 # json_get FILE PYEXPR: evaluates a python expression on the JSON document `d`.
 json_get() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+# A line of a Prometheus text-format file (the metrics file): a sample, or
+# a HELP or TYPE comment.
+PROM_SAMPLE='^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\[\\"n])*"(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\[\\"n])*")*\})? [-+]?([0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?|NaN|Inf)$'
+PROM_COMMENT='^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$'
+
+# metric FILE LINE_PREFIX: the value of the first sample starting with the
+# prefix. A missing FILE gives no value, which no expect_eq or check of a
+# value accepts, and awk says which file on stderr (kept in the test's output).
+metric() { awk -v k="$2 " 'index($0, k) == 1 { print $NF; exit }' "$1"; }
