@@ -287,9 +287,9 @@ static int sync_login(const cfg *config, const auth_opts *ao, char **token, time
 /* Writes the metrics file of a sync when one is known: --metrics-file, else
  * the config's metrics_file (config NULL or not loaded: none). s is NULL
  * when the sync could not start (exit 2); the file then says so, so that an
- * alert on the last run does not keep showing the success before it. A
- * file that cannot be written is logged, not fatal: the exit status says
- * more. */
+ * alert on the last run does not keep showing the success before it (see
+ * run_command and main). A file that cannot be written is logged, not
+ * fatal: the exit status says more. */
 static void sync_metrics(const cli *c, const cfg *config, const pipeline_summary *s, int exit_code,
 			 time_t started)
 {
@@ -299,18 +299,19 @@ static void sync_metrics(const cli *c, const cfg *config, const pipeline_summary
 		log_warn("cannot write metrics: %s", err);
 }
 
+/* Returns EXIT_USAGE only when the sync cannot start (exit_code_for never
+ * gives it): its metrics file is then run_command's to write; a sync that
+ * started writes its own. */
 static int cmd_sync(const cli *c, cfg *config, time_t started)
 {
 	cfg_error cerr;
 	if (cfg_read_secrets(config, &cerr) != 0) {
 		log_error("%s", cerr.msg);
-		sync_metrics(c, config, NULL, EXIT_USAGE, started);
 		return EXIT_USAGE;
 	}
 	if (!config->key && !config->username) {
 		fprintf(stderr, "bloomsync: no API key or credentials: set api.key, api.key_file or BG_API_KEY, "
 				"or api.username and api.password in %s\n", config->path);
-		sync_metrics(c, config, NULL, EXIT_USAGE, started);
 		return EXIT_USAGE;
 	}
 	auth_opts ao;
@@ -582,26 +583,16 @@ static int run_command(const cli *c)
 		fprintf(stderr, "bloomsync: unknown command '%s'\n\n%s", c->command, usage_text);
 		return EXIT_USAGE;
 	}
-	/* a sync that cannot start still leaves its mark in the metrics file,
-	 * when it knows where that is (--metrics-file, or the config once read) */
 	bool sync = strcmp(c->command, "sync") == 0;
 	time_t started = time(NULL);
 	int a = check_args(c, allowed, with_value);
-	if (a != 0) {
-		if (a < 0 && sync)
-			sync_metrics(c, NULL, NULL, EXIT_USAGE, started);
-		return a > 0 ? EXIT_OK : EXIT_USAGE;
-	}
-
+	if (a > 0)
+		return EXIT_OK;
 	cfg config = {0};
-	if (load_config(c, &config) != 0) {
-		if (sync) /* config.metrics_file is set when only --log-format was wrong */
-			sync_metrics(c, &config, NULL, EXIT_USAGE, started);
-		cfg_free(&config);
-		return EXIT_USAGE;
-	}
 	int rc;
-	if (sync)
+	if (a < 0 || load_config(c, &config) != 0)
+		rc = EXIT_USAGE;
+	else if (sync)
 		rc = cmd_sync(c, &config, started);
 	else if (strcmp(c->command, "migrate") == 0)
 		rc = cmd_migrate(&config);
@@ -609,6 +600,13 @@ static int run_command(const cli *c)
 		rc = cmd_status(c, &config);
 	else
 		rc = cmd_check(&config);
+	/* A sync that cannot start (a bad argument, config or secret) still
+	 * leaves its mark in the metrics file, when it knows where that is:
+	 * --metrics-file, or the config once read (config.metrics_file is set
+	 * even when only --log-format was wrong, and NULL when the config could
+	 * not be read). A sync that started wrote its own. */
+	if (sync && rc == EXIT_USAGE)
+		sync_metrics(c, &config, NULL, EXIT_USAGE, started);
 	cfg_free(&config);
 	return rc;
 }
