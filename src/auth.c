@@ -21,6 +21,7 @@
 #define AUTH_BODY_MAX (64 * 1024)  /* a token answer is a few hundred bytes */
 #define AUTH_CACHE_MAX (64 * 1024)
 #define AUTH_TOKEN_MAX 8192
+#define AUTH_TIMEOUT_MS 30000 /* timeout_ms when opts give none */
 #define AUTH_BACKOFF_MS 500
 #define AUTH_RETRY_AFTER_MAX_MS 60000 /* the longest Retry-After a login waits */
 #define AUTH_NAP_MS 100               /* waits are cut in naps this long to see a signal */
@@ -284,15 +285,21 @@ static CURLcode auth_post(const auth_opts *o, long *status, auth_body *body, int
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "bloomsync");
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(o->timeout_ms > 0 ? o->timeout_ms : 30000));
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, auth_on_data);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, body);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, curl_err);
 	curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, auth_on_progress);
 	curl_easy_setopt(easy, CURLOPT_XFERINFODATA, (void *)o);
-	rc = http_restrict_protocols(easy);
+	/* timeout_ms is the longest silence, as for every other request (a
+	 * slow but steady answer passes); the cap of 10x that on the whole
+	 * transfer still ends an answer that never does. libcurl averages the
+	 * speed over the last few seconds and counts the form sent, so an
+	 * endpoint that never answers is given up on about 5 s later than
+	 * timeout_ms. */
+	rc = http_set_timeouts(easy, o->timeout_ms > 0 ? o->timeout_ms : AUTH_TIMEOUT_MS);
+	if (rc == CURLE_OK)
+		rc = http_restrict_protocols(easy);
 	if (rc != CURLE_OK)
 		goto done;
 	rc = curl_easy_perform(easy);

@@ -28,7 +28,8 @@ typedef struct auth_opts {
 	const char *username;
 	const char *password;
 	const char *cache_path; /* the token cache file; NULL: no cache */
-	int timeout_ms;         /* of one login request; 0 = 30000 */
+	int timeout_ms;         /* the longest silence of one login request, as
+	                         * http_opts.timeout_ms (10x this in all); 0 = 30000 */
 	int max_retries;        /* of a login on 429, 5xx or a transport error */
 	int renew_margin_s;     /* 0 = AUTH_RENEW_MARGIN_S */
 	volatile sig_atomic_t *cancel; /* may be NULL; once set (by a signal

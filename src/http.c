@@ -302,15 +302,20 @@ static size_t http_on_body(char *data, size_t size, size_t nmemb, void *userp)
  * is rounded up), so a big list on a slow link still completes as long as
  * it keeps coming. A cap of HTTP_TOTAL_TIMEOUTS x timeout_ms on the whole
  * transfer stops a server that drips a byte now and then from holding a
- * slot for ever. 0 leaves both off. */
-static CURLcode http_set_timeouts(CURL *easy, int timeout_ms)
+ * slot for ever. 0 leaves both off. Connecting is bounded on its own, by
+ * timeout_ms or HTTP_CONNECT_TIMEOUT_MS, whichever is less. */
+CURLcode http_set_timeouts(CURL *easy, int timeout_ms)
 {
 	CURLcode rc = CURLE_OK;
 	long idle_s = timeout_ms > 0 ? (timeout_ms + 999L) / 1000L : 0L;
+	long connect_ms = HTTP_CONNECT_TIMEOUT_MS;
 
+	if (timeout_ms > 0 && timeout_ms < connect_ms)
+		connect_ms = timeout_ms;
 	rc |= curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, timeout_ms > 0 ? 1L : 0L);
 	rc |= curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, idle_s);
 	rc |= curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms * HTTP_TOTAL_TIMEOUTS);
+	rc |= curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	return rc;
 }
 
@@ -328,12 +333,9 @@ static CURL *http_make_easy(http_engine *e, http_slot *slot)
 {
 	CURL *easy = curl_easy_init();
 	CURLcode rc = CURLE_OK;
-	long connect_ms = HTTP_CONNECT_TIMEOUT_MS;
 
 	if (!easy)
 		return NULL;
-	if (e->timeout_ms > 0 && e->timeout_ms < connect_ms)
-		connect_ms = e->timeout_ms;
 	rc |= curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	rc |= curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
 	rc |= curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
@@ -346,7 +348,6 @@ static CURL *http_make_easy(http_engine *e, http_slot *slot)
 	/* refuses a body announced bigger than we keep before reading any of it */
 	rc |= curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTP_BODY_MAX);
 	rc |= http_set_timeouts(easy, e->timeout_ms);
-	rc |= curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	rc |= curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	rc |= http_restrict_protocols(easy);
 	if (rc != CURLE_OK) {

@@ -2,8 +2,10 @@
  * (libmicrohttpd inside the test process on 127.0.0.1): login and the form
  * it posts, the cache file (reuse, mode 0600, directory 0700, another
  * user's cache), renewal near and after expiry, forced renewal, a rejected
- * password, malformed answers, retries (honouring Retry-After), a login
- * cut short by a signal and an unreachable endpoint.
+ * password, malformed answers, retries (honouring Retry-After), timeout_ms
+ * as the longest silence (a slow but steady answer passes; one that never
+ * ends is still cut off), a login cut short by a signal and an unreachable
+ * endpoint.
  * Not covered: allocation failures (not producible by a real server). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -124,6 +126,60 @@ static enum MHD_Result token(struct MHD_Connection *conn, const char *form)
 	return reply(conn, 200, body);
 }
 
+/* A token answer sent in DRIP_PIECES pieces DRIP_GAP_MS apart: over 2 s
+ * in all, never quiet for long. */
+#define DRIP_PIECES 10
+#define DRIP_GAP_MS 250
+#define DRIP_BODY "{\"access_token\":\"tok-drip-abcdef\",\"token_type\":\"bearer\",\"expires_in\":1209599}"
+
+static ssize_t drip_piece(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	static const char body[] = DRIP_BODY;
+	const size_t piece = (sizeof body - 1 + DRIP_PIECES - 1) / DRIP_PIECES;
+	size_t n;
+
+	(void)cls;
+	if (pos >= sizeof body - 1)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (pos > 0)
+		usleep(DRIP_GAP_MS * 1000); /* thread per connection: only this one waits */
+	n = sizeof body - 1 - pos < piece ? sizeof body - 1 - pos : piece;
+	n = n < max ? n : max;
+	memcpy(buf, body + pos, n);
+	return (ssize_t)n;
+}
+
+/* A space every TRICKLE_GAP_MS for TRICKLE_MS: an answer that never ends
+ * as far as a login is concerned, and is no token when it does. */
+#define TRICKLE_GAP_MS 200
+#define TRICKLE_MS 30000
+
+static ssize_t trickle_piece(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)cls;
+	if (pos >= TRICKLE_MS / TRICKLE_GAP_MS)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (pos > 0)
+		usleep(TRICKLE_GAP_MS * 1000);
+	if (max < 1)
+		return 0;
+	buf[0] = ' ';
+	return 1;
+}
+
+static enum MHD_Result reply_slowly(struct MHD_Connection *conn, uint64_t size, MHD_ContentReaderCallback piece)
+{
+	struct MHD_Response *resp = MHD_create_response_from_callback(size, 64, piece, NULL, NULL);
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	ret = MHD_queue_response(conn, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 				  const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
@@ -165,6 +221,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return reply_with(conn, 429, "{}", "Retry-After", "2");
 		return token(conn, u->data);
 	}
+	if (strcmp(url, "/drip") == 0)
+		return reply_slowly(conn, sizeof DRIP_BODY - 1, drip_piece);
+	if (strcmp(url, "/trickle") == 0)
+		return reply_slowly(conn, TRICKLE_MS / TRICKLE_GAP_MS, trickle_piece);
 	if (strcmp(url, "/not-json") == 0)
 		return reply(conn, 200, "<html>hello</html>");
 	if (strcmp(url, "/no-token") == 0)
@@ -191,7 +251,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static int server_start(void)
 {
-	srv.daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_request, NULL,
+	srv.daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+				      on_request, NULL,
 				      MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
 	if (!srv.daemon)
 		return -1;
@@ -504,6 +565,37 @@ static void test_login_honours_retry_after(void **state)
 	auth_token_free(token);
 }
 
+/* timeout_ms is the longest silence of the login, not its longest
+ * duration: a token answer that keeps coming for over 2 s passes a 1 s
+ * timeout (which, as a limit on the whole login, it failed before). */
+static void test_timeout_allows_a_slow_steady_answer(void **state)
+{
+	fixture *fx = *state;
+	time_t expires;
+	use_path(fx, "/drip");
+	fx->opts.timeout_ms = 1000;
+	char *token = get_ok(fx, false, AUTH_FROM_LOGIN, &expires);
+	assert_string_equal(token, "tok-drip-abcdef");
+	auth_token_free(token);
+}
+
+/* An answer that trickles on without a pause long enough for the silence
+ * timeout still ends the login, at 10 x timeout_ms (3 s here), long before
+ * the server would finish it (30 s, with no token in it). */
+static void test_a_trickling_answer_still_times_out(void **state)
+{
+	fixture *fx = *state;
+	char *token = NULL;
+	time_t expires;
+	char err[256];
+	use_path(fx, "/trickle");
+	fx->opts.timeout_ms = 300;
+	assert_int_equal(auth_get_token(&fx->opts, false, &token, &expires, NULL, err, sizeof err), AUTH_FAILED);
+	assert_null(token);
+	if (!strstr(err, "cannot reach the token endpoint"))
+		fail_msg("want a timeout, got \"%s\"", err);
+}
+
 static volatile sig_atomic_t cancel_flag;
 
 static void *cancel_soon(void *arg)
@@ -592,6 +684,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retries_a_server_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_honours_retry_after, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_allows_a_slow_steady_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_trickling_answer_still_times_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signal_cancels_a_login, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_endpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unwritable_cache_still_gives_a_token, setup, teardown),
