@@ -859,10 +859,11 @@ static void http_apply_opts(http_engine *e, const http_opts *opts)
 	e->retry_base_ms = opts->retry_base_ms ? opts->retry_base_ms : 250;
 	e->retry_cap_ms = opts->retry_cap_ms ? opts->retry_cap_ms : 30000;
 	e->retry_after_cap_ms = opts->retry_after_cap_ms ? opts->retry_after_cap_ms : 120000;
-	/* A tenth of a second's worth of starts at most, and one to begin
-	 * with: any second then sees at most 1.1 x rate_limit starts (a bucket
-	 * starting full allowed twice the rate in the first second, which an
-	 * API counting per second answers with 429s). */
+	/* A tenth of a second's worth of starts at most (but one), and one to
+	 * begin with: any second then sees at most rate_limit + burst starts,
+	 * 1.1 x rate_limit from 10 a second up and rate_limit + 1 below (a
+	 * bucket starting full allowed twice the rate in the first second,
+	 * which an API counting per second answers with 429s). */
 	e->burst = opts->rate_limit / 10 < opts->concurrency ? opts->rate_limit / 10 : opts->concurrency;
 	if (e->burst < 1.0)
 		e->burst = 1.0;
