@@ -155,7 +155,9 @@ expect_eq "rows_named arrays become tbl:count pairs, NULL stays NULL" \
 # 2. migrate while a sync runs
 conf=$(conf_for bloom)
 "$BLOOMSYNC" -c "$conf" migrate >/dev/null 2>&1
-start_sim --latency-ms 200 --users 3 --meetings 2 || exit 1
+# 1 s a request: the sync is still running when migrate tries, however slow
+# the (sanitizer) build; it is stopped right after, so this costs no time
+start_sim --latency-ms 1000 --users 3 --meetings 2 || exit 1
 slow=$TEST_TMP/slow.conf
 write_conf "$slow"
 "$BLOOMSYNC" -c "$slow" sync 2>"$TEST_TMP/slow-sync.err" &
