@@ -22,6 +22,7 @@
 #define AUTH_CACHE_MAX (64 * 1024)
 #define AUTH_TOKEN_MAX 8192
 #define AUTH_TIMEOUT_MS 30000 /* timeout_ms when opts give none */
+#define AUTH_TOTAL_MAX_MS 60000 /* a login's whole transfer, unless timeout_ms is longer */
 #define AUTH_BACKOFF_MS 500
 #define AUTH_RETRY_AFTER_MAX_MS 60000 /* the longest Retry-After a login waits */
 #define AUTH_NAP_MS 100               /* waits are cut in naps this long to see a signal */
@@ -292,12 +293,17 @@ static CURLcode auth_post(const auth_opts *o, long *status, auth_body *body, int
 	curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, auth_on_progress);
 	curl_easy_setopt(easy, CURLOPT_XFERINFODATA, (void *)o);
 	/* timeout_ms is the longest silence, as for every other request (a
-	 * slow but steady answer passes); the cap of 10x that on the whole
-	 * transfer still ends an answer that never does. libcurl averages the
+	 * slow but steady answer passes); a cap on the whole transfer still
+	 * ends an answer that never does. The cap is 10x timeout_ms, as for
+	 * the engine's requests, but at most AUTH_TOTAL_MAX_MS (unless
+	 * timeout_ms is longer): a token is a few hundred bytes, and a renewal
+	 * mid-run holds up every transfer while it lasts. libcurl averages the
 	 * speed over the last few seconds and counts the form sent, so an
 	 * endpoint that never answers is given up on about 5 s later than
 	 * timeout_ms. */
-	rc = http_set_timeouts(easy, o->timeout_ms > 0 ? o->timeout_ms : AUTH_TIMEOUT_MS);
+	int timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : AUTH_TIMEOUT_MS;
+	long total_ms = 10L * timeout_ms < AUTH_TOTAL_MAX_MS ? 10L * timeout_ms : AUTH_TOTAL_MAX_MS;
+	rc = http_set_timeouts(easy, timeout_ms, total_ms > timeout_ms ? total_ms : timeout_ms);
 	if (rc == CURLE_OK)
 		rc = http_restrict_protocols(easy);
 	if (rc != CURLE_OK)

@@ -300,23 +300,24 @@ static size_t http_on_body(char *data, size_t size, size_t nmemb, void *userp)
 /* timeout_ms bounds the silence, not the transfer: an attempt fails when no
  * byte has arrived for timeout_ms (libcurl checks in whole seconds, so it
  * is rounded up), so a big list on a slow link still completes as long as
- * it keeps coming. A cap of HTTP_TOTAL_TIMEOUTS x timeout_ms on the whole
- * transfer stops a server that drips a byte now and then from holding a
- * slot for ever. 0 leaves both off. Connecting is bounded on its own, by
- * timeout_ms or HTTP_CONNECT_TIMEOUT_MS, whichever is less. */
-CURLcode http_set_timeouts(CURL *easy, int timeout_ms)
+ * it keeps coming. total_ms caps the whole transfer, so that a server that
+ * drips a byte now and then cannot hold a slot for ever. 0 leaves both off.
+ * Connecting is bounded on its own, by timeout_ms or
+ * HTTP_CONNECT_TIMEOUT_MS, whichever is less. Returns the first setting
+ * libcurl refused, CURLE_OK when none. */
+CURLcode http_set_timeouts(CURL *easy, int timeout_ms, long total_ms)
 {
-	CURLcode rc = CURLE_OK;
+	CURLcode rc;
 	long idle_s = timeout_ms > 0 ? (timeout_ms + 999L) / 1000L : 0L;
 	long connect_ms = HTTP_CONNECT_TIMEOUT_MS;
 
 	if (timeout_ms > 0 && timeout_ms < connect_ms)
 		connect_ms = timeout_ms;
-	rc |= curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, timeout_ms > 0 ? 1L : 0L);
-	rc |= curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, idle_s);
-	rc |= curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms * HTTP_TOTAL_TIMEOUTS);
-	rc |= curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-	return rc;
+	if ((rc = curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, timeout_ms > 0 ? 1L : 0L)) != CURLE_OK ||
+	    (rc = curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, idle_s)) != CURLE_OK ||
+	    (rc = curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? total_ms : 0L)) != CURLE_OK)
+		return rc;
+	return curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 }
 
 CURLcode http_restrict_protocols(CURL *easy)
@@ -347,7 +348,7 @@ static CURL *http_make_easy(http_engine *e, http_slot *slot)
 	rc |= curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
 	/* refuses a body announced bigger than we keep before reading any of it */
 	rc |= curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTP_BODY_MAX);
-	rc |= http_set_timeouts(easy, e->timeout_ms);
+	rc |= http_set_timeouts(easy, e->timeout_ms, (long)e->timeout_ms * HTTP_TOTAL_TIMEOUTS);
 	rc |= curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	rc |= http_restrict_protocols(easy);
 	if (rc != CURLE_OK) {

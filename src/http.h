@@ -108,9 +108,10 @@ void http_get_stats(const http_engine *engine, http_stats *out);
 
 /* Applies timeout_ms to easy as the engine does: the transfer fails after
  * timeout_ms without a byte (checked in whole seconds, rounded up) or after
- * 10x timeout_ms in all, and connecting after timeout_ms or 10 s, whichever
- * is less; 0 = no limit but the 10 s to connect. Returns curl's answer. */
-CURLcode http_set_timeouts(CURL *easy, int timeout_ms) __attribute__((warn_unused_result));
+ * total_ms in all (the engine gives its requests 10x timeout_ms), and
+ * connecting after timeout_ms or 10 s, whichever is less; timeout_ms 0 = no
+ * limit but the 10 s to connect. Returns the first setting curl refused. */
+CURLcode http_set_timeouts(CURL *easy, int timeout_ms, long total_ms) __attribute__((warn_unused_result));
 
 /* Limits easy to http and https, so no URL can make it speak another
  * protocol (file, ftp, ...). Returns curl's answer to the setting. */
