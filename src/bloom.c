@@ -305,7 +305,7 @@ static char *strip_key_nuls(const char *body, size_t len, size_t *outlen, size_t
  * element; strings point into the body unless they hold escapes, and a
  * value whose text is exactly what json_dumps(JSON_COMPACT) prints for it,
  * or a number other than an integer (unless its exponent has more than
- * three digits: see jp_number) ("plain"), is copied as it is into the raw
+ * three digits: see number_kind) ("plain"), is copied as it is into the raw
  * column. Whatever this parser does not take (malformed JSON, duplicate
  * keys, a NUL in a key, deep nesting, numbers of JV_NUM_MAX characters or
  * more) is parsed by jansson, so errors come out as jansson words them, and
@@ -757,6 +757,30 @@ static size_t exponent_digits(const char *start, const char *end)
 	return (size_t)(end - e);
 }
 
+/* What both readers make of the JSON number text [s, s + len), integral
+ * when it has neither fraction nor exponent: JV_INT, its value in *value,
+ * when it is an integer within int64; else JV_REAL (an integer beyond int64
+ * too: jansson refuses it as an integer, "too big integer", and load_json
+ * reads it as a real). *plain: whether raw takes the text as it is. */
+static jv_type number_kind(const char *s, size_t len, bool integral, int64_t *value, bool *plain)
+{
+	bool neg = s[0] == '-';
+
+	if (integral && digits_to_i64(s + neg, len - (size_t)neg, neg, value)) {
+		*plain = !(neg && *value == 0); /* "-0" prints as "0" */
+		return JV_INT;
+	}
+	/* raw keeps a real as the API wrote it (jsonb holds it as a numeric,
+	 * digit for digit), unless its exponent has more than three digits:
+	 * before PostgreSQL 15, numeric (and so jsonb) refuses exponents past
+	 * 1000; nor when it has JV_NUM_MAX characters or more (only jansson
+	 * reads those), as it may hold more than the 16383 fraction digits
+	 * numeric_in (and so jsonb) takes, which would fail the whole batch's
+	 * COPY */
+	*plain = len < JV_NUM_MAX && exponent_digits(s, s + len) <= 3;
+	return JV_REAL;
+}
+
 /* strtod's value of ip.fp when all its digits (at most 15) make an integer
  * below 2^53: that integer and 10^flen are both exact doubles, so one
  * correctly rounded division gives what strtod gives. */
@@ -817,15 +841,13 @@ static jv *jp_number(jparse *jp)
 	if ((size_t)(q - start) >= JV_NUM_MAX)
 		return NULL;
 	int64_t value;
-	if (!fp && !exponent && digits_to_i64(ip, ilen, neg, &value)) {
+	bool plain;
+	if (number_kind(start, (size_t)(q - start), !fp && !exponent, &value, &plain) == JV_INT) {
 		if (!(v = jp_node(jp, JV_INT)))
 			return NULL;
 		v->u.i = value;
-		v->plain = !(neg && value == 0); /* "-0" prints as "0" */
 	} else {
-		/* a real, or an integer beyond int64 (which jansson refuses as an
-		 * integer, "too big integer"; load_json reads it as a real): its
-		 * double is approximate, its text is exact */
+		/* its double is approximate, its text is exact */
 		double d;
 		if (!exponent && ilen + flen <= 15) {
 			d = exact_real(ip, ilen, fp, flen, neg);
@@ -841,12 +863,8 @@ static jv *jp_number(jparse *jp)
 		if (!(v = jp_node(jp, JV_REAL)))
 			return NULL;
 		v->u.d = d;
-		/* raw keeps the number as the API wrote it (jsonb holds it as a
-		 * numeric, digit for digit), unless its exponent has more than
-		 * three digits: before PostgreSQL 15, numeric (and so jsonb)
-		 * refuses exponents past 1000 */
-		v->plain = exponent_digits(start, q) <= 3;
 	}
+	v->plain = plain;
 	v->textlen = (size_t)(q - start);
 	jp->p = q;
 	return v;
@@ -1201,28 +1219,21 @@ static int jv_index_object(jv_index *ix, const jv *obj)
 }
 
 /* Gives a number jansson read (as a real: see load_json) its text, and
- * makes it what jp_number makes of that text: an integer when the text is
- * one within int64, else a real (kept as written in raw). */
+ * makes it what jp_number makes of that text (number_kind). */
 static void set_number_text(jv *v, const char *text, size_t len)
 {
-	bool neg = text[0] == '-';
+	bool integral = !memchr(text, '.', len) && !memchr(text, 'e', len) && !memchr(text, 'E', len);
 	int64_t value;
 
 	v->text = text;
 	v->textlen = len;
-	if (!memchr(text, '.', len) && !memchr(text, 'e', len) && !memchr(text, 'E', len) &&
-	    digits_to_i64(text + neg, len - (size_t)neg, neg, &value)) {
-		v->type = JV_INT;
+	/* also when it is a real again: a duplicate key's earlier value may
+	 * have made it an integer */
+	v->type = number_kind(text, len, integral, &value, &v->plain);
+	if (v->type == JV_INT)
 		v->u.i = value;
-		v->plain = !(neg && value == 0);
-	} else { /* again a real: a duplicate key's earlier value may have made it an integer */
-		v->type = JV_REAL;
+	else
 		v->u.d = json_real_value(v->orig);
-		/* as jp_number would, for the numbers it reads; a longer one may
-		 * hold more than the 16383 fraction digits numeric_in (and so
-		 * jsonb) takes, which would fail the whole batch's COPY */
-		v->plain = len < JV_NUM_MAX && exponent_digits(text, text + len) <= 3;
-	}
 }
 
 /* jansson keeps no number's text, and a numeric column wants the digits as
@@ -1392,7 +1403,7 @@ static int dump_string(bloom_buf *b, const char *s, size_t len, bool copy)
 }
 
 /* Appends v as json_dumps(JSON_COMPACT) prints it, but numbers as the API
- * wrote them (see jp_number; jansson would print reals with DUMP_FLAGS'
+ * wrote them (see number_kind; jansson would print reals with DUMP_FLAGS'
  * 15 digits), whichever reader read v; with copy, in COPY text escaping. */
 static int jv_dump(bloom_buf *b, const jv *v, bool copy)
 {
@@ -1965,7 +1976,7 @@ static int row_finish(row *r, const jv *obj)
 	if (col_start(r) < 0)
 		return -1;
 	r->raw_start = r->buf->len;
-	/* compact, numbers as the API wrote them (see jp_number) */
+	/* compact, numbers as the API wrote them (see number_kind) */
 	if (jv_dump(r->buf, obj, true) < 0 || buf_putc(r->buf, '\n') < 0)
 		return fail_nomem(r->c);
 	r->c->out->nrows[r->target]++;
