@@ -1671,20 +1671,15 @@ static int jv_to_i64(const jv *v, int64_t *out)
 	}
 	if (jv_is_real(v) && v->text) {
 		decimal d;
-		uint64_t value = 0;
+		char digits[19]; /* as many as int64 may need */
+		int64_t n;
 		decimal_read(v->text, v->textlen, &d);
-		if (decimal_frac_digits(&d) > 0 || decimal_int_digits(&d) > 19)
+		n = decimal_int_digits(&d);
+		if (decimal_frac_digits(&d) > 0 || n > (int64_t)sizeof(digits))
 			return -1;
-		for (int64_t i = d.point - decimal_int_digits(&d); i < d.point; i++) {
-			unsigned digit = (unsigned)(decimal_digit(&d, i) - '0');
-			if (value > (UINT64_MAX - digit) / 10)
-				return -1;
-			value = value * 10 + digit;
-		}
-		if (value > (uint64_t)INT64_MAX + d.neg)
-			return -1;
-		*out = d.neg ? (int64_t)(0 - value) : (int64_t)value;
-		return 0;
+		for (int64_t i = 0; i < n; i++) /* D's digits and the exponent's zeros */
+			digits[i] = decimal_digit(&d, d.point - n + i);
+		return digits_to_i64(digits, (size_t)n, d.neg, out) ? 0 : -1;
 	}
 	if (jv_is_real(v)) { /* not expected: every real's text is known */
 		double d = v->u.d;
