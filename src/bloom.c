@@ -318,6 +318,7 @@ typedef struct jv jv;
 struct jv {
 	jv_type type;
 	bool plain;         /* text goes into raw as it is (see above) */
+	bool indexed;       /* its members are in jv_locate's index (jansson's objects) */
 	size_t nuls;        /* NUL characters removed from the strings of the value */
 	const char *text;   /* the value's text in the body */
 	size_t textlen;     /* its length */
@@ -1096,9 +1097,9 @@ static jv *jv_from_json(pool *pool, json_t *j)
 
 /* Members of the objects jansson read, by object and key, for jv_locate
  * when the text's keys leave jansson's order (duplicates): an object's
- * members go in on its first such key, once, so the work stays linear in
- * the body whatever the keys' order. Open addressing; slots and objects
- * are malloc'd and freed by jv_index_free. */
+ * members go in on its first such key, once (jv.indexed), so the work
+ * stays linear in the body whatever the keys' order. Open addressing;
+ * slots are malloc'd and freed by jv_index_free. */
 typedef struct jv_index {
 	struct jv_slot {
 		const jv *obj; /* NULL: free */
@@ -1106,8 +1107,6 @@ typedef struct jv_index {
 		uint64_t h;
 	} *slots;
 	size_t cap, used; /* cap a power of two, or 0 */
-	const jv **objs;  /* the objects indexed; NULL: free */
-	size_t ocap, oused;
 } jv_index;
 
 static uint64_t jv_index_hash(const jv *obj, const char *key, size_t n)
@@ -1124,7 +1123,6 @@ static uint64_t jv_index_hash(const jv *obj, const char *key, size_t n)
 static void jv_index_free(jv_index *ix)
 {
 	free(ix->slots);
-	free(ix->objs);
 	memset(ix, 0, sizeof(*ix));
 }
 
@@ -1173,38 +1171,13 @@ static int jv_index_reserve(jv_index *ix, size_t extra)
 /* Indexes obj's members unless done already: a key's first member wins, as
  * a scan from the first would find (jansson's keys are unique anyway). -1
  * when out of memory. */
-static int jv_index_object(jv_index *ix, const jv *obj)
+static int jv_index_object(jv_index *ix, jv *obj)
 {
-	uint64_t oh = jv_index_hash(obj, NULL, 0);
-	size_t i;
-
-	if (ix->ocap) {
-		for (i = (size_t)oh & (ix->ocap - 1); ix->objs[i]; i = (i + 1) & (ix->ocap - 1))
-			if (ix->objs[i] == obj)
-				return 0;
-	}
-	if (ix->oused + 1 > ix->ocap / 2) {
-		size_t ocap = ix->ocap ? ix->ocap * 2 : 16;
-		const jv **objs = calloc(ocap, sizeof(*objs));
-		if (!objs)
-			return -1;
-		for (size_t k = 0; k < ix->ocap; k++) {
-			if (!ix->objs[k])
-				continue;
-			for (i = (size_t)jv_index_hash(ix->objs[k], NULL, 0) & (ocap - 1); objs[i]; i = (i + 1) & (ocap - 1))
-				;
-			objs[i] = ix->objs[k];
-		}
-		free(ix->objs);
-		ix->objs = objs;
-		ix->ocap = ocap;
-	}
+	if (obj->indexed)
+		return 0;
 	if (jv_index_reserve(ix, obj->u.kids.n) < 0)
 		return -1;
-	for (i = (size_t)oh & (ix->ocap - 1); ix->objs[i]; i = (i + 1) & (ix->ocap - 1))
-		;
-	ix->objs[i] = obj;
-	ix->oused++;
+	obj->indexed = true;
 	for (jv *m = obj->u.kids.first; m; m = m->next) {
 		uint64_t h = jv_index_hash(obj, m->key, m->keylen);
 		size_t j;
