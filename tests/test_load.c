@@ -693,6 +693,77 @@ static void test_unit_done_only_by_its_own_kind_and_ref(void **state)
 	load_close(db);
 }
 
+/* state of the run's unit seq: 0 pending, 1 done, 2 vanished */
+static long long unit_state(PGconn *c, const load_run *run, int64_t seq)
+{
+	char sql[160];
+	snprintf(sql, sizeof sql, "SELECT state FROM t_load.sync_units WHERE run_id = %" PRId64 " AND seq = %" PRId64,
+		 run->id, seq);
+	return count(c, sql);
+}
+
+/* A batch marks its done units done and its vanished (404) units vanished,
+ * whether it holds both kinds, or vanished units only; each counts once in
+ * the run's units_done and a vanished one as skipped in its stream. */
+static void test_done_and_vanished_units_in_a_batch(void **state)
+{
+	(void)state;
+	load_run run;
+	load_error err;
+	load_db *db = open_new_run(&run);
+	PGconn *c = admin();
+	char sql[200];
+	load_unit u[64];
+	size_t n = 0;
+
+	/* the run's first unit, vanished, alone in its batch */
+	assert_int_equal(load_units_next(db, run.id, 0, u, 64, &n, &err), 0);
+	assert_int_equal(n, 1);
+	load_item gone = {.seq = u[0].seq, .unit = u[0].unit, .result = NULL, .attempts = 2};
+	load_batch b = {.run_id = run.id, .items = &gone, .nitems = 1};
+	load_batch_result out;
+	assert_int_equal(load_batch_commit(db, &b, &out, &err), 0);
+	assert_int_equal(unit_state(c, &run, u[0].seq), 2);
+	int si = mirror_table_index(bloom_unit_stream(u[0].unit.kind));
+	assert_true(si >= 0);
+	assert_int_equal(out.streams[si].skipped, 1);
+	assert_int_equal(out.streams[si].requests, 2);
+	snprintf(sql, sizeof sql, "SELECT units_done FROM t_load.sync_runs WHERE id = %" PRId64, run.id);
+	assert_int_equal(count(c, sql), 1);
+	snprintf(sql, sizeof sql,
+		 "SELECT skipped FROM t_load.sync_run_streams WHERE run_id = %" PRId64 " AND stream = '%s'", run.id,
+		 mirror_tables[si]);
+	assert_int_equal(count(c, sql), 1);
+
+	/* a new run: its first unit names two, one done and one vanished in a batch */
+	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
+	assert_int_equal(load_units_next(db, run.id, 0, u, 64, &n, &err), 0);
+	assert_int_equal(n, 1);
+	bloom_unit kids[2] = {{.kind = BLOOM_UNIT_MEETING_TODOS, .ref = 31}, {.kind = BLOOM_UNIT_MEETING_TODOS, .ref = 32}};
+	bloom_result parent = {.unit = u[0].unit, .children = kids, .nchildren = 2, .children_cap = 2};
+	load_item first = {.seq = u[0].seq, .unit = u[0].unit, .result = &parent, .attempts = 1};
+	b = (load_batch){.run_id = run.id, .items = &first, .nitems = 1};
+	assert_int_equal(load_batch_commit(db, &b, &out, &err), 0);
+	assert_int_equal(out.children_added, 2);
+	assert_int_equal(load_units_next(db, run.id, 0, u, 64, &n, &err), 0);
+	assert_int_equal(n, 2);
+	bloom_result empty = {.unit = u[0].unit};
+	load_item mixed[2] = {{.seq = u[0].seq, .unit = u[0].unit, .result = &empty, .attempts = 1},
+			      {.seq = u[1].seq, .unit = u[1].unit, .result = NULL, .attempts = 1}};
+	b = (load_batch){.run_id = run.id, .items = mixed, .nitems = 2};
+	assert_int_equal(load_batch_commit(db, &b, &out, &err), 0);
+	assert_int_equal(unit_state(c, &run, u[0].seq), 1);
+	assert_int_equal(unit_state(c, &run, u[1].seq), 2);
+	assert_int_equal(out.streams[mirror_table_index("todos")].skipped, 1);
+	snprintf(sql, sizeof sql, "SELECT units_done || '/' || units_known FROM t_load.sync_runs WHERE id = %" PRId64,
+		 run.id);
+	char *done = scalar(c, sql);
+	assert_string_equal(done, "3/3");
+	free(done);
+	PQfinish(c);
+	load_close(db);
+}
+
 /* A pending unit of a kind this version does not know (queued by a newer
  * one) fails the read, naming it: skipping it would let the run complete
  * (and mark rows deleted) without it, and a page of nothing but such units
@@ -881,6 +952,7 @@ int main(void)
 	    cmocka_unit_test(test_unknown_unit_kind_fails_the_read),
 	    cmocka_unit_test(test_run_with_pending_units_does_not_complete),
 	    cmocka_unit_test(test_unit_done_only_by_its_own_kind_and_ref),
+	    cmocka_unit_test(test_done_and_vanished_units_in_a_batch),
 	    cmocka_unit_test(test_migrate_refuses_while_a_sync_holds_the_lock),
 	    cmocka_unit_test(test_newer_schema_is_refused),
 	    cmocka_unit_test(test_migrations_record_their_checksum),
