@@ -320,7 +320,7 @@ struct jv {
 	bool plain;         /* text goes into raw as it is (see above) */
 	bool indexed;       /* its members are in jv_locate's index (jansson's objects) */
 	size_t nuls;        /* NUL characters removed from the strings of the value */
-	const char *text;   /* the value's text in the body */
+	const char *text;   /* the value's text in the body (jansson's nodes: numbers only) */
 	size_t textlen;     /* its length */
 	const char *key;    /* member name (decoded) when in an object */
 	size_t keylen;      /* its length */
@@ -1217,9 +1217,9 @@ static void set_number_text(jv *v, const char *text, size_t len)
  * last one is also the last to set a node's text. A key that is not the
  * next member in jansson's order (a duplicate) is looked up in ix, so that
  * many duplicates cost no more than the others. v NULL: the value is
- * skipped. Returns the end of the value; NULL when out of memory (*nomem)
- * or when the text does not hold what jansson read. */
-static const char *jv_locate(pool *pool, jv_index *ix, jv *v, const char *s, const char *end, bool *nomem)
+ * skipped. Returns the end of the value; NULL when out of memory or when
+ * the text does not hold what jansson read (see jv_from_json_text). */
+static const char *jv_locate(pool *pool, jv_index *ix, jv *v, const char *s, const char *end)
 {
 	while (s < end && (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r'))
 		s++;
@@ -1242,7 +1242,7 @@ static const char *jv_locate(pool *pool, jv_index *ix, jv *v, const char *s, con
 			if (s < end && *s == close)
 				return s + 1;
 			if (obj) {
-				const char *key = s + 1, *kend = jv_locate(pool, ix, NULL, s, end, nomem);
+				const char *key = s + 1, *kend = jv_locate(pool, ix, NULL, s, end);
 				size_t klen;
 				if (!kend || *s != '"')
 					return NULL;
@@ -1250,20 +1250,16 @@ static const char *jv_locate(pool *pool, jv_index *ix, jv *v, const char *s, con
 				if (memchr(key, '\\', klen)) { /* as jansson decoded it (NULs were stripped) */
 					char *dst = pool_alloc(pool, klen);
 					size_t nuls = 0;
-					if (!dst) {
-						*nomem = true;
+					if (!dst)
 						return NULL;
-					}
 					klen = decode_string(key, kend - 1, dst, &nuls);
 					key = dst;
 				}
 				if (cursor && cursor->keylen == klen && memcmp(cursor->key, key, klen) == 0)
 					m = cursor; /* the common case: keys in jansson's order */
 				else if (kids) { /* a duplicate */
-					if (jv_index_object(ix, v) < 0) {
-						*nomem = true;
+					if (jv_index_object(ix, v) < 0)
 						return NULL;
-					}
 					m = jv_index_find(ix, v, key, klen, jv_index_hash(v, key, klen));
 				}
 				if (m == cursor && cursor)
@@ -1275,7 +1271,7 @@ static const char *jv_locate(pool *pool, jv_index *ix, jv *v, const char *s, con
 				m = cursor;
 				cursor = cursor ? cursor->next : NULL;
 			}
-			if (!(s = jv_locate(pool, ix, m, s, end, nomem)))
+			if (!(s = jv_locate(pool, ix, m, s, end)))
 				return NULL;
 			while (s < end && *s != ',' && *s != close)
 				s++;
@@ -1298,18 +1294,22 @@ static const char *jv_locate(pool *pool, jv_index *ix, jv *v, const char *s, con
 	return s;
 }
 
-/* jv_from_json, then jv_locate over the text jansson read. NULL when out of
- * memory. */
+/* jv_from_json, then jv_locate over the text jansson read, which gives every
+ * real its text (col_numeric, jv_to_i64 and describe rely on it). NULL when
+ * out of memory, the walk's only failure: jansson accepted the text (after
+ * strip_key_nuls, the same but for "\u0000" in keys, which jv_locate drops
+ * from the keys it decodes as well), so it is well-formed JSON, and each
+ * node is reached through the last occurrence of its key (its position in
+ * an array), the one whose value jansson kept. */
 static jv *jv_from_json_text(pool *pool, json_t *j, const char *text, size_t len)
 {
 	jv *v = jv_from_json(pool, j);
 	jv_index ix = {0};
-	bool nomem = false;
 
-	if (v)
-		(void)jv_locate(pool, &ix, v, text, text + len, &nomem);
+	if (v && !jv_locate(pool, &ix, v, text, text + len))
+		v = NULL;
 	jv_index_free(&ix);
-	return nomem ? NULL : v;
+	return v;
 }
 
 /* ---- printing */
@@ -1530,8 +1530,6 @@ static int fail_nomem(ctx *c)
 	return fail(c, "out of memory");
 }
 
-static int format_double(double d, char *buf, size_t buflen);
-
 /* Describes a JSON value for a reject reason: strings quoted and cut to
  * about 80 bytes on a UTF-8 boundary. */
 static void describe(const jv *v, char *buf, size_t buflen)
@@ -1547,11 +1545,9 @@ static void describe(const jv *v, char *buf, size_t buflen)
 		snprintf(buf, buflen, "\"%.*s\"%s", (int)len, s, len < v->u.str.len ? "..." : "");
 	} else if (jv_is_integer(v)) {
 		snprintf(buf, buflen, "%" PRId64, v->u.i);
-	} else if (jv_is_real(v) && v->text) { /* as written: a double may say otherwise */
+	} else if (jv_is_real(v)) { /* as written: a double may say otherwise */
 		int len = v->textlen > 80 ? 80 : (int)v->textlen;
 		snprintf(buf, buflen, "%.*s%s", len, v->text, (size_t)len < v->textlen ? "..." : "");
-	} else if (jv_is_real(v)) {
-		format_double(v->u.d, buf, buflen);
 	} else if (jv_is_boolean(v)) {
 		snprintf(buf, buflen, "%s", jv_is(v, JV_TRUE) ? "true" : "false");
 	} else if (jv_is_object(v)) {
@@ -1642,7 +1638,7 @@ static int jv_to_i64(const jv *v, int64_t *out)
 		*out = v->u.i;
 		return 0;
 	}
-	if (jv_is_real(v) && v->text) {
+	if (jv_is_real(v)) {
 		decimal d;
 		char digits[19]; /* as many as int64 may need */
 		int64_t n;
@@ -1653,13 +1649,6 @@ static int jv_to_i64(const jv *v, int64_t *out)
 		for (int64_t i = 0; i < n; i++) /* D's digits and the exponent's zeros */
 			digits[i] = decimal_digit(&d, d.point - n + i);
 		return digits_to_i64(digits, (size_t)n, d.neg, out) ? 0 : -1;
-	}
-	if (jv_is_real(v)) { /* not expected: every real's text is known */
-		double d = v->u.d;
-		if (isfinite(d) && trunc(d) == d && d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
-			*out = (int64_t)d;
-			return 0;
-		}
 	}
 	return -1;
 }
@@ -1713,19 +1702,6 @@ static int col_bool(row *r, const jv *v, const char *field, bool not_null)
 	return col_bool_value(r, jv_is(v, JV_TRUE));
 }
 
-/* The shortest %.{15,16,17}g text that reads back as the same double. */
-static int format_double(double d, char *buf, size_t buflen)
-{
-	int n = 0;
-
-	for (int prec = 15; prec <= 17; prec++) {
-		n = snprintf(buf, buflen, "%.*g", prec, d);
-		if (strtod(buf, NULL) == d)
-			break;
-	}
-	return n;
-}
-
 /* What PostgreSQL's numeric holds at most (its docs, and numeric_in):
  * 131072 digits before the point, 16383 after. */
 #define NUMERIC_MAX_INT_DIGITS 131072
@@ -1740,10 +1716,9 @@ static int format_double(double d, char *buf, size_t buflen)
  * exponents past 1000. A number numeric cannot hold rejects the record. */
 static int col_numeric(row *r, const jv *v, const char *field)
 {
-	char num[40], *p;
+	char *p;
 	decimal d;
 	int64_t int_digits, frac_digits;
-	int n;
 
 	if (!v || jv_is_null(v))
 		return col_null(r);
@@ -1751,12 +1726,6 @@ static int col_numeric(row *r, const jv *v, const char *field)
 		return col_int_node(r, v);
 	if (!jv_is_real(v))
 		return fail_value(r->c, field, "not a number", v);
-	if (!v->text) { /* not expected: every real's text is known */
-		if (!isfinite(v->u.d))
-			return fail_value(r->c, field, "not a finite number", v);
-		n = format_double(v->u.d, num, sizeof(num));
-		return col_put(r, num, (size_t)n);
-	}
 	decimal_read(v->text, v->textlen, &d);
 	int_digits = decimal_int_digits(&d);
 	frac_digits = decimal_frac_digits(&d);
