@@ -1993,6 +1993,7 @@ static map_outcome map_user(ctx *c, const jv *obj)
 	                                       BLOOM_UNIT_USER_HEADLINES};
 	const jv *email = get(obj, "Email");
 	bool placeholder;
+	map_outcome outcome = MAP_ROW;
 	row r;
 
 	if (!string_equals(get(obj, "ResultType"), "User"))
@@ -2005,8 +2006,8 @@ static map_outcome map_user(ctx *c, const jv *obj)
 	    col_text(&r, get(obj, "ImageUrl"), "ImageUrl", false) < 0 ||
 	    col_bigint(&r, get(obj, "OrganizationId"), "OrganizationId", false) < 0 ||
 	    col_bool_value(&r, placeholder) < 0 || row_finish(&r, obj) < 0)
-		return with_children(c, obj, row_fail(&r), kids, sizeof(kids) / sizeof(kids[0]));
-	return with_children(c, obj, MAP_ROW, kids, sizeof(kids) / sizeof(kids[0]));
+		outcome = row_fail(&r);
+	return with_children(c, obj, outcome, kids, sizeof(kids) / sizeof(kids[0]));
 }
 
 static map_outcome map_meeting_list(ctx *c, const jv *obj)
@@ -2015,14 +2016,15 @@ static map_outcome map_meeting_list(ctx *c, const jv *obj)
 	                                       BLOOM_UNIT_MEETING_TODOS,  BLOOM_UNIT_MEASURABLES,
 	                                       BLOOM_UNIT_MEETING_SCORES, BLOOM_UNIT_MEETING_ISSUES,
 	                                       BLOOM_UNIT_MEETING_HEADLINES};
+	map_outcome outcome = MAP_ROW;
 	row r;
 
 	row_begin(&r, c, MIRROR_T_MEETINGS_LIST);
 	if (col_bigint(&r, get(obj, "Id"), "Id", true) < 0 || col_text(&r, get(obj, "Name"), "Name", false) < 0 ||
 	    col_text(&r, get(obj, "Type"), "Type", false) < 0 || col_text(&r, get(obj, "Key"), "Key", false) < 0 ||
 	    row_finish(&r, obj) < 0)
-		return with_children(c, obj, row_fail(&r), kids, sizeof(kids) / sizeof(kids[0]));
-	return with_children(c, obj, MAP_ROW, kids, sizeof(kids) / sizeof(kids[0]));
+		outcome = row_fail(&r);
+	return with_children(c, obj, outcome, kids, sizeof(kids) / sizeof(kids[0]));
 }
 
 static map_outcome map_meeting_detail(ctx *c, const jv *obj)
