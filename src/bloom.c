@@ -2282,7 +2282,8 @@ static mapper mapper_for(bloom_unit_kind kind)
 
 /* The rejected element's key, built as its row's would be (see the
  * mappers): its Id, or the unit's meeting for a meeting detail without one;
- * for meeting_attendees the unit's meeting, then the Id. Also as text, as
+ * for meeting_attendees (of the targets a unit maps to, the only one keyed
+ * by two columns) the unit's meeting, then the Id. Also as text, as
  * the loader writes record_id: the columns joined by '/', '?' for an Id
  * that is not an integer (so the meeting is still named). Returns whether
  * there is text at all. */
@@ -2292,7 +2293,7 @@ static bool reject_key(const ctx *c, const jv *elem, bloom_reject *rej, char *bu
 	int64_t own = 0;
 	bool have = jv_to_i64(id, &own) == 0;
 	char owntext[24] = "?";
-	bool two_keys = mirror_target_get(rej->target)->nkeys == 2;
+	bool attendee = rej->target == MIRROR_T_ATTENDEES;
 
 	if (!have && rej->target == MIRROR_T_MEETINGS_DETAIL && (!id || jv_is_null(id))) {
 		own = c->unit->ref;
@@ -2300,7 +2301,7 @@ static bool reject_key(const ctx *c, const jv *elem, bloom_reject *rej, char *bu
 	}
 	if (have)
 		snprintf(owntext, sizeof(owntext), "%" PRId64, own);
-	if (two_keys) {
+	if (attendee) {
 		rej->key[0] = c->unit->ref;
 		rej->key[1] = own;
 		snprintf(buf, buflen, "%" PRId64 "/%s", c->unit->ref, owntext);
@@ -2309,7 +2310,7 @@ static bool reject_key(const ctx *c, const jv *elem, bloom_reject *rej, char *bu
 		snprintf(buf, buflen, "%s", owntext);
 	}
 	rej->has_key = have;
-	return have || two_keys;
+	return have || attendee;
 }
 
 /* A new reject of the unit's target, counted at once (so that

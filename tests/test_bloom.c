@@ -986,6 +986,26 @@ static void test_reject_keys(void **state)
 	assert_null(r.rejects[0].id);
 	assert_false(r.rejects[0].has_key);
 	bloom_result_free(&r);
+
+	/* the loader reads as many key columns as the reject's target has:
+	 * two (the unit's meeting, then the Id) for meeting_attendees, the
+	 * only such target a unit maps to, one for the others */
+	for (int kind = BLOOM_UNIT_USERS; kind < BLOOM_UNIT_KIND_END; kind++) {
+		bool attendee = kind == BLOOM_UNIT_ATTENDEES;
+		const char *body = kind == BLOOM_UNIT_MEETING ? "{\"Id\":\"x\"}"
+		                   : kind == BLOOM_UNIT_MEETING_SCORES || kind == BLOOM_UNIT_USER_SCORES
+		                       ? "{\"Scores\":[1]}"
+		                       : "[1]";
+		parse_ok((bloom_unit_kind)kind, 7, body, &r);
+		assert_int_equal(r.nrejects, 1);
+		assert_int_equal(mirror_target_get(r.rejects[0].target)->nkeys, attendee ? 2 : 1);
+		assert_false(r.rejects[0].has_key);
+		if (attendee)
+			assert_string_equal(r.rejects[0].id, "7/?");
+		else
+			assert_null(r.rejects[0].id);
+		bloom_result_free(&r);
+	}
 }
 
 static void test_non_object_elements(void **state)
