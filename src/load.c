@@ -1966,8 +1966,7 @@ static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_
 			build_upsert(&sql, ti, batch->run_id,
 				     !db->was_empty[mirror_target_get((mirror_target_id)ti)->table_index]);
 	build_sources(&sql, db, batch, isolate);
-	/* by primary key: the partial index of pending units would serve too, if
-	 * the planner knew how many are pending, which it does not mid-run */
+	/* each UPDATE only when the batch has such units (see add_units_update) */
 	size_t vanished = count_vanished(batch);
 	if (vanished < batch->nitems)
 		add_units_update(&sql, batch, false, 1);
