@@ -49,6 +49,58 @@ static const unit_info *unit_info_get(bloom_unit_kind kind)
 	return &unit_infos[kind];
 }
 
+/* The units a user of the users list names (map_user), and those a meeting
+ * of a user's meeting list names (map_meeting_list). */
+static const bloom_unit_kind user_kids[] = {BLOOM_UNIT_USER_MEETINGS, BLOOM_UNIT_USER_TODOS,  BLOOM_UNIT_USER_SCORES,
+                                            BLOOM_UNIT_GOALS,         BLOOM_UNIT_ARCHIVED_GOALS, BLOOM_UNIT_USER_ISSUES,
+                                            BLOOM_UNIT_USER_HEADLINES};
+static const bloom_unit_kind meeting_kids[] = {BLOOM_UNIT_MEETING,        BLOOM_UNIT_ATTENDEES,
+                                               BLOOM_UNIT_MEETING_TODOS,  BLOOM_UNIT_MEASURABLES,
+                                               BLOOM_UNIT_MEETING_SCORES, BLOOM_UNIT_MEETING_ISSUES,
+                                               BLOOM_UNIT_MEETING_HEADLINES};
+#define KIDS_COUNT(kids) (sizeof(kids) / sizeof((kids)[0]))
+
+static uint32_t target_table_bit(mirror_target_id t)
+{
+	return (uint32_t)1 << mirror_target_get(t)->table_index;
+}
+
+static uint32_t kinds_tables(const bloom_unit_kind *kinds, size_t n);
+
+/* The tables a unit's body fills, and those of the units it names. */
+static uint32_t unit_tables(bloom_unit_kind kind)
+{
+	uint32_t mask = target_table_bit(unit_infos[kind].target);
+	switch (kind) {
+	case BLOOM_UNIT_USER_MEETINGS: return mask | kinds_tables(meeting_kids, KIDS_COUNT(meeting_kids));
+	case BLOOM_UNIT_MEASURABLES: return mask | target_table_bit(MIRROR_T_MEETING_MEASURABLES);
+	case BLOOM_UNIT_GOALS:
+	case BLOOM_UNIT_ARCHIVED_GOALS: return mask | target_table_bit(MIRROR_T_GOAL_MEETINGS);
+	default: return mask;
+	}
+}
+
+static uint32_t kinds_tables(const bloom_unit_kind *kinds, size_t n)
+{
+	uint32_t mask = 0;
+	for (size_t i = 0; i < n; i++)
+		mask |= unit_tables(kinds[i]);
+	return mask;
+}
+
+uint32_t bloom_tables_under(const char *table)
+{
+	int si = mirror_table_index(table);
+	if (si < 0)
+		return 0;
+	uint32_t mask = (uint32_t)1 << si;
+	if (si == mirror_target_get(MIRROR_T_USERS)->table_index)
+		mask |= kinds_tables(user_kids, KIDS_COUNT(user_kids));
+	else if (si == mirror_target_get(MIRROR_T_MEETINGS_LIST)->table_index)
+		mask |= kinds_tables(meeting_kids, KIDS_COUNT(meeting_kids));
+	return mask;
+}
+
 const char *bloom_unit_kind_name(bloom_unit_kind kind)
 {
 	const unit_info *info = unit_info_get(kind);
@@ -1990,9 +2042,6 @@ static bool string_equals(const jv *v, const char *s)
 
 static map_outcome map_user(ctx *c, const jv *obj)
 {
-	static const bloom_unit_kind kids[] = {BLOOM_UNIT_USER_MEETINGS, BLOOM_UNIT_USER_TODOS,  BLOOM_UNIT_USER_SCORES,
-	                                       BLOOM_UNIT_GOALS,         BLOOM_UNIT_ARCHIVED_GOALS, BLOOM_UNIT_USER_ISSUES,
-	                                       BLOOM_UNIT_USER_HEADLINES};
 	const jv *email = get(obj, "Email");
 	bool placeholder;
 	map_outcome outcome = MAP_ROW;
@@ -2009,15 +2058,11 @@ static map_outcome map_user(ctx *c, const jv *obj)
 	    col_bigint(&r, get(obj, "OrganizationId"), "OrganizationId", false) < 0 ||
 	    col_bool_value(&r, placeholder) < 0 || row_finish(&r, obj) < 0)
 		outcome = row_fail(&r);
-	return with_children(c, obj, outcome, kids, sizeof(kids) / sizeof(kids[0]));
+	return with_children(c, obj, outcome, user_kids, KIDS_COUNT(user_kids));
 }
 
 static map_outcome map_meeting_list(ctx *c, const jv *obj)
 {
-	static const bloom_unit_kind kids[] = {BLOOM_UNIT_MEETING,        BLOOM_UNIT_ATTENDEES,
-	                                       BLOOM_UNIT_MEETING_TODOS,  BLOOM_UNIT_MEASURABLES,
-	                                       BLOOM_UNIT_MEETING_SCORES, BLOOM_UNIT_MEETING_ISSUES,
-	                                       BLOOM_UNIT_MEETING_HEADLINES};
 	map_outcome outcome = MAP_ROW;
 	row r;
 
@@ -2026,7 +2071,7 @@ static map_outcome map_meeting_list(ctx *c, const jv *obj)
 	    col_text(&r, get(obj, "Type"), "Type", false) < 0 || col_text(&r, get(obj, "Key"), "Key", false) < 0 ||
 	    row_finish(&r, obj) < 0)
 		outcome = row_fail(&r);
-	return with_children(c, obj, outcome, kids, sizeof(kids) / sizeof(kids[0]));
+	return with_children(c, obj, outcome, meeting_kids, KIDS_COUNT(meeting_kids));
 }
 
 static map_outcome map_meeting_detail(ctx *c, const jv *obj)

@@ -53,6 +53,13 @@ const char *bloom_unit_kind_name(bloom_unit_kind kind);
 /* The stream (mirror table) a unit's requests are counted under. */
 const char *bloom_unit_stream(bloom_unit_kind kind);
 
+/* The mirror tables (bit = index in mirror_tables) whose rows a record of
+ * table may lead to: its own, and those of the units it names (a user: its
+ * meetings, todos, ...; a meeting of a user's list: its attendees, todos,
+ * ...), and of the units those name. A record rejected without a usable Id
+ * names no unit, so the run sees none of their rows. 0 for an unknown table. */
+uint32_t bloom_tables_under(const char *table);
+
 /* Writes the request path of u, relative to the API base URL, into buf
  * (e.g. "L10/42/list"). Returns -1 when it does not fit. */
 int bloom_unit_path(const bloom_unit *u, char *buf, size_t buflen);

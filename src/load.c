@@ -2046,8 +2046,10 @@ int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *o
 /* Tables with a record this run rejected without its whole key (no JSON
  * reader took the element, or its Id was missing or not an integer): its
  * row from an earlier run, if any, cannot be named, and would look
- * deleted. Nothing is marked deleted in them this time; a run that reads
- * every element again will. Clears their bits in *table_mask. */
+ * deleted; so would the rows under it (a user's todos, a meeting's
+ * attendees, ...), as such a record names no unit (bloom_tables_under).
+ * Nothing is marked deleted in them this time; a run that reads every
+ * element again will. Clears their bits in *table_mask. */
 static int hold_unkeyed_tables(load_db *db, int64_t run_id, uint32_t *table_mask, load_error *err)
 {
 	char sql[256];
@@ -2059,13 +2061,19 @@ static int hold_unkeyed_tables(load_db *db, int64_t run_id, uint32_t *table_mask
 	if (!res)
 		return -1;
 	for (int row = 0; row < PQntuples(res); row++) {
-		int si = mirror_table_index(PQgetvalue(res, row, 0));
-		if (si < 0 || !(*table_mask & ((uint32_t)1 << si)))
+		const char *stream = PQgetvalue(res, row, 0);
+		uint32_t held = bloom_tables_under(stream) & *table_mask;
+		if (!held)
 			continue;
-		*table_mask &= ~((uint32_t)1 << si);
-		log_warn("a %s record was rejected without its key (see rejected_records): no %s row is marked "
-			 "deleted this time",
-			 mirror_tables[si], mirror_tables[si]);
+		*table_mask &= ~held;
+		char names[512] = "";
+		for (int si = 0; si < MIRROR_TABLE_COUNT; si++)
+			if (held & ((uint32_t)1 << si))
+				snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", names[0] ? ", " : "",
+					 mirror_tables[si]);
+		log_warn("a %s record was rejected without its key (see rejected_records): no row is marked deleted "
+			 "in %s this time",
+			 stream, names);
 	}
 	PQclear(res);
 	return 0;

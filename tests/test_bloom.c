@@ -924,6 +924,34 @@ static void test_ids(void **state)
  * integer only when its digits say so exactly: 9007199254740993.0 is not
  * 9007199254740992 (what a double makes of it), and 5.0000000000000001 is
  * no integer at all. */
+/* The tables held from deletes when a record of a table is rejected
+ * without its Id: a user leads to every table, a meeting of a user's list
+ * to the meeting's own, any other record to its table alone. */
+static uint32_t table_bits(const char *const *tables)
+{
+	uint32_t mask = 0;
+	for (; *tables; tables++) {
+		int si = mirror_table_index(*tables);
+		assert_true(si >= 0);
+		mask |= (uint32_t)1 << si;
+	}
+	return mask;
+}
+
+static void test_tables_under(void **state)
+{
+	(void)state;
+	static const char *const meeting[] = {"meetings", "meeting_attendees", "todos", "measurables",
+					      "meeting_measurables", "scores", "issues", "headlines", NULL};
+	static const char *const todos[] = {"todos", NULL};
+	static const char *const goals[] = {"goals", NULL};
+	assert_int_equal(bloom_tables_under("users"), ((uint32_t)1 << MIRROR_TABLE_COUNT) - 1);
+	assert_int_equal(bloom_tables_under("meetings"), table_bits(meeting));
+	assert_int_equal(bloom_tables_under("todos"), table_bits(todos));
+	assert_int_equal(bloom_tables_under("goals"), table_bits(goals));
+	assert_int_equal(bloom_tables_under("no_such_table"), 0);
+}
+
 static void test_reject_keys(void **state)
 {
 	bloom_result r;
@@ -1397,6 +1425,7 @@ int main(void)
 		cmocka_unit_test(test_bad_date_rejected_others_kept),
 		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_reject_keys),
+		cmocka_unit_test(test_tables_under),
 		cmocka_unit_test(test_non_object_elements),
 		cmocka_unit_test(test_bad_shapes),
 		cmocka_unit_test(test_unreadable_elements_are_rejected),

@@ -21,8 +21,10 @@ def state():
 
 def users():
     bad = state() == "bad"
+    # "string id": user 1's Id is not an integer, so none of its lists is read
+    uid = "1" if state() == "string id" else 1
     return [
-        {"Id": 1, "Name": None if bad else "Ann", "Email": "ann@x.io", "ResultType": "User"},
+        {"Id": uid, "Name": None if bad else "Ann", "Email": "ann@x.io", "ResultType": "User"},
         {"Id": 2, "Name": "Bob", "Email": "bob@x.io", "ResultType": "User"},
     ]
 
@@ -109,6 +111,21 @@ expect_eq "nothing at all was marked deleted" \
 	"$(q "SELECT (SELECT count(*) FROM bloom.users WHERE deleted_at IS NOT NULL)
 	          + (SELECT count(*) FROM bloom.todos WHERE deleted_at IS NOT NULL)")" 0
 
+# user 1 with an Id that is not an integer: rejected without a key, so
+# none of its lists (its todos among them) is read; the complete run marks
+# none of its todos deleted (it once marked todos 10 and 11 deleted)
+echo "string id" >"$state"
+"$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/run2b.err"
+expect_eq "the sync with user 1's Id a string exits 0" $? 0
+expect_eq "the user is rejected without a key" \
+	"$(q "SELECT count(*) FROM bloom.rejected_records WHERE stream = 'users' AND record_id IS NULL
+	  AND run_id = (SELECT max(id) FROM bloom.sync_runs)")" 1
+expect_eq "neither user 1 nor its todos, not read this time, are marked deleted" \
+	"$(q "SELECT (SELECT count(*) FROM bloom.users WHERE deleted_at IS NOT NULL)
+	          + (SELECT count(*) FROM bloom.todos WHERE deleted_at IS NOT NULL)")" 0
+grep -q "no row is marked deleted in users, meetings, .*todos" "$TEST_TMP/run2b.err"
+check "the log names the tables held, the todos among them" test $? -eq 0
+
 # a todo list with an element no JSON reader takes: it is rejected without a
 # key, so its row from before cannot be named; the complete run marks no
 # todo deleted (it once marked todo 11 deleted, though it is still there)
@@ -119,7 +136,7 @@ expect_eq "the unreadable element is rejected without a key" \
 	"$(q "SELECT count(*) FROM bloom.rejected_records WHERE stream = 'todos' AND record_id IS NULL
 	  AND reason LIKE 'unreadable JSON%'")" 1
 expect_eq "no todo is marked deleted" "$(q "SELECT count(*) FROM bloom.todos WHERE deleted_at IS NOT NULL")" 0
-grep -q "no todos row is marked deleted" "$TEST_TMP/run3.err"
+grep -q "no row is marked deleted in todos this time" "$TEST_TMP/run3.err"
 check "the log says why nothing was marked deleted in todos" test $? -eq 0
 # the same list again, unchanged, while another list changed (so the run
 # can mark rows deleted): the list is read again, not skipped as unchanged,
