@@ -31,15 +31,15 @@ static const unit_info unit_infos[BLOOM_UNIT_KIND_END] = {
 	[BLOOM_UNIT_MEETING_TODOS] = {"meeting_todos", MIRROR_T_TODOS, "L10/", "/todos?INCLUDE_CLOSED=true"},
 	[BLOOM_UNIT_MEASURABLES] = {"measurables", MIRROR_T_MEASURABLES, "L10/", "/measurables"},
 	[BLOOM_UNIT_MEETING_SCORES] = {"meeting_scores", MIRROR_T_SCORES, "scorecard/meeting/", ""},
-	[BLOOM_UNIT_USER_TODOS] = {"user_todos", MIRROR_T_TODOS, "todo/user/", ""},
+	[BLOOM_UNIT_USER_TODOS] = {"user_todos", MIRROR_T_USER_TODOS, "todo/user/", ""},
 	[BLOOM_UNIT_USER_SCORES] = {"user_scores", MIRROR_T_SCORES, "scorecard/user/", ""},
 	[BLOOM_UNIT_GOALS] = {"goals", MIRROR_T_GOALS, "rocks/user/", "?include_origin=true"},
-	[BLOOM_UNIT_ARCHIVED_GOALS] = {"archived_goals", MIRROR_T_GOALS, "archivedrocks/user/", ""},
+	[BLOOM_UNIT_ARCHIVED_GOALS] = {"archived_goals", MIRROR_T_ARCHIVED_GOALS, "archivedrocks/user/", ""},
 	[BLOOM_UNIT_MEETING_ISSUES] = {"meeting_issues", MIRROR_T_ISSUES, "L10/", "/issues?INCLUDE_RESOLVED=true"},
 	[BLOOM_UNIT_USER_ISSUES] = {"user_issues", MIRROR_T_USER_ISSUES, "issues/users/", ""},
 	[BLOOM_UNIT_MEETING_HEADLINES] = {"meeting_headlines", MIRROR_T_HEADLINES, "L10/",
 					  "/headlines?Include_Origin=true"},
-	[BLOOM_UNIT_USER_HEADLINES] = {"user_headlines", MIRROR_T_HEADLINES, "headline/users/", ""},
+	[BLOOM_UNIT_USER_HEADLINES] = {"user_headlines", MIRROR_T_USER_HEADLINES, "headline/users/", ""},
 };
 
 static const unit_info *unit_info_get(bloom_unit_kind kind)
@@ -2121,11 +2121,14 @@ static int col_owner(row *r, const jv *obj, bool have_fallback, int64_t fallback
 static map_outcome map_todo(ctx *c, const jv *obj)
 {
 	int64_t id;
+	bool user_list = c->unit->kind == BLOOM_UNIT_USER_TODOS;
 	row r;
 
 	if (jv_to_i64(get(obj, "Id"), &id) == 0 && id < 0)
 		return MAP_SKIP; /* a milestone */
-	row_begin(&r, c, MIRROR_T_TODOS);
+	/* two targets: only a user's list knows the owner of a todo without
+	 * one, so only it may replace a stored owner with its own (mirror.c) */
+	row_begin(&r, c, user_list ? MIRROR_T_USER_TODOS : MIRROR_T_TODOS);
 	if (col_bigint(&r, get(obj, "Id"), "Id", true) < 0 || col_text(&r, get(obj, "Name"), "Name", true) < 0 ||
 	    col_text(&r, get(obj, "DetailsUrl"), "DetailsUrl", false) < 0 ||
 	    col_timestamp(&r, get(obj, "DueDate"), "DueDate") < 0 ||
@@ -2135,7 +2138,7 @@ static map_outcome map_todo(ctx *c, const jv *obj)
 	    col_bool(&r, get(obj, "Complete"), "Complete", true) < 0 ||
 	    col_bigint(&r, get(obj, "OriginId"), "OriginId", false) < 0 ||
 	    col_text(&r, get(obj, "Origin"), "Origin", false) < 0 ||
-	    col_owner(&r, obj, c->unit->kind == BLOOM_UNIT_USER_TODOS, c->unit->ref) < 0 || row_finish(&r, obj) < 0)
+	    col_owner(&r, obj, user_list, c->unit->ref) < 0 || row_finish(&r, obj) < 0)
 		return row_fail(&r);
 	return MAP_ROW;
 }
@@ -2241,7 +2244,9 @@ static map_outcome map_goal(ctx *c, const jv *obj)
 	size_t links_mark = links->len, links_rows = c->out->nrows[MIRROR_T_GOAL_MEETINGS];
 	row r;
 
-	row_begin(&r, c, MIRROR_T_GOALS);
+	/* two targets: while an archivedrocks list names a goal, its row is
+	 * that list's (mirror.c) */
+	row_begin(&r, c, archived_list ? MIRROR_T_ARCHIVED_GOALS : MIRROR_T_GOALS);
 	if (col_bigint(&r, get(obj, "Id"), "Id", true) < 0 || col_text(&r, get(obj, "Name"), "Name", true) < 0 ||
 	    col_owner(&r, obj, true, c->unit->ref) < 0 || col_timestamp(&r, get(obj, "DueDate"), "DueDate") < 0 ||
 	    col_timestamp(&r, get(obj, "CreateTime"), "CreateTime") < 0 ||
@@ -2253,7 +2258,7 @@ static map_outcome map_goal(ctx *c, const jv *obj)
 	if (goal_meeting_rows(c, obj, get_id(obj)) < 0) {
 		buf_truncate(links, links_mark);
 		c->out->nrows[MIRROR_T_GOAL_MEETINGS] = links_rows;
-		c->out->nrows[MIRROR_T_GOALS]--;
+		c->out->nrows[r.target]--;
 		return row_fail(&r);
 	}
 	return MAP_ROW;
@@ -2288,12 +2293,14 @@ static map_outcome map_issue(ctx *c, const jv *obj)
 
 static map_outcome map_headline(ctx *c, const jv *obj)
 {
+	bool meeting_list = c->unit->kind == BLOOM_UNIT_MEETING_HEADLINES;
 	row r;
 
-	row_begin(&r, c, MIRROR_T_HEADLINES);
+	/* two targets: a user's list owns raw and is_archived (mirror.c) */
+	row_begin(&r, c, meeting_list ? MIRROR_T_HEADLINES : MIRROR_T_USER_HEADLINES);
 	if (col_bigint(&r, get(obj, "Id"), "Id", true) < 0 || col_text(&r, get(obj, "Name"), "Name", true) < 0 ||
 	    col_text(&r, get(obj, "DetailsUrl"), "DetailsUrl", false) < 0 || col_owner(&r, obj, false, 0) < 0 ||
-	    col_origin(&r, obj, c->unit->kind == BLOOM_UNIT_MEETING_HEADLINES) < 0 ||
+	    col_origin(&r, obj, meeting_list) < 0 ||
 	    col_timestamp(&r, get(obj, "CreateTime"), "CreateTime") < 0 ||
 	    col_timestamp(&r, get(obj, "CloseTime"), "CloseTime") < 0 ||
 	    col_flag(&r, get(obj, "Archived"), "Archived") < 0 || row_finish(&r, obj) < 0)

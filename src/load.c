@@ -1403,8 +1403,21 @@ static int copy_target(load_db *db, const load_batch *batch, int ti, sbuf *rej, 
 	return rc;
 }
 
+/* The value column c of the stored row d takes from the new row n on
+ * conflict (see mirror_target's fill_mask and keep_mask). */
+static void add_new_value(sbuf *b, const mirror_target *t, size_t c, const char *d, const char *n)
+{
+	const char *col = t->cols[c].name;
+	if (t->fill_mask & (1u << c))
+		sb_printf(b, "coalesce(%s.%s, %s.%s)", n, col, d, col);
+	else if (t->keep_mask & (1u << c))
+		sb_printf(b, "coalesce(%s.%s, %s.%s)", d, col, n, col);
+	else
+		sb_printf(b, "%s.%s", n, col);
+}
+
 /* "the stored row d differs from the new row n": a deleted row, or any
- * column the target updates IS DISTINCT FROM its new value. */
+ * column the target updates IS DISTINCT FROM the value it would take. */
 static void add_changed(sbuf *b, const mirror_target *t, const char *d, const char *n)
 {
 	sb_printf(b, "(%s.deleted_at IS NOT NULL OR (", d);
@@ -1418,10 +1431,28 @@ static void add_changed(sbuf *b, const mirror_target *t, const char *d, const ch
 	first = true;
 	for (size_t c = 0; c < t->ncols; c++)
 		if (t->update_mask & (1u << c)) {
-			sb_printf(b, "%s%s.%s", first ? "" : ", ", n, t->cols[c].name);
+			sb_printf(b, "%s", first ? "" : ", ");
+			add_new_value(b, t, c, d, n);
 			first = false;
 		}
 	sb_printf(b, "))");
+}
+
+/* "the stored row d may be updated by this target": unless the target
+ * defers to another list (mirror_target.defer_kind) and the recorded
+ * yields of that list, the one of d's defer_ref_col, name d. The yields of
+ * the batch's own sources are written before its upserts run, so a list
+ * read in the same batch counts. An index probe on sync_yields' key. */
+static void add_not_deferred(sbuf *b, const mirror_target *t, const char *d)
+{
+	if (!t->defer_kind) {
+		sb_printf(b, "true");
+		return;
+	}
+	sb_printf(b,
+		  "NOT EXISTS (SELECT 1 FROM sync_yields y WHERE y.kind = '%s' AND y.ref = %s.%s AND y.tbl = %d "
+		  "AND %s.%s = ANY (y.k1))",
+		  t->defer_kind, d, t->cols[t->defer_ref_col].name, t->table_index, d, t->cols[0].name);
 }
 
 /* The upsert of one target, as one statement whose single row is
@@ -1444,8 +1475,11 @@ static void build_upsert(sbuf *b, int ti, int64_t run_id, bool prefilter)
 		sb_printf(b, "chg AS (SELECT s.* FROM src s LEFT JOIN %s d ON d.%s = s.%s", t->table, k1, k1);
 		if (k2)
 			sb_printf(b, " AND d.%s = s.%s", k2, k2);
-		sb_printf(b, " WHERE d.%s IS NULL OR ", k1);
+		sb_printf(b, " WHERE d.%s IS NULL OR (", k1);
+		add_not_deferred(b, t, "d");
+		sb_printf(b, " AND ");
 		add_changed(b, t, "d", "s");
+		sb_printf(b, ")");
 	} else {
 		sb_printf(b, "chg AS (SELECT * FROM src");
 	}
@@ -1455,9 +1489,14 @@ static void build_upsert(sbuf *b, int ti, int64_t run_id, bool prefilter)
 	add_column_list(b, t, "");
 	sb_printf(b, " FROM chg ON CONFLICT (%s) DO UPDATE SET ", keys);
 	for (size_t c = 0; c < t->ncols; c++)
-		if (t->update_mask & (1u << c))
-			sb_printf(b, "%s = excluded.%s, ", t->cols[c].name, t->cols[c].name);
+		if (t->update_mask & (1u << c)) {
+			sb_printf(b, "%s = ", t->cols[c].name);
+			add_new_value(b, t, c, "d", "excluded");
+			sb_printf(b, ", ");
+		}
 	sb_printf(b, "updated_at = now(), deleted_at = NULL WHERE ");
+	add_not_deferred(b, t, "d");
+	sb_printf(b, " AND ");
 	add_changed(b, t, "d", "excluded");
 	sb_printf(b, " RETURNING (xmax = 0) AS ins), ");
 	sb_printf(b,

@@ -121,30 +121,63 @@ static const mirror_column headlines_cols[] = {
 	{"raw", MIRROR_JSONB, true},
 };
 
+#define BIT(i) ((uint32_t)1 << (i))
+
 /* An issue's row from a user's list (which carries OriginId) updates every
  * column but raw: raw comes from the meeting's list (which has no OriginId),
  * so an issue seen in both keeps one raw whatever order they arrive in. */
 #define USER_ISSUES_UPDATE ALL_BUT_KEYS(11, 1)
 
-/* The list variant only fills in meeting_type and meeting_key on a row the
- * detail already wrote; name and raw come from the detail when it exists. */
-#define MEETINGS_LIST_UPDATE (((uint32_t)1 << 2) | ((uint32_t)1 << 3))
+/* meetings: the detail owns name (Basics.Name) when it has one; a detail
+ * without Basics keeps the name a list gave (fill). A list row fills in
+ * meeting_type and meeting_key, and the name only where no detail gave one
+ * (keep); start_date_utc, created_at, organization_id and raw come from the
+ * detail when it exists. */
+#define MEETINGS_LIST_NAME BIT(1)
+#define MEETINGS_LIST_UPDATE (MEETINGS_LIST_NAME | BIT(2) | BIT(3))
+#define MEETINGS_DETAIL_NAME BIT(1)
+
+/* todos: owner_id is Owner.Id, else the user whose list it came from. A
+ * meeting's list cannot know that user, so its NULL for a todo without an
+ * Owner leaves the owner a user's list gave (fill); a user's list always
+ * knows it. Every other column is the same object's in both lists. */
+#define TODOS_OWNER BIT(10)
+
+/* headlines: a meeting's list leaves out OriginId and Archived, so a user's
+ * list (the fuller object, with every headline of the user) owns raw and
+ * is_archived; a meeting's list writes them only for a headline it inserts,
+ * and updates the other columns. */
+#define MEETING_HEADLINES_UPDATE ALL_BUT_KEYS(8, 1)
+
+/* goals: a goal that the archivedrocks list of its owner names is archived
+ * (is_archived true, whatever Archived its rocks-list copy says) and that
+ * list owns the whole row while it names it: a rocks-list row updates it
+ * only when the owner's archivedrocks list (as last read) does not name it. */
+#define GOALS_OWNER_COL 2
+
+/* The fields every target has; the merge rules (fill_mask, keep_mask,
+ * defer_kind) follow as designated initializers where a target has them. */
+#define TARGET(tid, tbl, cols_, nkeys_, mask, index)                                                        \
+	.id = (tid), .table = (tbl), .stream = (tbl), .cols = (cols_), .ncols = sizeof(cols_) / sizeof((cols_)[0]), \
+	.nkeys = (nkeys_), .update_mask = (mask), .table_index = (index)
 
 static const mirror_target targets[MIRROR_T_COUNT] = {
-	{MIRROR_T_USERS, "users", "users", COLS(users_cols), 1, ALL_BUT_KEYS(8, 1), 0},
-	{MIRROR_T_MEETINGS_LIST, "meetings", "meetings", COLS(meetings_list_cols), 1, MEETINGS_LIST_UPDATE, 1},
-	{MIRROR_T_MEETINGS_DETAIL, "meetings", "meetings", COLS(meetings_detail_cols), 1, ALL_BUT_KEYS(6, 1), 1},
-	{MIRROR_T_ATTENDEES, "meeting_attendees", "meeting_attendees", COLS(attendees_cols), 2, ALL_BUT_KEYS(3, 2), 2},
-	{MIRROR_T_TODOS, "todos", "todos", COLS(todos_cols), 1, ALL_BUT_KEYS(12, 1), 3},
-	{MIRROR_T_MEASURABLES, "measurables", "measurables", COLS(measurables_cols), 1, ALL_BUT_KEYS(7, 1), 4},
-	{MIRROR_T_MEETING_MEASURABLES, "meeting_measurables", "meeting_measurables", COLS(meeting_measurables_cols), 2,
-	 ALL_BUT_KEYS(3, 2), 5},
-	{MIRROR_T_SCORES, "scores", "scores", COLS(scores_cols), 1, ALL_BUT_KEYS(10, 1), 6},
-	{MIRROR_T_GOALS, "goals", "goals", COLS(goals_cols), 1, ALL_BUT_KEYS(9, 1), 7},
-	{MIRROR_T_GOAL_MEETINGS, "goal_meetings", "goal_meetings", COLS(goal_meetings_cols), 2, ALL_BUT_KEYS(3, 2), 8},
-	{MIRROR_T_ISSUES, "issues", "issues", COLS(issues_cols), 1, ALL_BUT_KEYS(12, 1), 9},
-	{MIRROR_T_USER_ISSUES, "issues", "issues", COLS(issues_cols), 1, USER_ISSUES_UPDATE, 9},
-	{MIRROR_T_HEADLINES, "headlines", "headlines", COLS(headlines_cols), 1, ALL_BUT_KEYS(10, 1), 10},
+	{TARGET(MIRROR_T_USERS, "users", users_cols, 1, ALL_BUT_KEYS(8, 1), 0)},
+	{TARGET(MIRROR_T_MEETINGS_LIST, "meetings", meetings_list_cols, 1, MEETINGS_LIST_UPDATE, 1), .keep_mask = MEETINGS_LIST_NAME},
+	{TARGET(MIRROR_T_MEETINGS_DETAIL, "meetings", meetings_detail_cols, 1, ALL_BUT_KEYS(6, 1), 1), .fill_mask = MEETINGS_DETAIL_NAME},
+	{TARGET(MIRROR_T_ATTENDEES, "meeting_attendees", attendees_cols, 2, ALL_BUT_KEYS(3, 2), 2)},
+	{TARGET(MIRROR_T_TODOS, "todos", todos_cols, 1, ALL_BUT_KEYS(12, 1), 3), .fill_mask = TODOS_OWNER},
+	{TARGET(MIRROR_T_USER_TODOS, "todos", todos_cols, 1, ALL_BUT_KEYS(12, 1), 3)},
+	{TARGET(MIRROR_T_MEASURABLES, "measurables", measurables_cols, 1, ALL_BUT_KEYS(7, 1), 4)},
+	{TARGET(MIRROR_T_MEETING_MEASURABLES, "meeting_measurables", meeting_measurables_cols, 2, ALL_BUT_KEYS(3, 2), 5)},
+	{TARGET(MIRROR_T_SCORES, "scores", scores_cols, 1, ALL_BUT_KEYS(10, 1), 6)},
+	{TARGET(MIRROR_T_GOALS, "goals", goals_cols, 1, ALL_BUT_KEYS(9, 1), 7), .defer_kind = "archived_goals", .defer_ref_col = GOALS_OWNER_COL},
+	{TARGET(MIRROR_T_ARCHIVED_GOALS, "goals", goals_cols, 1, ALL_BUT_KEYS(9, 1), 7)},
+	{TARGET(MIRROR_T_GOAL_MEETINGS, "goal_meetings", goal_meetings_cols, 2, ALL_BUT_KEYS(3, 2), 8)},
+	{TARGET(MIRROR_T_ISSUES, "issues", issues_cols, 1, ALL_BUT_KEYS(12, 1), 9)},
+	{TARGET(MIRROR_T_USER_ISSUES, "issues", issues_cols, 1, USER_ISSUES_UPDATE, 9)},
+	{TARGET(MIRROR_T_HEADLINES, "headlines", headlines_cols, 1, MEETING_HEADLINES_UPDATE, 10)},
+	{TARGET(MIRROR_T_USER_HEADLINES, "headlines", headlines_cols, 1, ALL_BUT_KEYS(10, 1), 10)},
 };
 
 const char *const mirror_tables[MIRROR_TABLE_COUNT] = {

@@ -5,7 +5,14 @@
  * meetings has two, because the meeting lists and the meeting detail carry
  * different columns of the same row. Columns are in COPY order: the key
  * columns first, "raw" (jsonb) always last. Columns outside update_mask are
- * written when a row is inserted and left alone when it already exists. */
+ * written when a row is inserted and left alone when it already exists.
+ *
+ * When one record reaches a table from two kinds of list, each column has
+ * one source that owns it, so the row ends the same whatever order the
+ * lists are read in (and a list read again unchanged changes nothing): the
+ * owner updates the column, the other source writes it only on insert, or
+ * only where the owner left it NULL (fill_mask, keep_mask), or not while
+ * the owner's list names the row (defer_kind). */
 #ifndef BLOOMSYNC_SRC_MIRROR_H
 #define BLOOMSYNC_SRC_MIRROR_H
 
@@ -34,15 +41,18 @@ typedef enum {
 	MIRROR_T_MEETINGS_LIST,   /* meetings, from L10/{userId}/list */
 	MIRROR_T_MEETINGS_DETAIL, /* meetings, from L10/{meetingId} */
 	MIRROR_T_ATTENDEES,
-	MIRROR_T_TODOS,
+	MIRROR_T_TODOS,           /* todos, from L10/{meetingId}/todos */
+	MIRROR_T_USER_TODOS,      /* todos, from todo/user/{userId}: owns owner_id */
 	MIRROR_T_MEASURABLES,
 	MIRROR_T_MEETING_MEASURABLES,
 	MIRROR_T_SCORES,
-	MIRROR_T_GOALS,         /* goals, from rocks/user and archivedrocks/user */
+	MIRROR_T_GOALS,         /* goals, from rocks/user */
+	MIRROR_T_ARCHIVED_GOALS, /* goals, from archivedrocks/user: owns the rows it lists */
 	MIRROR_T_GOAL_MEETINGS, /* goal_meetings, from each goal's Origins */
 	MIRROR_T_ISSUES,        /* issues, from L10/{meetingId}/issues */
 	MIRROR_T_USER_ISSUES,   /* issues, from issues/users/{userId}: raw kept from the meeting list */
-	MIRROR_T_HEADLINES,
+	MIRROR_T_HEADLINES,      /* headlines, from L10/{meetingId}/headlines */
+	MIRROR_T_USER_HEADLINES, /* headlines, from headline/users/{userId}: owns raw and is_archived */
 	MIRROR_T_COUNT
 } mirror_target_id;
 
@@ -57,6 +67,18 @@ typedef struct mirror_target {
 	size_t nkeys;          /* the first nkeys columns form the primary key */
 	uint32_t update_mask;  /* bit i set: column i is updated on conflict */
 	int table_index;       /* table's index in mirror_tables */
+	/* Of update_mask: columns that take the new value only when it is not
+	 * NULL (the source cannot know the value: it must not erase it). */
+	uint32_t fill_mask;
+	/* Of update_mask: columns that take the new value only where the stored
+	 * one is NULL (another source owns the value; this one fills a gap). */
+	uint32_t keep_mask;
+	/* When set: an existing row is not updated at all while the list of this
+	 * unit kind (bloom_unit_kind_name) whose ref is the row's column
+	 * defer_ref_col names the row (its recorded yields say so): that list
+	 * owns the row, and writes it itself. */
+	const char *defer_kind;
+	size_t defer_ref_col;
 } mirror_target;
 
 const mirror_target *mirror_target_get(mirror_target_id id);

@@ -354,17 +354,17 @@ static void test_user_todos_owner_fallback(void **state)
 
 	(void)state;
 	parse_ok(BLOOM_UNIT_USER_TODOS, 77, "[" TODO_11 "," MILESTONE "," TODO_10 "]", &r);
-	assert_int_equal(r.nrows[MIRROR_T_TODOS], 2);
+	assert_int_equal(r.nrows[MIRROR_T_USER_TODOS], 2);
 	assert_int_equal(r.skipped, 1);
-	field_of(copy_text(&r, MIRROR_T_TODOS), 10, owner, sizeof(owner));
+	field_of(copy_text(&r, MIRROR_T_USER_TODOS), 10, owner, sizeof(owner));
 	assert_string_equal(owner, "77"); /* Owner null in a user's list: that user */
-	field_of(strchr(copy_text(&r, MIRROR_T_TODOS), '\n') + 1, 10, owner, sizeof(owner));
+	field_of(strchr(copy_text(&r, MIRROR_T_USER_TODOS), '\n') + 1, 10, owner, sizeof(owner));
 	assert_string_equal(owner, "123");
 	bloom_result_free(&r);
 
 	/* Owner missing, too */
 	parse_ok(BLOOM_UNIT_USER_TODOS, 78, "[{\"Id\":1,\"Name\":\"n\",\"Complete\":false}]", &r);
-	expect_copy(&r, MIRROR_T_TODOS,
+	expect_copy(&r, MIRROR_T_USER_TODOS,
 	            "1\tn\t\\N\t\\N\t\\N\t\\N\t\\N\tf\t\\N\t\\N\t78\t{\"Id\":1,\"Name\":\"n\",\"Complete\":false}\n");
 	bloom_result_free(&r);
 }
@@ -383,7 +383,7 @@ static void test_owner_without_id(void **state)
 		snprintf(body, sizeof(body), "[{\"Id\":1,\"Name\":\"n\",\"Complete\":false,\"Owner\":%s}]", owners[i]);
 		parse_ok(BLOOM_UNIT_USER_TODOS, 78, body, &r);
 		assert_int_equal(r.nrejects, 0);
-		field_of(copy_text(&r, MIRROR_T_TODOS), 10, owner, sizeof(owner));
+		field_of(copy_text(&r, MIRROR_T_USER_TODOS), 10, owner, sizeof(owner));
 		if (strcmp(owner, "78") != 0)
 			fail_msg("user todos, Owner %s: owner_id [%s], want [78]", owners[i], owner);
 		bloom_result_free(&r);
@@ -410,7 +410,7 @@ static void test_owner_without_id(void **state)
 
 	/* an Owner.Id that is there but no id is still an error */
 	parse_ok(BLOOM_UNIT_USER_TODOS, 78, "[{\"Id\":1,\"Name\":\"n\",\"Complete\":false,\"Owner\":{\"Id\":\"x\"}}]", &r);
-	assert_int_equal(r.nrows[MIRROR_T_TODOS], 0);
+	assert_int_equal(r.nrows[MIRROR_T_USER_TODOS], 0);
 	assert_int_equal(r.nrejects, 1);
 	assert_string_equal(r.rejects[0].reason, "Owner.Id: not an integer: \"x\"");
 	bloom_result_free(&r);
@@ -1175,9 +1175,11 @@ static void test_goals(void **state)
 	assert_int_equal(r.nchildren, 0);
 	bloom_result_free(&r);
 
-	/* archivedrocks: archived whatever Archived says, Origins absent is fine */
+	/* archivedrocks: archived whatever Archived says, Origins absent is
+	 * fine; its own target, which owns the rows it lists (mirror.c) */
 	parse_ok(BLOOM_UNIT_ARCHIVED_GOALS, 3, "[{\"Id\":13,\"Name\":\"Old\",\"Complete\":false,\"Archived\":false}]", &r);
-	expect_copy(&r, MIRROR_T_GOALS,
+	assert_int_equal(r.nrows[MIRROR_T_GOALS], 0);
+	expect_copy(&r, MIRROR_T_ARCHIVED_GOALS,
 	            "13\tOld\t3\t\\N\t\\N\tf\t\\N\tt\t{\"Id\":13,\"Name\":\"Old\",\"Complete\":false,\"Archived\":false}\n");
 	assert_int_equal(r.nrows[MIRROR_T_GOAL_MEETINGS], 0);
 	bloom_result_free(&r);
@@ -1262,13 +1264,16 @@ static void test_headlines(void **state)
 	parse_ok(BLOOM_UNIT_MEETING_HEADLINES, 456, "[" HEADLINE_1 "]", &r);
 	expect_copy(&r, MIRROR_T_HEADLINES, row);
 	bloom_result_free(&r);
+	/* a user's list has a target of its own, which owns raw and
+	 * is_archived (mirror.c) */
 	parse_ok(BLOOM_UNIT_USER_HEADLINES, 3, "[" HEADLINE_1 "]", &r);
-	expect_copy(&r, MIRROR_T_HEADLINES, row);
+	assert_int_equal(r.nrows[MIRROR_T_HEADLINES], 0);
+	expect_copy(&r, MIRROR_T_USER_HEADLINES, row);
 	bloom_result_free(&r);
 
 	/* no Archived key: false; null Name: rejected */
 	parse_ok(BLOOM_UNIT_USER_HEADLINES, 3, "[{\"Id\":32,\"Name\":\"n\",\"OriginId\":457},{\"Id\":33,\"Name\":null}]", &r);
-	expect_copy(&r, MIRROR_T_HEADLINES,
+	expect_copy(&r, MIRROR_T_USER_HEADLINES,
 	            "32\tn\t\\N\t\\N\t457\t\\N\t\\N\t\\N\tf\t{\"Id\":32,\"Name\":\"n\",\"OriginId\":457}\n");
 	assert_int_equal(r.nrejects, 1);
 	assert_string_equal(r.rejects[0].reason, "Name: null");

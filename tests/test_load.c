@@ -935,6 +935,221 @@ static void test_migrations_record_their_checksum(void **state)
 	PQfinish(c);
 }
 
+/* ------------------------------------ one record from two kinds of list */
+
+/* A list as bloomsync reads it: its unit, its body, and the yields line a
+ * read of it records (NULL: none needed by the test). */
+typedef struct {
+	bloom_unit_kind kind;
+	int64_t ref;
+	const char *body;
+	const char *yields;
+} list_src;
+
+/* Appends what body of src maps to onto acc (rows of every target). */
+static void add_parsed(bloom_result *acc, const list_src *src)
+{
+	bloom_unit u = {src->kind, src->ref};
+	bloom_result r;
+	char err[256];
+	if (bloom_parse(&u, src->body, strlen(src->body), &r, err, sizeof(err)) != 0)
+		fail_msg("bloom_parse: %s", err);
+	assert_int_equal(r.nrejects, 0);
+	for (int t = 0; t < MIRROR_T_COUNT; t++) {
+		if (!r.nrows[t])
+			continue;
+		bloom_buf *b = &acc->copy[t];
+		b->data = realloc(b->data, b->len + r.copy[t].len + 1);
+		memcpy(b->data + b->len, r.copy[t].data, r.copy[t].len);
+		b->len += r.copy[t].len;
+		b->data[b->len] = '\0';
+		b->cap = b->len + 1;
+		acc->nrows[t] += r.nrows[t];
+	}
+	bloom_result_free(&r);
+}
+
+/* Commits the lists srcs[0..n) as one batch of a new run, in that order,
+ * their yields replacing what the same lists recorded before (as reading
+ * them again does); returns the rows the batch updated in table. */
+static uint64_t commit_lists(load_db *db, const list_src *const *srcs, size_t n, const char *table)
+{
+	PGconn *c = admin();
+	bloom_result acc = {0};
+	char yields[512] = "";
+	for (size_t i = 0; i < n; i++) {
+		add_parsed(&acc, srcs[i]);
+		if (srcs[i]->yields) {
+			char sql[160];
+			snprintf(sql, sizeof(sql), "DELETE FROM t_load.sync_yields WHERE kind = '%s' AND ref = %" PRId64,
+				 bloom_unit_kind_name(srcs[i]->kind), srcs[i]->ref);
+			PQclear(PQexec(c, sql));
+			strncat(yields, srcs[i]->yields, sizeof(yields) - strlen(yields) - 1);
+		}
+	}
+	PQfinish(c);
+	load_error err;
+	load_run run;
+	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
+	load_batch_result out;
+	commit_item(db, &run,
+		    (load_item){.result = &acc, .attempts = 1, .digest = 1, .yields = yields[0] ? yields : NULL,
+				.yields_len = strlen(yields)},
+		    &out, 0);
+	assert_int_equal(load_run_finish(db, run.id, "failed", NULL, false, 0, NULL, &err), 0);
+	bloom_result_free(&acc);
+	return out.streams[mirror_table_index(table)].updated;
+}
+
+/* Empties table and the yields; with others, leaves a row of another key in
+ * table, so that the next session upserts every row (prefilter included)
+ * rather than COPYing the first of each key straight in. */
+static void reset_table(const char *table, bool others)
+{
+	PGconn *c = admin();
+	char sql[512];
+	snprintf(sql, sizeof(sql), "DELETE FROM t_load.%s; DELETE FROM t_load.sync_yields", table);
+	PQclear(PQexec(c, sql));
+	if (others) {
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO t_load.%s SELECT (jsonb_populate_record(NULL::t_load.%s, "
+			 "'{\"id\": 1, \"name\": \"other\", \"is_complete\": false, \"is_archived\": false, "
+			 "\"raw\": {}, \"first_seen_at\": \"2000-01-01Z\", \"updated_at\": \"2000-01-01Z\"}')).*",
+			 table, table);
+		PGresult *r = PQexec(c, sql);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+		PQclear(r);
+	}
+	PQfinish(c);
+}
+
+/* A record that lists a and b both name ends as want (query's one value)
+ * whatever the order: a then b or b then a, in two batches or in one, into
+ * an empty table (rows COPYed straight in) or not. Then either list read
+ * again, as unchanged as it is, changes nothing (no update, no flip). */
+static void check_two_lists(const char *table, const list_src *a, const list_src *b, const char *query,
+			    const char *want)
+{
+	const list_src *ab[] = {a, b}, *ba[] = {b, a};
+	const list_src *const *orders[] = {ab, ba};
+	PGconn *c = admin();
+	for (int others = 0; others < 2; others++)
+		for (int o = 0; o < 2; o++)
+			for (int one_batch = 0; one_batch < 2; one_batch++) {
+				reset_table(table, others);
+				load_db *db = open_migrated(); /* a session that sees the table as it is now */
+				if (one_batch) {
+					commit_lists(db, orders[o], 2, table);
+				} else {
+					commit_lists(db, orders[o], 1, table);
+					commit_lists(db, orders[o] + 1, 1, table);
+				}
+				char *got = scalar(c, query);
+				if (strcmp(got, want) != 0)
+					fail_msg("%s: %s first, %s, %s table: got [%s], want [%s]", table,
+						 bloom_unit_kind_name(orders[o][0]->kind),
+						 one_batch ? "one batch" : "two batches", others ? "non-empty" : "empty",
+						 got, want);
+				free(got);
+				for (int again = 0; again < 2; again++) {
+					uint64_t updated = commit_lists(db, orders[again], 1, table);
+					got = scalar(c, query);
+					if (updated != 0 || strcmp(got, want) != 0)
+						fail_msg("%s: %s read again: %" PRIu64 " updated, got [%s], want [%s]",
+							 table, bloom_unit_kind_name(orders[again][0]->kind), updated,
+							 got, want);
+					free(got);
+				}
+				load_close(db);
+			}
+	PQfinish(c);
+}
+
+/* owner_id is Owner.Id, else the user whose list it came from: a meeting's
+ * list, which cannot know that user, does not erase the one a user's list
+ * gave. */
+static void test_todo_owner_from_two_lists(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+#define OWNERLESS_TODO "[{\"Id\":900,\"Name\":\"t\",\"Complete\":false,\"Owner\":null,\"OriginId\":456,\"Origin\":\"W\"}]"
+	list_src meeting = {BLOOM_UNIT_MEETING_TODOS, 456, OWNERLESS_TODO, NULL};
+	list_src user = {BLOOM_UNIT_USER_TODOS, 77, OWNERLESS_TODO, NULL};
+	check_two_lists("todos", &meeting, &user, "SELECT owner_id FROM t_load.todos WHERE id = 900", "77");
+	/* an Owner both lists name is that owner */
+	list_src meeting_o = {BLOOM_UNIT_MEETING_TODOS, 456, "[{\"Id\":900,\"Name\":\"t\",\"Complete\":false,\"Owner\":{\"Id\":5}}]", NULL};
+	list_src user_o = {BLOOM_UNIT_USER_TODOS, 5, "[{\"Id\":900,\"Name\":\"t\",\"Complete\":false,\"Owner\":{\"Id\":5}}]", NULL};
+	check_two_lists("todos", &meeting_o, &user_o, "SELECT owner_id FROM t_load.todos WHERE id = 900", "5");
+}
+
+/* name is Name (list) / Basics.Name (detail): a detail without Basics keeps
+ * the list's name; a detail with one has its name win. */
+static void test_meeting_name_from_list_and_detail(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+	list_src list = {BLOOM_UNIT_USER_MEETINGS, 77, "[{\"Id\":101,\"Name\":\"ListName101\"}]", NULL};
+	list_src bare = {BLOOM_UNIT_MEETING, 101, "{\"Id\":101,\"CreateTime\":\"2024-06-01T10:00:00Z\"}", NULL};
+	list_src full = {BLOOM_UNIT_MEETING, 101, "{\"Id\":101,\"Basics\":{\"Name\":\"Detail\"}}", NULL};
+	const char *q = "SELECT name || ' ' || coalesce(created_at::text, '-') FROM t_load.meetings WHERE id = 101";
+	check_two_lists("meetings", &list, &bare, q, "ListName101 2024-06-01 10:00:00+00");
+	check_two_lists("meetings", &list, &full, q, "Detail -");
+}
+
+/* A user's list, whose headlines carry OriginId and Archived, owns raw and
+ * is_archived; a meeting's list (without them) does not flip them back. */
+static void test_headline_from_two_lists(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+	list_src meeting = {BLOOM_UNIT_MEETING_HEADLINES, 456,
+			    "[{\"Id\":700,\"Name\":\"h\",\"Owner\":{\"Id\":3},\"Origin\":\"W\"}]", NULL};
+	list_src user = {BLOOM_UNIT_USER_HEADLINES, 3,
+			 "[{\"Id\":700,\"Name\":\"h\",\"Owner\":{\"Id\":3},\"Origin\":\"W\",\"OriginId\":456,"
+			 "\"Archived\":true}]",
+			 NULL};
+	check_two_lists("headlines", &meeting, &user,
+			"SELECT meeting_id || ' ' || is_archived || ' ' || (raw ? 'OriginId') FROM t_load.headlines "
+			"WHERE id = 700",
+			"456 true true");
+}
+
+/* is_archived is true when archivedrocks lists the goal, whatever Archived
+ * its rocks-list copy says; once that list (read again) no longer names it,
+ * the rocks list's row is the goal's again. */
+static void test_goal_archived_from_two_lists(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+	char yields[64];
+	snprintf(yields, sizeof(yields), "archived_goals\t1\t%d\t{500}\t\\N\n", mirror_table_index("goals"));
+#define GOAL_500(archived) "[{\"Id\":500,\"Name\":\"g\",\"Complete\":false,\"Archived\":" archived ",\"Owner\":{\"Id\":1}}]"
+	list_src rocks = {BLOOM_UNIT_GOALS, 1, GOAL_500("false"), NULL};
+	list_src archived = {BLOOM_UNIT_ARCHIVED_GOALS, 1, GOAL_500("false"), yields};
+	const char *q = "SELECT is_archived FROM t_load.goals WHERE id = 500";
+	check_two_lists("goals", &rocks, &archived, q, "t");
+
+	/* restored: archivedrocks read again without it, then the rocks list */
+	char none[64];
+	snprintf(none, sizeof(none), "archived_goals\t1\t%d\t{}\t\\N\n", mirror_table_index("goals"));
+	list_src archived_empty = {BLOOM_UNIT_ARCHIVED_GOALS, 1, "[]", none};
+	const list_src *restore[] = {&archived_empty, &rocks};
+	load_db *db = open_migrated();
+	commit_lists(db, restore, 1, "goals");
+	commit_lists(db, restore + 1, 1, "goals");
+	PGconn *c = admin();
+	char *got = scalar(c, q);
+	assert_string_equal(got, "f");
+	free(got);
+	PQfinish(c);
+	load_close(db);
+}
+
 int main(void)
 {
 	log_init(LOG_ERROR, LOG_FORMAT_TEXT);
@@ -956,6 +1171,10 @@ int main(void)
 	    cmocka_unit_test(test_migrate_refuses_while_a_sync_holds_the_lock),
 	    cmocka_unit_test(test_newer_schema_is_refused),
 	    cmocka_unit_test(test_migrations_record_their_checksum),
+	    cmocka_unit_test(test_todo_owner_from_two_lists),
+	    cmocka_unit_test(test_meeting_name_from_list_and_detail),
+	    cmocka_unit_test(test_headline_from_two_lists),
+	    cmocka_unit_test(test_goal_archived_from_two_lists),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
