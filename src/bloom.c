@@ -34,7 +34,7 @@ static const unit_info unit_infos[BLOOM_UNIT_KIND_END] = {
 	[BLOOM_UNIT_USER_TODOS] = {"user_todos", MIRROR_T_USER_TODOS, "todo/user/", ""},
 	[BLOOM_UNIT_USER_SCORES] = {"user_scores", MIRROR_T_SCORES, "scorecard/user/", ""},
 	[BLOOM_UNIT_GOALS] = {"goals", MIRROR_T_GOALS, "rocks/user/", "?include_origin=true"},
-	[BLOOM_UNIT_ARCHIVED_GOALS] = {"archived_goals", MIRROR_T_ARCHIVED_GOALS, "archivedrocks/user/", ""},
+	[BLOOM_UNIT_ARCHIVED_GOALS] = {"archived_goals", MIRROR_T_GOALS, "archivedrocks/user/", ""},
 	[BLOOM_UNIT_MEETING_ISSUES] = {"meeting_issues", MIRROR_T_ISSUES, "L10/", "/issues?INCLUDE_RESOLVED=true"},
 	[BLOOM_UNIT_USER_ISSUES] = {"user_issues", MIRROR_T_USER_ISSUES, "issues/users/", ""},
 	[BLOOM_UNIT_MEETING_HEADLINES] = {"meeting_headlines", MIRROR_T_HEADLINES, "L10/",
@@ -2244,9 +2244,7 @@ static map_outcome map_goal(ctx *c, const jv *obj)
 	size_t links_mark = links->len, links_rows = c->out->nrows[MIRROR_T_GOAL_MEETINGS];
 	row r;
 
-	/* two targets: while an archivedrocks list names a goal, its row is
-	 * that list's (mirror.c) */
-	row_begin(&r, c, archived_list ? MIRROR_T_ARCHIVED_GOALS : MIRROR_T_GOALS);
+	row_begin(&r, c, MIRROR_T_GOALS);
 	if (col_bigint(&r, get(obj, "Id"), "Id", true) < 0 || col_text(&r, get(obj, "Name"), "Name", true) < 0 ||
 	    col_owner(&r, obj, true, c->unit->ref) < 0 || col_timestamp(&r, get(obj, "DueDate"), "DueDate") < 0 ||
 	    col_timestamp(&r, get(obj, "CreateTime"), "CreateTime") < 0 ||
@@ -2258,7 +2256,7 @@ static map_outcome map_goal(ctx *c, const jv *obj)
 	if (goal_meeting_rows(c, obj, get_id(obj)) < 0) {
 		buf_truncate(links, links_mark);
 		c->out->nrows[MIRROR_T_GOAL_MEETINGS] = links_rows;
-		c->out->nrows[r.target]--;
+		c->out->nrows[MIRROR_T_GOALS]--;
 		return row_fail(&r);
 	}
 	return MAP_ROW;

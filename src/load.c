@@ -1438,23 +1438,6 @@ static void add_changed(sbuf *b, const mirror_target *t, const char *d, const ch
 	sb_printf(b, "))");
 }
 
-/* "the stored row d may be updated by this target": unless the target
- * defers to another list (mirror_target.defer_kind) and the recorded
- * yields of that list, the one of d's defer_ref_col, name d. The yields of
- * the batch's own sources are written before its upserts run, so a list
- * read in the same batch counts. An index probe on sync_yields' key. */
-static void add_not_deferred(sbuf *b, const mirror_target *t, const char *d)
-{
-	if (!t->defer_kind) {
-		sb_printf(b, "true");
-		return;
-	}
-	sb_printf(b,
-		  "NOT EXISTS (SELECT 1 FROM sync_yields y WHERE y.kind = '%s' AND y.ref = %s.%s AND y.tbl = %d "
-		  "AND %s.%s = ANY (y.k1))",
-		  t->defer_kind, d, t->cols[t->defer_ref_col].name, t->table_index, d, t->cols[0].name);
-}
-
 /* The upsert of one target, as one statement whose single row is
  * (stream, inserted, updated, unchanged). With prefilter, rows whose content
  * did not change are filtered out by a read-only join first, so they are
@@ -1475,11 +1458,8 @@ static void build_upsert(sbuf *b, int ti, int64_t run_id, bool prefilter)
 		sb_printf(b, "chg AS (SELECT s.* FROM src s LEFT JOIN %s d ON d.%s = s.%s", t->table, k1, k1);
 		if (k2)
 			sb_printf(b, " AND d.%s = s.%s", k2, k2);
-		sb_printf(b, " WHERE d.%s IS NULL OR (", k1);
-		add_not_deferred(b, t, "d");
-		sb_printf(b, " AND ");
+		sb_printf(b, " WHERE d.%s IS NULL OR ", k1);
 		add_changed(b, t, "d", "s");
-		sb_printf(b, ")");
 	} else {
 		sb_printf(b, "chg AS (SELECT * FROM src");
 	}
@@ -1495,8 +1475,6 @@ static void build_upsert(sbuf *b, int ti, int64_t run_id, bool prefilter)
 			sb_printf(b, ", ");
 		}
 	sb_printf(b, "updated_at = now(), deleted_at = NULL WHERE ");
-	add_not_deferred(b, t, "d");
-	sb_printf(b, " AND ");
 	add_changed(b, t, "d", "excluded");
 	sb_printf(b, " RETURNING (xmax = 0) AS ins), ");
 	sb_printf(b,

@@ -149,14 +149,8 @@ static const mirror_column headlines_cols[] = {
  * and updates the other columns. */
 #define MEETING_HEADLINES_UPDATE ALL_BUT_KEYS(8, 1)
 
-/* goals: a goal that the archivedrocks list of its owner names is archived
- * (is_archived true, whatever Archived its rocks-list copy says) and that
- * list owns the whole row while it names it: a rocks-list row updates it
- * only when the owner's archivedrocks list (as last read) does not name it. */
-#define GOALS_OWNER_COL 2
-
-/* The fields every target has; the merge rules (fill_mask, keep_mask,
- * defer_kind) follow as designated initializers where a target has them. */
+/* The fields every target has; the merge rules (fill_mask, keep_mask)
+ * follow as designated initializers where a target has them. */
 #define TARGET(tid, tbl, cols_, nkeys_, mask, index)                                                        \
 	.id = (tid), .table = (tbl), .stream = (tbl), .cols = (cols_), .ncols = sizeof(cols_) / sizeof((cols_)[0]), \
 	.nkeys = (nkeys_), .update_mask = (mask), .table_index = (index)
@@ -171,8 +165,7 @@ static const mirror_target targets[MIRROR_T_COUNT] = {
 	{TARGET(MIRROR_T_MEASURABLES, "measurables", measurables_cols, 1, ALL_BUT_KEYS(7, 1), 4)},
 	{TARGET(MIRROR_T_MEETING_MEASURABLES, "meeting_measurables", meeting_measurables_cols, 2, ALL_BUT_KEYS(3, 2), 5)},
 	{TARGET(MIRROR_T_SCORES, "scores", scores_cols, 1, ALL_BUT_KEYS(10, 1), 6)},
-	{TARGET(MIRROR_T_GOALS, "goals", goals_cols, 1, ALL_BUT_KEYS(9, 1), 7), .defer_kind = "archived_goals", .defer_ref_col = GOALS_OWNER_COL},
-	{TARGET(MIRROR_T_ARCHIVED_GOALS, "goals", goals_cols, 1, ALL_BUT_KEYS(9, 1), 7)},
+	{TARGET(MIRROR_T_GOALS, "goals", goals_cols, 1, ALL_BUT_KEYS(9, 1), 7)},
 	{TARGET(MIRROR_T_GOAL_MEETINGS, "goal_meetings", goal_meetings_cols, 2, ALL_BUT_KEYS(3, 2), 8)},
 	{TARGET(MIRROR_T_ISSUES, "issues", issues_cols, 1, ALL_BUT_KEYS(12, 1), 9)},
 	{TARGET(MIRROR_T_USER_ISSUES, "issues", issues_cols, 1, USER_ISSUES_UPDATE, 9)},

@@ -11,8 +11,7 @@
  * one source that owns it, so the row ends the same whatever order the
  * lists are read in (and a list read again unchanged changes nothing): the
  * owner updates the column, the other source writes it only on insert, or
- * only where the owner left it NULL (fill_mask, keep_mask), or not while
- * the owner's list names the row (defer_kind). */
+ * only where the owner left it NULL (fill_mask, keep_mask). */
 #ifndef BLOOMSYNC_SRC_MIRROR_H
 #define BLOOMSYNC_SRC_MIRROR_H
 
@@ -46,8 +45,7 @@ typedef enum {
 	MIRROR_T_MEASURABLES,
 	MIRROR_T_MEETING_MEASURABLES,
 	MIRROR_T_SCORES,
-	MIRROR_T_GOALS,         /* goals, from rocks/user */
-	MIRROR_T_ARCHIVED_GOALS, /* goals, from archivedrocks/user: owns the rows it lists */
+	MIRROR_T_GOALS,         /* goals, from rocks/user and archivedrocks/user */
 	MIRROR_T_GOAL_MEETINGS, /* goal_meetings, from each goal's Origins */
 	MIRROR_T_ISSUES,        /* issues, from L10/{meetingId}/issues */
 	MIRROR_T_USER_ISSUES,   /* issues, from issues/users/{userId}: raw kept from the meeting list */
@@ -73,12 +71,6 @@ typedef struct mirror_target {
 	/* Of update_mask: columns that take the new value only where the stored
 	 * one is NULL (another source owns the value; this one fills a gap). */
 	uint32_t keep_mask;
-	/* When set: an existing row is not updated at all while the list of this
-	 * unit kind (bloom_unit_kind_name) whose ref is the row's column
-	 * defer_ref_col names the row (its recorded yields say so): that list
-	 * owns the row, and writes it itself. */
-	const char *defer_kind;
-	size_t defer_ref_col;
 } mirror_target;
 
 const mirror_target *mirror_target_get(mirror_target_id id);

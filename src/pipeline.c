@@ -300,7 +300,9 @@ static int job_path(const fetch_stage *f, job *j, char *path, size_t pathlen)
 }
 
 /* Rows already handed to the loader in this session, by a hash of their
- * COPY line (table and every column, raw included): the same row reaches us
+ * COPY line (table and every column, raw included; by table, not target: a
+ * line identical to one another target of its table sent changes nothing,
+ * whatever column each of them owns): the same row reaches us
  * through several lists (a score in a meeting's and in a user's scorecard, a
  * todo in a meeting's and in its owner's list), and staging it again only
  * costs the database a row to stage and compare. Fixed in size, so memory
@@ -319,11 +321,12 @@ static void drop_repeated_rows(fetch_stage *f, bloom_result *r)
 		return;
 	for (int t = 0; t < MIRROR_T_COUNT; t++) {
 		bloom_buf *b = &r->copy[t];
+		int table = mirror_target_get((mirror_target_id)t)->table_index;
 		size_t w = 0;
 		for (size_t p = 0; p < b->len;) {
 			const char *nl = memchr(b->data + p, '\n', b->len - p);
 			size_t n = nl ? (size_t)(nl - (b->data + p)) + 1 : b->len - p;
-			uint64_t h = hash_bytes((uint64_t)(t + 1), b->data + p, n);
+			uint64_t h = hash_bytes((uint64_t)table + 1, b->data + p, n);
 			if (hash_recent_add(f->recent_rows, h)) {
 				r->nrows[t]--;
 			} else {

@@ -937,13 +937,11 @@ static void test_migrations_record_their_checksum(void **state)
 
 /* ------------------------------------ one record from two kinds of list */
 
-/* A list as bloomsync reads it: its unit, its body, and the yields line a
- * read of it records (NULL: none needed by the test). */
+/* A list as bloomsync reads it: its unit and its body. */
 typedef struct {
 	bloom_unit_kind kind;
 	int64_t ref;
 	const char *body;
-	const char *yields;
 } list_src;
 
 /* Appends what body of src maps to onto acc (rows of every target). */
@@ -969,46 +967,31 @@ static void add_parsed(bloom_result *acc, const list_src *src)
 	bloom_result_free(&r);
 }
 
-/* Commits the lists srcs[0..n) as one batch of a new run, in that order,
- * their yields replacing what the same lists recorded before (as reading
- * them again does); returns the rows the batch updated in table. */
+/* Commits the lists srcs[0..n) as one batch of a new run, in that order;
+ * returns the rows the batch updated in table. */
 static uint64_t commit_lists(load_db *db, const list_src *const *srcs, size_t n, const char *table)
 {
-	PGconn *c = admin();
 	bloom_result acc = {0};
-	char yields[512] = "";
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		add_parsed(&acc, srcs[i]);
-		if (srcs[i]->yields) {
-			char sql[160];
-			snprintf(sql, sizeof(sql), "DELETE FROM t_load.sync_yields WHERE kind = '%s' AND ref = %" PRId64,
-				 bloom_unit_kind_name(srcs[i]->kind), srcs[i]->ref);
-			PQclear(PQexec(c, sql));
-			strncat(yields, srcs[i]->yields, sizeof(yields) - strlen(yields) - 1);
-		}
-	}
-	PQfinish(c);
 	load_error err;
 	load_run run;
 	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
 	load_batch_result out;
-	commit_item(db, &run,
-		    (load_item){.result = &acc, .attempts = 1, .digest = 1, .yields = yields[0] ? yields : NULL,
-				.yields_len = strlen(yields)},
-		    &out, 0);
+	commit_item(db, &run, (load_item){.result = &acc, .attempts = 1, .digest = 1}, &out, 0);
 	assert_int_equal(load_run_finish(db, run.id, "failed", NULL, false, 0, NULL, &err), 0);
 	bloom_result_free(&acc);
 	return out.streams[mirror_table_index(table)].updated;
 }
 
-/* Empties table and the yields; with others, leaves a row of another key in
+/* Empties table; with others, leaves a row of another key in
  * table, so that the next session upserts every row (prefilter included)
  * rather than COPYing the first of each key straight in. */
 static void reset_table(const char *table, bool others)
 {
 	PGconn *c = admin();
 	char sql[512];
-	snprintf(sql, sizeof(sql), "DELETE FROM t_load.%s; DELETE FROM t_load.sync_yields", table);
+	snprintf(sql, sizeof(sql), "DELETE FROM t_load.%s", table);
 	PQclear(PQexec(c, sql));
 	if (others) {
 		snprintf(sql, sizeof(sql),
@@ -1075,12 +1058,12 @@ static void test_todo_owner_from_two_lists(void **state)
 	if (!getenv("PGHOST"))
 		skip();
 #define OWNERLESS_TODO "[{\"Id\":900,\"Name\":\"t\",\"Complete\":false,\"Owner\":null,\"OriginId\":456,\"Origin\":\"W\"}]"
-	list_src meeting = {BLOOM_UNIT_MEETING_TODOS, 456, OWNERLESS_TODO, NULL};
-	list_src user = {BLOOM_UNIT_USER_TODOS, 77, OWNERLESS_TODO, NULL};
+	list_src meeting = {BLOOM_UNIT_MEETING_TODOS, 456, OWNERLESS_TODO};
+	list_src user = {BLOOM_UNIT_USER_TODOS, 77, OWNERLESS_TODO};
 	check_two_lists("todos", &meeting, &user, "SELECT owner_id FROM t_load.todos WHERE id = 900", "77");
 	/* an Owner both lists name is that owner */
-	list_src meeting_o = {BLOOM_UNIT_MEETING_TODOS, 456, "[{\"Id\":900,\"Name\":\"t\",\"Complete\":false,\"Owner\":{\"Id\":5}}]", NULL};
-	list_src user_o = {BLOOM_UNIT_USER_TODOS, 5, "[{\"Id\":900,\"Name\":\"t\",\"Complete\":false,\"Owner\":{\"Id\":5}}]", NULL};
+	list_src meeting_o = {BLOOM_UNIT_MEETING_TODOS, 456, "[{\"Id\":900,\"Name\":\"t\",\"Complete\":false,\"Owner\":{\"Id\":5}}]"};
+	list_src user_o = {BLOOM_UNIT_USER_TODOS, 5, "[{\"Id\":900,\"Name\":\"t\",\"Complete\":false,\"Owner\":{\"Id\":5}}]"};
 	check_two_lists("todos", &meeting_o, &user_o, "SELECT owner_id FROM t_load.todos WHERE id = 900", "5");
 }
 
@@ -1091,9 +1074,9 @@ static void test_meeting_name_from_list_and_detail(void **state)
 	(void)state;
 	if (!getenv("PGHOST"))
 		skip();
-	list_src list = {BLOOM_UNIT_USER_MEETINGS, 77, "[{\"Id\":101,\"Name\":\"ListName101\"}]", NULL};
-	list_src bare = {BLOOM_UNIT_MEETING, 101, "{\"Id\":101,\"CreateTime\":\"2024-06-01T10:00:00Z\"}", NULL};
-	list_src full = {BLOOM_UNIT_MEETING, 101, "{\"Id\":101,\"Basics\":{\"Name\":\"Detail\"}}", NULL};
+	list_src list = {BLOOM_UNIT_USER_MEETINGS, 77, "[{\"Id\":101,\"Name\":\"ListName101\"}]"};
+	list_src bare = {BLOOM_UNIT_MEETING, 101, "{\"Id\":101,\"CreateTime\":\"2024-06-01T10:00:00Z\"}"};
+	list_src full = {BLOOM_UNIT_MEETING, 101, "{\"Id\":101,\"Basics\":{\"Name\":\"Detail\"}}"};
 	const char *q = "SELECT name || ' ' || coalesce(created_at::text, '-') FROM t_load.meetings WHERE id = 101";
 	check_two_lists("meetings", &list, &bare, q, "ListName101 2024-06-01 10:00:00+00");
 	check_two_lists("meetings", &list, &full, q, "Detail -");
@@ -1107,47 +1090,14 @@ static void test_headline_from_two_lists(void **state)
 	if (!getenv("PGHOST"))
 		skip();
 	list_src meeting = {BLOOM_UNIT_MEETING_HEADLINES, 456,
-			    "[{\"Id\":700,\"Name\":\"h\",\"Owner\":{\"Id\":3},\"Origin\":\"W\"}]", NULL};
+			    "[{\"Id\":700,\"Name\":\"h\",\"Owner\":{\"Id\":3},\"Origin\":\"W\"}]"};
 	list_src user = {BLOOM_UNIT_USER_HEADLINES, 3,
 			 "[{\"Id\":700,\"Name\":\"h\",\"Owner\":{\"Id\":3},\"Origin\":\"W\",\"OriginId\":456,"
-			 "\"Archived\":true}]",
-			 NULL};
+			 "\"Archived\":true}]"};
 	check_two_lists("headlines", &meeting, &user,
 			"SELECT meeting_id || ' ' || is_archived || ' ' || (raw ? 'OriginId') FROM t_load.headlines "
 			"WHERE id = 700",
 			"456 true true");
-}
-
-/* is_archived is true when archivedrocks lists the goal, whatever Archived
- * its rocks-list copy says; once that list (read again) no longer names it,
- * the rocks list's row is the goal's again. */
-static void test_goal_archived_from_two_lists(void **state)
-{
-	(void)state;
-	if (!getenv("PGHOST"))
-		skip();
-	char yields[64];
-	snprintf(yields, sizeof(yields), "archived_goals\t1\t%d\t{500}\t\\N\n", mirror_table_index("goals"));
-#define GOAL_500(archived) "[{\"Id\":500,\"Name\":\"g\",\"Complete\":false,\"Archived\":" archived ",\"Owner\":{\"Id\":1}}]"
-	list_src rocks = {BLOOM_UNIT_GOALS, 1, GOAL_500("false"), NULL};
-	list_src archived = {BLOOM_UNIT_ARCHIVED_GOALS, 1, GOAL_500("false"), yields};
-	const char *q = "SELECT is_archived FROM t_load.goals WHERE id = 500";
-	check_two_lists("goals", &rocks, &archived, q, "t");
-
-	/* restored: archivedrocks read again without it, then the rocks list */
-	char none[64];
-	snprintf(none, sizeof(none), "archived_goals\t1\t%d\t{}\t\\N\n", mirror_table_index("goals"));
-	list_src archived_empty = {BLOOM_UNIT_ARCHIVED_GOALS, 1, "[]", none};
-	const list_src *restore[] = {&archived_empty, &rocks};
-	load_db *db = open_migrated();
-	commit_lists(db, restore, 1, "goals");
-	commit_lists(db, restore + 1, 1, "goals");
-	PGconn *c = admin();
-	char *got = scalar(c, q);
-	assert_string_equal(got, "f");
-	free(got);
-	PQfinish(c);
-	load_close(db);
 }
 
 int main(void)
@@ -1174,7 +1124,6 @@ int main(void)
 	    cmocka_unit_test(test_todo_owner_from_two_lists),
 	    cmocka_unit_test(test_meeting_name_from_list_and_detail),
 	    cmocka_unit_test(test_headline_from_two_lists),
-	    cmocka_unit_test(test_goal_archived_from_two_lists),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
