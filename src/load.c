@@ -2173,9 +2173,9 @@ static int forget_sources(load_db *db, int64_t run_id, int64_t *forgotten, load_
 }
 
 /* Whether a complete run can have rows to mark deleted. After a complete
- * run every live mirror row was named by one of its units. Rows stop being
- * named only when a unit is read in full (its yields replaced) or forgotten.
- * So when no unit was read in full since the last complete run (by this run
+ * run that looked for deletes every live mirror row was named by one of its
+ * units. Rows stop being named only when a unit is read in full (its yields
+ * replaced) or forgotten. So when no unit was read in full since that run (by this run
  * or by failed or abandoned ones in between) and this one forgot none, the
  * named rows are the same as then and nothing new can be deleted: the
  * anti-joins over every table are skipped (the bulk of a no-change run's
@@ -2187,13 +2187,17 @@ static int deletes_possible(load_db *db, int64_t run_id, int64_t forgotten, bool
 	*possible = true;
 	if (forgotten > 0)
 		return 0;
-	char sql[512];
+	/* a complete run whose yields were lost did not look (see
+	 * sql/010_deletes_skipped.sql) */
+	char last[256];
+	snprintf(last, sizeof(last),
+		 "(SELECT max(id) FROM sync_runs WHERE status = 'succeeded' AND NOT deletes_skipped AND id < %" PRId64 ")",
+		 run_id);
+	char sql[768];
 	snprintf(sql, sizeof(sql),
-		 "SELECT coalesce(sum(sources_read), 0), (SELECT max(id) FROM sync_runs WHERE status = 'succeeded' "
-		 "AND id < %" PRId64 "), EXISTS (SELECT 1 FROM sync_runs WHERE id < %" PRId64 ") FROM sync_runs "
-		 "WHERE id > coalesce((SELECT max(id) FROM sync_runs WHERE status = 'succeeded' AND id < %" PRId64
-		 "), 0)",
-		 run_id, run_id, run_id);
+		 "SELECT coalesce(sum(sources_read), 0), %s, EXISTS (SELECT 1 FROM sync_runs WHERE id < %" PRId64
+		 ") FROM sync_runs WHERE id > coalesce(%s, 0)",
+		 last, run_id, last);
 	PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot read sync_runs");
 	if (!res)
 		return -1;
@@ -2241,7 +2245,7 @@ int load_run_finish(load_db *db, int64_t run_id, const char *status, const char 
 	if (apply_deletes && yields_intact(db, run_id, &intact, err) != 0)
 		goto fail;
 	if (apply_deletes && !intact)
-		log_warn("the rows this run saw were lost (the database server crashed during the run): "
+		log_warn("the rows this run saw were lost (the database server crashed since the run began): "
 			 "nothing is marked deleted this time; the next complete run will");
 	if (apply_deletes) {
 		int64_t forgotten = 0;
@@ -2269,12 +2273,12 @@ int load_run_finish(load_db *db, int64_t run_id, const char *status, const char 
 	char safe_error[1024];
 	if (error)
 		log_redact(error, safe_error, sizeof(safe_error));
-	const char *vals[] = {idtext, status, error ? safe_error : NULL};
+	const char *vals[] = {idtext, status, error ? safe_error : NULL, apply_deletes && !intact ? "t" : "f"};
 	PGresult *res = exec_params(db,
 				    "UPDATE sync_runs SET status = $2, finished_at = now(), error = $3, "
-				    "deleted_rows = (SELECT coalesce(sum(deleted), 0) FROM sync_run_streams WHERE run_id = $1::bigint) "
-				    "WHERE id = $1::bigint",
-				    3, vals, err, "cannot record the end of the run");
+				    "deleted_rows = (SELECT coalesce(sum(deleted), 0) FROM sync_run_streams WHERE run_id = $1::bigint), "
+				    "deletes_skipped = $4::boolean WHERE id = $1::bigint",
+				    4, vals, err, "cannot record the end of the run");
 	if (!res)
 		goto fail;
 	PQclear(res);
