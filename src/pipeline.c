@@ -544,9 +544,26 @@ static int finish_source(fetch_stage *f, job *j)
  * different bodies), and memory must stay bounded. */
 #define MAX_PAGES 10000
 
+/* An organisation has at least the key's own user: a users list naming no
+ * user (and rejecting none) is an API fault, and taken as real it would have
+ * the complete run mark every row of the mirror deleted. */
+static bool names_no_user(const job *j)
+{
+	const bloom_result *r = j->result;
+	return j->unit.unit.kind == BLOOM_UNIT_USERS && r->nrows[MIRROR_T_USERS] == 0 && r->nrejects == 0;
+}
+
 /* The last page of a source is in. */
 static http_cb_result page_done(fetch_stage *f, job *j, const char *label)
 {
+	if (names_no_user(j)) {
+		snprintf(j->error, sizeof(j->error),
+			 "%s: the API's user list names no user, not even the key's own: not taken as an empty "
+			 "organisation",
+			 label);
+		fetch_deliver(f, j, MSG_FAILED);
+		return HTTP_CB_DONE;
+	}
 	if (finish_source(f, j) != 0) {
 		snprintf(j->error, sizeof(j->error), "%s: out of memory", label);
 		fetch_deliver(f, j, MSG_FAILED);
