@@ -36,6 +36,7 @@ typedef struct http_req {
 	void *user;
 	int attempts;  /* attempts started so far */
 	int resends;   /* of them, HTTP_CB_RESEND's, which use up no retry */
+	bool resend_due; /* the next attempt is a resend (counted apart from retries) */
 	int64_t due_ms; /* earliest start of the next attempt (retries) */
 } http_req;
 
@@ -477,8 +478,9 @@ static int http_start(http_engine *e, http_req *req)
 	req->attempts++;
 	e->inflight++;
 	e->stats.requests++;
-	if (req->attempts > 1)
+	if (req->attempts > 1 && !req->resend_due)
 		e->stats.retries++;
+	req->resend_due = false;
 	if (e->inflight > e->stats.peak_inflight)
 		e->stats.peak_inflight = e->inflight;
 	if (e->rate > 0)
@@ -678,6 +680,7 @@ static http_cb_result http_deliver(http_engine *e, const http_slot *slot, http_o
 		.body = slot->body ? slot->body : "",
 		.body_len = slot->len,
 		.attempts = slot->req->attempts,
+		.retries = slot->req->attempts - 1 - slot->req->resends,
 		.error = error,
 		.path = slot->req->path,
 	};
@@ -741,6 +744,7 @@ static int http_conclude(http_engine *e, const http_slot *slot, const http_judge
 	}
 	if (answer == HTTP_CB_RESEND && req->resends < HTTP_RESENDS_MAX) {
 		req->resends++;
+		req->resend_due = true;
 		req->due_ms = now;
 		http_heap_push(e, req);
 		log_debug("http: sending %s again at once (attempt %d)", req->path, req->attempts);

@@ -52,6 +52,7 @@ typedef struct http_response {
 	const char *body;     /* NUL-terminated; valid only during the callback */
 	size_t body_len;
 	int attempts;         /* attempts made for this request, >= 1 */
+	int retries;          /* of them, retries after a failure (not the first, nor a resend after a 401) */
 	const char *error;    /* for HTTP_FAILED: what went wrong, e.g. "HTTP 500" or curl's text */
 	const char *path;     /* the path requested */
 } http_response;

@@ -1499,7 +1499,7 @@ static void tally_batch(const load_batch *batch, load_counts *s)
 		if (si < 0)
 			continue;
 		s[si].requests += it->attempts;
-		s[si].retries += it->attempts > 0 ? it->attempts - 1 : 0;
+		s[si].retries += it->retries;
 		if (!it->result) {
 			s[si].skipped++; /* vanished between list and detail */
 			continue;

@@ -137,7 +137,8 @@ typedef struct load_item {
 	int64_t seq;            /* the unit's seq */
 	bloom_unit unit;
 	bloom_result *result;   /* rows and children; NULL when the item vanished (404) */
-	uint32_t attempts;      /* HTTP attempts made for it */
+	uint32_t attempts;      /* HTTP attempts made for it (every page, every resend) */
+	uint32_t retries;       /* of them, retries after a failure (http_response.retries) */
 	/* The source's body had the digest recorded for it (sync_sources): its
 	 * rows are not in result, they stand as they are in the mirror. */
 	bool unchanged;

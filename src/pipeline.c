@@ -41,6 +41,7 @@ typedef struct job {
 	bool auth_retried;   /* fetched again after a 401 with a new login */
 	int page;            /* with api.page_size: the page asked for (1-based), else 0 */
 	uint32_t attempts_before; /* HTTP attempts of the pages already fetched */
+	uint32_t retries, retries_before; /* of attempts (and attempts_before), the retries */
 	size_t bytes;        /* of its result, counted in job_list.result_bytes */
 	uint64_t digest;     /* of the body so far (all pages) */
 	uint64_t page_hash;  /* of the last page's body alone: a server that ignores paging repeats it */
@@ -639,6 +640,7 @@ static http_cb_result fetch_ok(fetch_stage *f, job *j, const http_response *resp
 		}
 		j->page++;
 		j->attempts_before = j->attempts;
+		j->retries_before = j->retries;
 		if (job_path(f, j, path, sizeof(path)) == 0 && http_submit(f->http, path, j) == 0)
 			return HTTP_CB_DONE;
 		snprintf(j->error, sizeof(j->error), "%s: cannot queue page %d", label, j->page);
@@ -656,6 +658,7 @@ static http_cb_result fetch_done(void *ctx, void *user, const http_response *res
 	char label[64];
 	bloom_unit_label(&j->unit.unit, label, sizeof(label));
 	j->attempts = j->attempts_before + (uint32_t)resp->attempts;
+	j->retries = j->retries_before + (uint32_t)resp->retries;
 	switch (resp->outcome) {
 	case HTTP_OK:
 		return fetch_ok(f, j, resp, label);
@@ -898,7 +901,7 @@ static void count_uncommitted(run_state *s, const job *j)
 	if (si < 0 || j->attempts == 0)
 		return;
 	s->uncommitted[si].requests += j->attempts;
-	s->uncommitted[si].retries += j->attempts - 1;
+	s->uncommitted[si].retries += j->retries;
 }
 
 static void free_batch(run_state *s)
@@ -945,6 +948,7 @@ static int commit_batch(run_state *s)
 				       .unit = j->unit.unit,
 				       .result = j->result,
 				       .attempts = j->attempts,
+				       .retries = j->retries,
 				       .unchanged = j->unchanged,
 				       .digest = j->digest,
 				       .yields = j->yields,

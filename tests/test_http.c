@@ -305,6 +305,7 @@ typedef struct result {
 	http_outcome outcome;
 	long status;
 	int attempts;
+	int retries;
 	bool had_error;
 	char error[512];
 	char body[256];
@@ -326,6 +327,7 @@ static http_cb_result on_done(void *cb_ctx, void *user, const http_response *res
 	r->outcome = resp->outcome;
 	r->status = resp->status;
 	r->attempts = resp->attempts;
+	r->retries = resp->retries;
 	r->had_error = resp->error != NULL;
 	snprintf(r->error, sizeof r->error, "%s", resp->error ? resp->error : "");
 	snprintf(r->body, sizeof r->body, "%s", resp->body);
@@ -458,6 +460,7 @@ static void test_flaky_is_retried(void **state)
 	assert_int_equal(results[0].calls, 1);
 	assert_int_equal(results[0].outcome, HTTP_OK);
 	assert_int_equal(results[0].attempts, 3);
+	assert_int_equal(results[0].retries, 2);
 	assert_string_equal(results[0].body, "{\"n\":3}");
 	assert_int_equal(server_hits("/flaky").hits, 3);
 	st = stats_of(e);
@@ -680,7 +683,7 @@ static void test_callback_retry_until_exhausted(void **state)
 }
 
 /* A re-send after a token renewal is not a retry: it goes through with
- * max_retries = 0. */
+ * max_retries = 0, and counts as an attempt but not as a retry. */
 static void test_resend_uses_no_retry(void **state)
 {
 	http_engine *e = engine(2, 0, 2000);
@@ -693,6 +696,9 @@ static void test_resend_uses_no_retry(void **state)
 	assert_int_equal(results[0].outcome, HTTP_OK);
 	assert_string_equal(results[0].body, "{\"n\":2}");
 	assert_int_equal(results[0].attempts, 2);
+	assert_int_equal(results[0].retries, 0);
+	assert_int_equal(stats_of(e).requests, 2);
+	assert_int_equal(stats_of(e).retries, 0);
 	assert_int_equal(server_hits("/auth-once").hits, 2);
 	http_free(e);
 }

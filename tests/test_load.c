@@ -421,7 +421,7 @@ static void commit_through_fault(load_db *db, const load_run *run, bloom_result 
 	load_error err;
 	assert_int_equal(load_units_next(db, run->id, 0, units, 4, &n, &err), 0);
 	assert_int_equal(n, 1);
-	load_item item = {.seq = units[0].seq, .unit = units[0].unit, .result = r, .attempts = 3};
+	load_item item = {.seq = units[0].seq, .unit = units[0].unit, .result = r, .attempts = 3, .retries = 2};
 	load_batch b = {.run_id = run->id, .items = &item, .nitems = 1};
 	fault_admin = admin();
 	fault = armed;

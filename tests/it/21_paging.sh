@@ -20,6 +20,8 @@ check "search/all was read page by page ($pages pages for $users users)" test "$
 reqs=$(q "SELECT sum(requests) FROM bloom.sync_run_streams")
 total=$(json_get "$TEST_TMP/stats.json" 'd["total"]')
 expect_eq "every page request is counted in the run's requests" "$reqs" "$total"
+expect_eq "and no page but the first counts as a retry (no fault was served)" \
+	"$(q "SELECT sum(retries) FROM bloom.sync_run_streams")" 0
 
 # without api.page_size the same server answers page 1 only: a client that does
 # not page would miss rows, so the test above is meaningful
