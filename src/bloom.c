@@ -356,13 +356,14 @@ static char *strip_key_nuls(const char *body, size_t len, size_t *outlen, size_t
  * are therefore parsed into jv nodes taken from a pool reused for every
  * element; strings point into the body unless they hold escapes, and a
  * value whose text is exactly what json_dumps(JSON_COMPACT) prints for it,
- * or a number other than an integer (unless its exponent has more than
- * three digits: see number_kind) ("plain"), is copied as it is into the raw
- * column. Whatever this parser does not take (malformed JSON, duplicate
- * keys, a NUL in a key, deep nesting, numbers of JV_NUM_MAX characters or
- * more) is parsed by jansson, so errors come out as jansson words them, and
- * printed by jv_dump all the same, so that the reader never shows in the
- * rows (test_bloom_diff). */
+ * or a number other than an integer that jsonb takes as written (see
+ * number_read) ("plain"), is copied as it is into the raw column. Numbers
+ * are kept as their text, never as a double: a column converts the text
+ * when it needs a value, so no number is changed on its way to raw, and
+ * none is too big to read. Whatever this parser does not take (malformed
+ * JSON, duplicate keys, a NUL in a key, deep nesting) is parsed by jansson,
+ * so errors come out as jansson words them, and printed by jv_dump all the
+ * same, so that the reader never shows in the rows (test_bloom_diff). */
 
 typedef enum { JV_NULL, JV_FALSE, JV_TRUE, JV_INT, JV_REAL, JV_STR, JV_ARR, JV_OBJ } jv_type;
 
@@ -371,6 +372,7 @@ struct jv {
 	jv_type type;
 	bool plain;         /* text goes into raw as it is (see above) */
 	bool indexed;       /* its members are in jv_locate's index (jansson's objects) */
+	bool unstorable;    /* holds a number jsonb cannot hold (see number_read) */
 	size_t nuls;        /* NUL characters removed from the strings of the value */
 	const char *text;   /* the value's text in the body (jansson's nodes: numbers only) */
 	size_t textlen;     /* its length */
@@ -379,8 +381,7 @@ struct jv {
 	jv *next;           /* next member or element */
 	const json_t *orig; /* the jansson value it copies (jansson parsed it), else NULL */
 	union {
-		int64_t i;
-		double d;
+		int64_t i; /* JV_INT; a JV_REAL has only its text */
 		struct {
 			const char *s; /* decoded, NULs removed; not NUL-terminated */
 			size_t len;
@@ -511,10 +512,240 @@ static const jv *jv_getn(const jv *obj, const char *key, size_t n)
 /* Member lookup by a string literal, its length known at compile time. */
 #define jv_get(obj, key) jv_getn((obj), "" key, sizeof(key) - 1)
 
+/* ---- numbers */
+
+static bool is_digit(char ch)
+{
+	return ch >= '0' && ch <= '9';
+}
+
+/* The integer the decimal digits [ip, ip + ilen) make, negated with neg:
+ * false when it is beyond int64. */
+static bool digits_to_i64(const char *ip, size_t ilen, bool neg, int64_t *out)
+{
+	uint64_t value = 0;
+	if (ilen > 19)
+		return false;
+	for (size_t i = 0; i < ilen; i++) /* 19 digits fit in uint64 */
+		value = value * 10 + (uint64_t)(ip[i] - '0');
+	if (value > (uint64_t)INT64_MAX + neg)
+		return false;
+	*out = neg ? (int64_t)(0 - value) : (int64_t)value;
+	return true;
+}
+
+/* The length of the JSON number at [s, end), 0 when there is none (the
+ * grammar of RFC 8259: no leading zero, no bare '.', no '+'); *fraction and
+ * *exponent tell whether it has those parts. What follows is the caller's
+ * to judge. */
+static inline size_t scan_number(const char *s, const char *end, bool *fraction, bool *exponent)
+{
+	const char *q = s;
+
+	*fraction = *exponent = false;
+	if (q < end && *q == '-')
+		q++;
+	if (q >= end || !is_digit(*q))
+		return 0;
+	if (*q == '0') {
+		if (++q < end && is_digit(*q))
+			return 0;
+	} else {
+		while (q < end && is_digit(*q))
+			q++;
+	}
+	if (q < end && *q == '.') {
+		*fraction = true;
+		if (++q >= end || !is_digit(*q))
+			return 0;
+		while (q < end && is_digit(*q))
+			q++;
+	}
+	if (q < end && (*q == 'e' || *q == 'E')) {
+		*exponent = true;
+		if (++q < end && (*q == '+' || *q == '-'))
+			q++;
+		if (q >= end || !is_digit(*q))
+			return 0;
+		while (q < end && is_digit(*q))
+			q++;
+	}
+	return (size_t)(q - s);
+}
+
+/* A JSON number's text read as a decimal: the digits of its integer and
+ * fraction parts, taken as one string D, and where its decimal point falls
+ * in D once the exponent is applied. */
+typedef struct decimal {
+	bool neg;
+	const char *ip, *fp; /* integer and fraction digits */
+	size_t ilen, flen;
+	int64_t point;       /* digits of D before the point (may be < 0 or > |D|) */
+	int64_t first, last; /* first and last nonzero digit of D; -1 when it is zero */
+} decimal;
+
+/* Exponents beyond this are all alike here: far past what numeric holds. */
+#define DECIMAL_EXP_CAP ((int64_t)1 << 40)
+
+/* Reads the text of a JSON number (valid: a parser took it). */
+static void decimal_read(const char *s, size_t len, decimal *d)
+{
+	const char *end = s + len;
+	int64_t exp = 0;
+	bool exp_neg = false;
+
+	memset(d, 0, sizeof(*d));
+	d->neg = s < end && *s == '-';
+	s += d->neg;
+	for (d->ip = s; s < end && is_digit(*s); s++)
+		;
+	d->ilen = (size_t)(s - d->ip);
+	d->fp = s;
+	if (s < end && *s == '.') {
+		for (d->fp = ++s; s < end && is_digit(*s); s++)
+			;
+		d->flen = (size_t)(s - d->fp);
+	}
+	if (s < end && (*s == 'e' || *s == 'E')) {
+		s++;
+		if (s < end && (*s == '+' || *s == '-'))
+			exp_neg = *s++ == '-';
+		for (; s < end && is_digit(*s); s++)
+			if (exp < DECIMAL_EXP_CAP)
+				exp = exp * 10 + (*s - '0');
+	}
+	d->point = (int64_t)d->ilen + (exp_neg ? -exp : exp);
+	d->first = d->last = -1;
+	for (size_t i = 0; i < d->ilen + d->flen; i++) {
+		char ch = i < d->ilen ? d->ip[i] : d->fp[i - d->ilen];
+		if (ch != '0') {
+			if (d->first < 0)
+				d->first = (int64_t)i;
+			d->last = (int64_t)i;
+		}
+	}
+}
+
+/* Digit at index i of D, '0' outside it. */
+static char decimal_digit(const decimal *d, int64_t i)
+{
+	if (i < 0 || i >= (int64_t)(d->ilen + d->flen))
+		return '0';
+	return (size_t)i < d->ilen ? d->ip[i] : d->fp[(size_t)i - d->ilen];
+}
+
+/* Digits before and after the point of the value, leading and trailing
+ * zeros left out. */
+static int64_t decimal_int_digits(const decimal *d)
+{
+	return d->first >= 0 && d->point > d->first ? d->point - d->first : 0;
+}
+
+static int64_t decimal_frac_digits(const decimal *d)
+{
+	return d->last >= 0 && d->last + 1 > d->point ? d->last + 1 - d->point : 0;
+}
+
+/* What PostgreSQL's numeric holds at most (its docs, and numeric_in):
+ * 131072 digits before the point, 16383 after. jsonb holds its numbers as
+ * numeric, so the same goes for raw. */
+#define NUMERIC_MAX_INT_DIGITS 131072
+#define NUMERIC_MAX_FRAC_DIGITS 16383
+/* numeric_in refuses an exponent this big or bigger, whatever the digits
+ * (a guard against overflow in its own arithmetic). Old releases refused
+ * any past 1000; that was lifted in every branch then supported ("Remove
+ * bogus dependencies on NUMERIC_MAX_PRECISION"), so 1e1001 is no longer
+ * one of those (checked on PostgreSQL 15). */
+#define NUMERIC_MAX_EXPONENT (INT32_MAX / 2)
+
+static bool decimal_fits_numeric(const decimal *d)
+{
+	return decimal_int_digits(d) <= NUMERIC_MAX_INT_DIGITS && decimal_frac_digits(d) <= NUMERIC_MAX_FRAC_DIGITS;
+}
+
+/* Appends the value of d in the canonical form of col_numeric (no
+ * exponent, no leading or trailing zeros, no minus zero). -1 when out of
+ * memory. */
+static int put_decimal(bloom_buf *b, const decimal *d)
+{
+	int64_t int_digits = decimal_int_digits(d), frac_digits = decimal_frac_digits(d);
+	char *p;
+
+	if (buf_reserve(b, (size_t)(int_digits + frac_digits) + 3) < 0)
+		return -1;
+	p = b->data + b->len;
+	if (d->neg && d->first >= 0)
+		*p++ = '-';
+	if (int_digits == 0)
+		*p++ = '0';
+	for (int64_t i = d->point - int_digits; i < d->point; i++)
+		*p++ = decimal_digit(d, i);
+	if (frac_digits > 0)
+		*p++ = '.';
+	for (int64_t i = d->point; i < d->point + frac_digits; i++)
+		*p++ = decimal_digit(d, i);
+	*p = '\0';
+	b->len = (size_t)(p - b->data);
+	return 0;
+}
+
+/* What jsonb (numeric_in) makes of a number's text: it takes the text as
+ * it is, or it refuses the text but holds the value (too many fraction
+ * digits that are trailing zeros, "1.000...0", or a zero with a huge
+ * exponent), or it cannot hold the value. numeric_in judges the text: its
+ * scale is the fraction digits as written less the exponent. */
+typedef enum { FIT_TEXT, FIT_VALUE, FIT_NONE } numeric_fit;
+
+__attribute__((cold)) static numeric_fit numeric_fit_of(const char *s, size_t len)
+{
+	decimal d;
+	int64_t exp, scale;
+
+	decimal_read(s, len, &d);
+	if (!decimal_fits_numeric(&d))
+		return FIT_NONE;
+	exp = d.point - (int64_t)d.ilen;
+	scale = (int64_t)d.flen - exp;
+	if (exp >= NUMERIC_MAX_EXPONENT || exp <= -NUMERIC_MAX_EXPONENT || scale > NUMERIC_MAX_FRAC_DIGITS)
+		return FIT_VALUE;
+	return FIT_TEXT;
+}
+
+/* Makes v the number whose JSON text is [s, s + len) (valid, with a
+ * fraction and an exponent or not): JV_INT, with its value, when it is an
+ * integer within int64; else JV_REAL, which keeps only its text (an
+ * integer beyond int64 too, as jansson refuses those as integers). plain:
+ * raw takes the text as it is: an integer unless it is "-0" (printed "0",
+ * as jansson does), a real whenever jsonb takes its text, which is nearly
+ * always. A real that jsonb only holds as a value goes into raw as that
+ * value (jv_dump), and one it cannot hold makes v unstorable: the record
+ * is rejected (row_finish), as raw could only hold another number.
+ * inline: it runs for every number of every body; the checks past the
+ * first are for numbers of 16384 characters or with an exponent. */
+static inline void number_read(jv *v, const char *s, size_t len, bool fraction, bool exponent)
+{
+	bool neg = s[0] == '-';
+	numeric_fit fit;
+
+	v->text = s;
+	v->textlen = len;
+	if (!fraction && !exponent && digits_to_i64(s + neg, len - (size_t)neg, neg, &v->u.i)) {
+		v->type = JV_INT;
+		v->plain = !(neg && v->u.i == 0);
+		v->unstorable = false;
+		return;
+	}
+	v->type = JV_REAL;
+	/* without an exponent, its digits before and after the point (and so
+	 * its scale) are fewer than its characters */
+	fit = !exponent && len <= NUMERIC_MAX_FRAC_DIGITS ? FIT_TEXT : numeric_fit_of(s, len);
+	v->plain = fit == FIT_TEXT;
+	v->unstorable = fit == FIT_NONE;
+}
+
 /* ---- the parser */
 
 #define JV_MAX_DEPTH 64     /* deeper goes to jansson (which allows 2048) */
-#define JV_NUM_MAX 256      /* longer numbers go to jansson */
 #define JV_MAX_MEMBERS 1024 /* bigger objects go to jansson (duplicate checks are quadratic) */
 
 typedef struct jparse {
@@ -775,153 +1006,18 @@ static int jp_string(jparse *jp, bool key, const char **out, size_t *outlen, siz
 	return 0;
 }
 
-static bool is_digit(char ch)
-{
-	return ch >= '0' && ch <= '9';
-}
-
-/* The integer the decimal digits [ip, ip + ilen) make, negated with neg:
- * false when it is beyond int64. */
-static bool digits_to_i64(const char *ip, size_t ilen, bool neg, int64_t *out)
-{
-	uint64_t value = 0;
-	if (ilen > 19)
-		return false;
-	for (size_t i = 0; i < ilen; i++) /* 19 digits fit in uint64 */
-		value = value * 10 + (uint64_t)(ip[i] - '0');
-	if (value > (uint64_t)INT64_MAX + neg)
-		return false;
-	*out = neg ? (int64_t)(0 - value) : (int64_t)value;
-	return true;
-}
-
-/* The number of digits in the exponent of the number text [start, end):
- * 0 when it has none. */
-static size_t exponent_digits(const char *start, const char *end)
-{
-	const char *e = start;
-	while (e < end && *e != 'e' && *e != 'E')
-		e++;
-	if (e == end)
-		return 0;
-	e++;
-	if (*e == '+' || *e == '-')
-		e++;
-	return (size_t)(end - e);
-}
-
-/* What both readers make of the JSON number text [s, s + len), integral
- * when it has neither fraction nor exponent: JV_INT, its value in *value,
- * when it is an integer within int64; else JV_REAL (an integer beyond int64
- * too: jansson refuses it as an integer, "too big integer", and load_json
- * reads it as a real). *plain: whether raw takes the text as it is.
- * inline: with two callers GCC calls it, which costs jp_number, on every
- * number of every body, a few percent of its time. */
-static inline jv_type number_kind(const char *s, size_t len, bool integral, int64_t *value, bool *plain)
-{
-	bool neg = s[0] == '-';
-
-	if (integral && digits_to_i64(s + neg, len - (size_t)neg, neg, value)) {
-		*plain = !(neg && *value == 0); /* "-0" prints as "0" */
-		return JV_INT;
-	}
-	/* raw keeps a real as the API wrote it (jsonb holds it as a numeric,
-	 * digit for digit), unless its exponent has more than three digits:
-	 * before PostgreSQL 15, numeric (and so jsonb) refuses exponents past
-	 * 1000; nor when it has JV_NUM_MAX characters or more (only jansson
-	 * reads those), as it may hold more than the 16383 fraction digits
-	 * numeric_in (and so jsonb) takes, which would fail the whole batch's
-	 * COPY */
-	*plain = len < JV_NUM_MAX && exponent_digits(s, s + len) <= 3;
-	return JV_REAL;
-}
-
-/* strtod's value of ip.fp when all its digits (at most 15) make an integer
- * below 2^53: that integer and 10^flen are both exact doubles, so one
- * correctly rounded division gives what strtod gives. */
-static double exact_real(const char *ip, size_t ilen, const char *fp, size_t flen, bool neg)
-{
-	static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-	                               1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
-	uint64_t digits = 0;
-	double d;
-
-	for (size_t i = 0; i < ilen; i++)
-		digits = digits * 10 + (uint64_t)(ip[i] - '0');
-	for (size_t i = 0; i < flen; i++)
-		digits = digits * 10 + (uint64_t)(fp[i] - '0');
-	d = (double)digits / pow10[flen];
-	return neg ? -d : d;
-}
-
+/* A number: its text, validated; a value only for an integer (see
+ * number_read). */
 static jv *jp_number(jparse *jp)
 {
-	const char *start = jp->p, *q = start, *end = jp->end, *ip, *fp = NULL;
-	size_t ilen, flen = 0;
-	bool neg = false, exponent = false;
+	bool fraction, exponent;
+	size_t len = scan_number(jp->p, jp->end, &fraction, &exponent);
 	jv *v;
 
-	if (*q == '-') {
-		neg = true;
-		q++;
-	}
-	ip = q;
-	if (q >= end || !is_digit(*q))
+	if (len == 0 || !(v = jp_node(jp, JV_REAL)))
 		return NULL;
-	if (*q == '0') {
-		if (++q < end && is_digit(*q))
-			return NULL;
-	} else {
-		while (q < end && is_digit(*q))
-			q++;
-	}
-	ilen = (size_t)(q - ip);
-	if (q < end && *q == '.') {
-		fp = ++q;
-		while (q < end && is_digit(*q))
-			q++;
-		flen = (size_t)(q - fp);
-		if (flen == 0)
-			return NULL;
-	}
-	if (q < end && (*q == 'e' || *q == 'E')) {
-		exponent = true;
-		if (++q < end && (*q == '+' || *q == '-'))
-			q++;
-		if (q >= end || !is_digit(*q))
-			return NULL;
-		while (q < end && is_digit(*q))
-			q++;
-	}
-	if ((size_t)(q - start) >= JV_NUM_MAX)
-		return NULL;
-	int64_t value;
-	bool plain;
-	if (number_kind(start, (size_t)(q - start), !fp && !exponent, &value, &plain) == JV_INT) {
-		if (!(v = jp_node(jp, JV_INT)))
-			return NULL;
-		v->u.i = value;
-	} else {
-		/* its double is approximate, its text is exact */
-		double d;
-		if (!exponent && ilen + flen <= 15) {
-			d = exact_real(ip, ilen, fp, flen, neg);
-		} else {
-			char num[JV_NUM_MAX], *numend;
-			memcpy(num, start, (size_t)(q - start));
-			num[q - start] = '\0';
-			errno = 0;
-			d = strtod(num, &numend);
-			if (numend != num + (q - start) || ((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE))
-				return NULL;
-		}
-		if (!(v = jp_node(jp, JV_REAL)))
-			return NULL;
-		v->u.d = d;
-	}
-	v->plain = plain;
-	v->textlen = (size_t)(q - start);
-	jp->p = q;
+	number_read(v, jp->p, len, fraction, exponent);
+	jp->p += len;
 	return v;
 }
 
@@ -947,6 +1043,7 @@ static void jv_add(jv *v, jv ***tail, jv *m)
 	*tail = &m->next;
 	v->u.kids.n++;
 	v->nuls += m->nuls;
+	v->unstorable |= m->unstorable;
 }
 
 /* True when object v already has m's key (jansson keeps the first place and
@@ -1140,7 +1237,6 @@ static jv *jv_from_json(pool *pool, json_t *j)
 		break;
 	case JSON_REAL: /* every number (see load_json), until jv_locate reads its text */
 		v->type = JV_REAL;
-		v->u.d = json_real_value(j);
 		break;
 	case JSON_TRUE: v->type = JV_TRUE; break;
 	case JSON_FALSE: v->type = JV_FALSE; break;
@@ -1246,21 +1342,28 @@ static int jv_index_object(jv_index *ix, jv *obj)
 }
 
 /* Gives a number jansson read (as a real: see load_json) its text, and
- * makes it what jp_number makes of that text (number_kind). */
+ * makes it what jp_number makes of that text (number_read); also when a
+ * duplicate key's earlier value made it something else. */
 static void set_number_text(jv *v, const char *text, size_t len)
 {
-	bool integral = !memchr(text, '.', len) && !memchr(text, 'e', len) && !memchr(text, 'E', len);
-	int64_t value;
+	bool fraction = memchr(text, '.', len) != NULL;
+	bool exponent = memchr(text, 'e', len) || memchr(text, 'E', len);
 
-	v->text = text;
-	v->textlen = len;
-	/* also when it is a real again: a duplicate key's earlier value may
-	 * have made it an integer */
-	v->type = number_kind(text, len, integral, &value, &v->plain);
-	if (v->type == JV_INT)
-		v->u.i = value;
-	else
-		v->u.d = json_real_value(v->orig);
+	number_read(v, text, len, fraction, exponent);
+}
+
+/* Sets unstorable on the containers of a tree jansson read, from their
+ * numbers, once jv_locate gave those their text (jv_add could not); returns
+ * v's. */
+static bool jv_note_unstorable(jv *v)
+{
+	if (v->type != JV_OBJ && v->type != JV_ARR)
+		return v->unstorable;
+	v->unstorable = false;
+	for (jv *m = v->u.kids.first; m; m = m->next)
+		if (jv_note_unstorable(m))
+			v->unstorable = true;
+	return v->unstorable;
 }
 
 /* jansson keeps no number's text, and a numeric column wants the digits as
@@ -1363,12 +1466,12 @@ static jv *jv_from_json_text(pool *pool, json_t *j, const char *text, size_t len
 	if (v && !jv_locate(pool, &ix, v, text, text + len))
 		v = NULL;
 	jv_index_free(&ix);
+	if (v)
+		jv_note_unstorable(v);
 	return v;
 }
 
 /* ---- printing */
-
-#define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
 
 static int emit(bloom_buf *b, const char *s, size_t n, bool copy)
 {
@@ -1430,11 +1533,13 @@ static int dump_string(bloom_buf *b, const char *s, size_t len, bool copy)
 }
 
 /* Appends v as json_dumps(JSON_COMPACT) prints it, but numbers as the API
- * wrote them (see number_kind; jansson would print reals with DUMP_FLAGS'
- * 15 digits), whichever reader read v; with copy, in COPY text escaping. */
+ * wrote them (jansson would print a real with at most 17 digits), unless
+ * jsonb only takes a real's value (see number_read): then that value,
+ * exactly; whichever reader read v; with copy, in COPY text escaping. An
+ * unstorable number is printed as written too (for a reject's raw). */
 static int jv_dump(bloom_buf *b, const jv *v, bool copy)
 {
-	char num[64];
+	char num[24];
 	size_t n;
 
 	if (v->plain && v->text) /* jansson's nodes: only numbers have both */
@@ -1445,10 +1550,11 @@ static int jv_dump(bloom_buf *b, const jv *v, bool copy)
 	case JV_FALSE: return emit(b, "false", 5, copy);
 	case JV_INT: n = format_i64(v->u.i, num); return emit(b, num, n, copy);
 	case JV_REAL: {
-		json_t *real = json_real(v->u.d);
-		n = real ? json_dumpb(real, num, sizeof(num), DUMP_FLAGS) : 0;
-		json_decref(real);
-		return n == 0 || n > sizeof(num) ? -1 : emit(b, num, n, copy);
+		decimal d;
+		if (v->unstorable)
+			return emit(b, v->text, v->textlen, copy);
+		decimal_read(v->text, v->textlen, &d);
+		return put_decimal(b, &d); /* digits, '-' and '.': the same in COPY text */
 	}
 	case JV_STR: return dump_string(b, v->u.str.s, v->u.str.len, copy);
 	case JV_ARR:
@@ -1467,81 +1573,6 @@ static int jv_dump(bloom_buf *b, const jv *v, bool copy)
 		return emit(b, v->type == JV_OBJ ? "}" : "]", 1, copy);
 	}
 	return -1;
-}
-
-/* ------------------------------------------------------------ numbers */
-
-/* A JSON number's text read as a decimal: the digits of its integer and
- * fraction parts, taken as one string D, and where its decimal point falls
- * in D once the exponent is applied. */
-typedef struct decimal {
-	bool neg;
-	const char *ip, *fp; /* integer and fraction digits */
-	size_t ilen, flen;
-	int64_t point;       /* digits of D before the point (may be < 0 or > |D|) */
-	int64_t first, last; /* first and last nonzero digit of D; -1 when it is zero */
-} decimal;
-
-/* Exponents beyond this are all alike here: far past what numeric holds. */
-#define DECIMAL_EXP_CAP ((int64_t)1 << 40)
-
-/* Reads the text of a JSON number (valid: a parser took it). */
-static void decimal_read(const char *s, size_t len, decimal *d)
-{
-	const char *end = s + len;
-	int64_t exp = 0;
-	bool exp_neg = false;
-
-	memset(d, 0, sizeof(*d));
-	d->neg = s < end && *s == '-';
-	s += d->neg;
-	for (d->ip = s; s < end && is_digit(*s); s++)
-		;
-	d->ilen = (size_t)(s - d->ip);
-	d->fp = s;
-	if (s < end && *s == '.') {
-		for (d->fp = ++s; s < end && is_digit(*s); s++)
-			;
-		d->flen = (size_t)(s - d->fp);
-	}
-	if (s < end && (*s == 'e' || *s == 'E')) {
-		s++;
-		if (s < end && (*s == '+' || *s == '-'))
-			exp_neg = *s++ == '-';
-		for (; s < end && is_digit(*s); s++)
-			if (exp < DECIMAL_EXP_CAP)
-				exp = exp * 10 + (*s - '0');
-	}
-	d->point = (int64_t)d->ilen + (exp_neg ? -exp : exp);
-	d->first = d->last = -1;
-	for (size_t i = 0; i < d->ilen + d->flen; i++) {
-		char ch = i < d->ilen ? d->ip[i] : d->fp[i - d->ilen];
-		if (ch != '0') {
-			if (d->first < 0)
-				d->first = (int64_t)i;
-			d->last = (int64_t)i;
-		}
-	}
-}
-
-/* Digit at index i of D, '0' outside it. */
-static char decimal_digit(const decimal *d, int64_t i)
-{
-	if (i < 0 || i >= (int64_t)(d->ilen + d->flen))
-		return '0';
-	return (size_t)i < d->ilen ? d->ip[i] : d->fp[(size_t)i - d->ilen];
-}
-
-/* Digits before and after the point of the value, leading and trailing
- * zeros left out. */
-static int64_t decimal_int_digits(const decimal *d)
-{
-	return d->first >= 0 && d->point > d->first ? d->point - d->first : 0;
-}
-
-static int64_t decimal_frac_digits(const decimal *d)
-{
-	return d->last >= 0 && d->last + 1 > d->point ? d->last + 1 - d->point : 0;
 }
 
 /* ------------------------------------------------------- mapping context */
@@ -1756,23 +1787,17 @@ static int col_bool(row *r, const jv *v, const char *field, bool not_null)
 	return col_bool_value(r, jv_is(v, JV_TRUE));
 }
 
-/* What PostgreSQL's numeric holds at most (its docs, and numeric_in):
- * 131072 digits before the point, 16383 after. */
-#define NUMERIC_MAX_INT_DIGITS 131072
-#define NUMERIC_MAX_FRAC_DIGITS 16383
-
 /* A JSON number into a numeric column: the value the API wrote, digit for
  * digit (a double would keep 15 to 17 of them), in one canonical form so
  * equal numbers give the same text whoever read them and however the API
  * wrote them: no exponent, no leading or trailing zeros, no minus zero
  * ("1.0" is 1, "1E-5" is 0.00001, "-0.0" is 0). numeric_in would take the
- * JSON text itself, but keeps its scale, and before PostgreSQL 15 refuses
- * exponents past 1000. A number numeric cannot hold rejects the record. */
+ * JSON text itself, but keeps its scale, and refuses some texts whose
+ * value it holds (see numeric_fit_of). A number numeric cannot hold
+ * rejects the record. */
 static int col_numeric(row *r, const jv *v, const char *field)
 {
-	char *p;
 	decimal d;
-	int64_t int_digits, frac_digits;
 
 	if (!v || jv_is_null(v))
 		return col_null(r);
@@ -1781,25 +1806,10 @@ static int col_numeric(row *r, const jv *v, const char *field)
 	if (!jv_is_real(v))
 		return fail_value(r->c, field, "not a number", v);
 	decimal_read(v->text, v->textlen, &d);
-	int_digits = decimal_int_digits(&d);
-	frac_digits = decimal_frac_digits(&d);
-	if (int_digits > NUMERIC_MAX_INT_DIGITS || frac_digits > NUMERIC_MAX_FRAC_DIGITS)
+	if (!decimal_fits_numeric(&d))
 		return fail_value(r->c, field, "out of range for numeric", v);
-	if (col_start(r) < 0 || buf_reserve(r->buf, (size_t)(int_digits + frac_digits) + 3) < 0)
+	if (col_start(r) < 0 || put_decimal(r->buf, &d) < 0)
 		return fail_nomem(r->c);
-	p = r->buf->data + r->buf->len;
-	if (d.neg && d.first >= 0)
-		*p++ = '-';
-	if (int_digits == 0)
-		*p++ = '0';
-	for (int64_t i = d.point - int_digits; i < d.point; i++)
-		*p++ = decimal_digit(&d, i);
-	if (frac_digits > 0)
-		*p++ = '.';
-	for (int64_t i = d.point; i < d.point + frac_digits; i++)
-		*p++ = decimal_digit(&d, i);
-	*p = '\0';
-	r->buf->len = (size_t)(p - r->buf->data);
 	return 0;
 }
 
@@ -1956,18 +1966,45 @@ static int col_timestamp(row *r, const jv *v, const char *field)
 
 /* ------------------------------------------------------------ raw, rows */
 
+/* The first member of container v that holds a number jsonb cannot hold
+ * (v->unstorable says there is one). */
+static const jv *first_unstorable(const jv *v)
+{
+	const jv *m = v->u.kids.first;
+
+	while (!m->unstorable)
+		m = m->next;
+	return m;
+}
+
+/* Fails a record that raw cannot hold: names the member of obj that holds
+ * the first number jsonb cannot hold, and that number. */
+static int fail_unstorable(ctx *c, const jv *obj)
+{
+	const jv *member = first_unstorable(obj), *number = member;
+	char desc[128];
+
+	while (number->type == JV_OBJ || number->type == JV_ARR)
+		number = first_unstorable(number);
+	describe(number, desc, sizeof(desc));
+	return fail(c, "%.*s: out of range for jsonb: %s", (int)member->keylen, member->key ? member->key : "", desc);
+}
+
 /* Writes the raw column (compact JSON, COPY-escaped), the newline, and
- * counts the row. */
+ * counts the row. A record with a number jsonb cannot hold fails: raw
+ * would refuse the whole batch's COPY. */
 static int row_finish(row *r, const jv *obj)
 {
 	const mirror_target *t = mirror_target_get(r->target);
 
 	assert(r->ncols + 1 == t->ncols);
 	(void)t;
+	if (obj->unstorable)
+		return fail_unstorable(r->c, obj);
 	if (col_start(r) < 0)
 		return -1;
 	r->raw_start = r->buf->len;
-	/* compact, numbers as the API wrote them (see number_kind) */
+	/* compact, numbers as the API wrote them (see jv_dump) */
 	if (jv_dump(r->buf, obj, true) < 0 || buf_putc(r->buf, '\n') < 0)
 		return fail_nomem(r->c);
 	r->c->out->nrows[r->target]++;
@@ -2436,9 +2473,9 @@ static char *text_for_column(const char *text, size_t len)
 }
 
 /* An element of a list that is well delimited but that no JSON reader
- * accepts (a lone surrogate escape, a byte that is not UTF-8, a number
- * past a double's range): rejected whole, with the reader's reason and its text, so
- * the rest of the list is kept and the run goes on. It has no key. */
+ * accepts (a lone surrogate escape, a byte that is not UTF-8): rejected
+ * whole, with the reader's reason and its text, so the rest of the list is
+ * kept and the run goes on. It has no key. */
 static int add_unreadable(ctx *c, const char *text, size_t len, const char *why)
 {
 	bloom_reject *rej = new_reject(c);
@@ -2512,6 +2549,65 @@ static bool jansson_out_of_memory(const json_error_t *jerr)
 #endif
 }
 
+/* Whether strtod, as jansson calls it, overflows on the number text[0..len)
+ * (text[len] is writable: it is NUL-terminated for strtod meanwhile). */
+static bool beyond_double(char *text, size_t len)
+{
+	char saved = text[len];
+	double value;
+	bool overflow;
+
+	text[len] = '\0';
+	errno = 0;
+	value = strtod(text, NULL);
+	overflow = errno == ERANGE && (value == HUGE_VAL || value == -HUGE_VAL);
+	text[len] = saved;
+	return overflow;
+}
+
+/* jansson reads every number as a double, and refuses one past a double's
+ * range ("real number overflow", also for a 400-digit integer), though it
+ * is valid JSON that numeric and jsonb hold. Overwrites each such number in
+ * text (len bytes and a NUL, writable) with a 0 and spaces, so that jansson
+ * reads the text at the same offsets; jv_locate then gives every number
+ * its text from the body as received. Strings are skipped; what is not a
+ * valid number is left for jansson to judge. */
+static void blank_big_numbers(char *text, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t start = i;
+		bool fraction, exponent;
+		if (text[i] == '"') {
+			for (i++; i < len && text[i] != '"'; i += text[i] == '\\' ? 2 : 1)
+				;
+			i++;
+			continue;
+		}
+		if (text[i] != '-' && !is_digit(text[i])) {
+			i++;
+			continue;
+		}
+		while (i < len && (is_digit(text[i]) || text[i] == '-' || text[i] == '+' || text[i] == '.' ||
+		                   text[i] == 'e' || text[i] == 'E'))
+			i++;
+		if (scan_number(text + start, text + i, &fraction, &exponent) == i - start &&
+		    beyond_double(text + start, i - start)) {
+			text[start] = '0';
+			memset(text + start + 1, ' ', i - start - 1);
+		}
+	}
+}
+
+/* Whether jansson refused a text for what a copy can mend: a NUL in a key
+ * or a number past a double's range (see strip_key_nuls and
+ * blank_big_numbers). */
+static bool jansson_mendable(const json_error_t *jerr)
+{
+	return strstr(jerr->text, "NUL byte in object key") || strstr(jerr->text, "real number overflow");
+}
+
 /* Parses body with jansson (flags: JSON_DECODE_ANY for an array element,
  * which may be a scalar). On failure returns NULL with the reason in err
  * and *nomem (may be NULL) set when memory, not the text, was wanting. */
@@ -2526,13 +2622,15 @@ static json_t *load_json(const char *body, size_t len, size_t flags, bloom_resul
 	json_t *root = json_loadb(body ? body : "", body ? len : 0, flags, &jerr);
 	bool no_memory = false;
 
-	if (!root && body && strstr(jerr.text, "NUL byte in object key")) {
+	/* mended once, for both at once: the second error may be the other */
+	if (!root && body && jansson_mendable(&jerr)) {
 		size_t fixed_len = 0, removed = 0;
 		char *fixed = strip_key_nuls(body, len, &fixed_len, &removed);
 		if (!fixed) {
 			snprintf(err, errlen, "out of memory");
 			no_memory = true;
 		} else {
+			blank_big_numbers(fixed, fixed_len);
 			root = json_loadb(fixed, fixed_len, flags, &jerr);
 			free(fixed);
 			if (root)

@@ -539,9 +539,8 @@ static char *tiny(size_t place)
 }
 
 /* A numeric column gets the number the API wrote, digit for digit, not
- * what a double makes of it, whichever reader read it (numbers of 256
- * characters and more, and objects with a duplicate key, are read by
- * jansson); in one canonical form (no exponent, no trailing fraction zeros,
+ * what a double makes of it, whichever reader read it (objects with a
+ * duplicate key are read by jansson); in one canonical form (no exponent, no trailing fraction zeros,
  * no minus zero) so equal numbers always give the same text. A number
  * PostgreSQL's numeric cannot hold rejects its record only. */
 static void test_numeric_exact(void **state)
@@ -603,38 +602,276 @@ static void test_numeric_exact(void **state)
 	free(t16383);
 }
 
-/* A number too long for the fast reader (256 characters and more) is read
- * by jansson and goes into raw as a double prints, not as written: written,
- * it could hold more fraction digits than jsonb takes (16383, as X here),
- * and fail the COPY of the whole batch. The numeric column still gets every
- * digit. */
+/* A long number goes into raw as written, however long, as long as jsonb
+ * takes it (these once went in as a double prints them, 1.0 and 0.0): X has
+ * the most fraction digits jsonb takes (16383; past that, see
+ * test_numbers_past_jsonb). The numeric column gets every digit too. */
 static void test_long_numbers_in_raw(void **state)
 {
 	size_t cap = 2 * 16384 + 256;
-	char *body = malloc(cap), *p = body;
+	char *body = malloc(cap), *p = body, *element;
+	size_t elen;
 
 	(void)state;
 	assert_non_null(body);
-	p += sprintf(p, "[{\"Id\":1,\"Name\":\"m\",\"Target\":1.");
+	p += sprintf(p, "[");
+	element = p;
+	p += sprintf(p, "{\"Id\":1,\"Name\":\"m\",\"Target\":1.");
 	memset(p, '0', 16000);
 	p += 16000;
 	p += sprintf(p, "5,\"X\":0.");
-	memset(p, '0', 16384);
-	p += 16384;
-	p += sprintf(p, "1}]");
+	memset(p, '0', 16382);
+	p += 16382;
+	p += sprintf(p, "1}");
+	elen = (size_t)(p - element);
+	p += sprintf(p, "]");
 	for (int reference = 0; reference < 2; reference++) {
 		bloom_result r;
-		const char *text;
+		const char *text, *raw;
 		parse_ok_by(reference, BLOOM_UNIT_MEASURABLES, 456, body, &r);
 		assert_int_equal(r.nrejects, 0);
 		assert_true(r.copy[MIRROR_T_MEASURABLES].len > 16000 + 6);
 		text = r.copy[MIRROR_T_MEASURABLES].data;
 		assert_int_equal(strncmp(text, "1\tm\t1.", 6), 0);
 		assert_int_equal(strspn(text + 6, "0"), 16000);
-		assert_non_null(strstr(text, "5\t\\N\t\\N\t\\N\t{\"Id\":1,\"Name\":\"m\",\"Target\":1.0,\"X\":0.0}\n"));
+		assert_int_equal(strncmp(text + 6 + 16000, "5\t\\N\t\\N\t\\N\t", 11), 0);
+		raw = text + 6 + 16000 + 11;
+		assert_int_equal(strlen(raw), elen + 1);
+		assert_int_equal(strncmp(raw, element, elen), 0);
+		assert_string_equal(raw + elen, "\n");
 		bloom_result_free(&r);
 	}
 	free(body);
+}
+
+/* ------------------------------------------- numbers past a double's range */
+
+/* Strings a test builds, freed together by free_built. */
+static char *built[256];
+static size_t nbuilt;
+
+static const char *keep_built(char *s)
+{
+	assert_non_null(s);
+	assert_true(nbuilt < sizeof(built) / sizeof(built[0]));
+	built[nbuilt++] = s;
+	return s;
+}
+
+static void free_built(void)
+{
+	while (nbuilt)
+		free(built[--nbuilt]);
+}
+
+/* head, n copies of ch, tail: kept until free_built. */
+static const char *spell(const char *head, char ch, size_t n, const char *tail)
+{
+	size_t hl = strlen(head), tl = strlen(tail);
+	char *s = malloc(hl + n + tl + 1);
+
+	assert_non_null(s);
+	memcpy(s, head, hl);
+	memset(s + hl, ch, n);
+	memcpy(s + hl + n, tail, tl + 1);
+	return keep_built(s);
+}
+
+/* The strings joined (NULL ends the list): kept until free_built. */
+static const char *join(const char *first, ...)
+{
+	va_list ap;
+	size_t len = 0;
+	char *s;
+
+	va_start(ap, first);
+	for (const char *p = first; p; p = va_arg(ap, const char *))
+		len += strlen(p);
+	va_end(ap);
+	s = malloc(len + 1);
+	assert_non_null(s);
+	s[0] = '\0';
+	va_start(ap, first);
+	for (const char *p = first; p; p = va_arg(ap, const char *))
+		strcat(s, p);
+	va_end(ap);
+	return keep_built(s);
+}
+
+/* A valid number past a double's range (1e400, a 400-digit integer) in a
+ * scorecard, an object body: once the body failed (jansson: "real number
+ * overflow"), its unit and so every run. The rows are stored, the numeric
+ * columns exact, raw as the API wrote the numbers; whichever reader reads
+ * the body (a duplicate key sends a body to jansson). */
+static void test_numbers_past_double_in_object_body(void **state)
+{
+	const char *s1 = "{\"Id\":1,\"MeasurableId\":5,\"Measured\":1e400,\"ForWeek\":2425}";
+	const char *s2 = "{\"Id\":2,\"MeasurableId\":5,\"Target\":-1e400,\"Measured\":2e1000}";
+	const char *s3 = "{\"Id\":3,\"Target\":1e-1000,\"Measured\":1.5E+0005}";
+	const char *e400 = spell("1", '0', 400, ""), *e1000 = spell("2", '0', 1000, "");
+	const char *expected =
+	    join("1\t5\t\\N\t\\N\t\\N\t", e400, "\t\\N\t2425\t\\N\t", s1, "\n",
+	         "2\t5\t\\N\t\\N\t-", e400, "\t", e1000, "\t\\N\t\\N\t\\N\t", s2, "\n",
+	         "3\t\\N\t\\N\t\\N\t", spell("0.", '0', 999, "1"), "\t150000\t\\N\t\\N\t\\N\t", s3, "\n", NULL);
+	const char *body = join("{\"Scores\":[", s1, ",", s2, ",", s3, "],\"Weeks\":[]}", NULL);
+	const char *body_dup = join("{\"Weeks\":[],\"Scores\":[", s1, ",", s2, ",", s3, "],\"Weeks\":[]}", NULL);
+
+	(void)state;
+	for (int reference = 0; reference < 2; reference++) {
+		for (int dup = 0; dup < 2; dup++) {
+			bloom_result r;
+			parse_ok_by(reference, BLOOM_UNIT_MEETING_SCORES, 101, dup ? body_dup : body, &r);
+			assert_int_equal(r.nrejects, 0);
+			assert_int_equal(r.nrows[MIRROR_T_SCORES], 3);
+			expect_copy(&r, MIRROR_T_SCORES, expected);
+			bloom_result_free(&r);
+		}
+	}
+	free_built();
+}
+
+/* The same in a list body, where such an element was rejected whole as
+ * unreadable, without its key (which held the table's deletes): integers
+ * and fractions of 400 digits too, and an element jansson reads (a
+ * duplicate key). */
+static void test_numbers_past_double_in_list_body(void **state)
+{
+	const char *int400 = spell("9", '8', 399, ""), *frac400 = spell("-0.", '3', 398, "7");
+	const char *m1 = "{\"Id\":1,\"Name\":\"a\",\"Target\":1e400,\"AltTarget\":-1e400}";
+	const char *m2 = join("{\"Id\":2,\"Name\":\"b\",\"Target\":", int400, ",\"AltTarget\":", frac400, "}", NULL);
+	const char *m3 = "{\"Id\":3,\"Name\":\"c\",\"Name\":\"c\",\"Target\":2e1000}";
+	const char *m3_raw = "{\"Id\":3,\"Name\":\"c\",\"Target\":2e1000}"; /* jansson keeps one Name */
+	const char *body = join("[", m1, ",", m2, ",", m3, "]", NULL);
+	const char *expected = join("1\ta\t", spell("1", '0', 400, ""), "\t\\N\t\\N\t\\N\t", m1, "\n",
+	                            "2\tb\t", int400, "\t\\N\t\\N\t\\N\t", m2, "\n",
+	                            "3\tc\t", spell("2", '0', 1000, ""), "\t\\N\t\\N\t\\N\t", m3_raw, "\n", NULL);
+
+	(void)state;
+	for (int reference = 0; reference < 2; reference++) {
+		bloom_result r;
+		parse_ok_by(reference, BLOOM_UNIT_MEASURABLES, 456, body, &r);
+		assert_int_equal(r.nrejects, 0);
+		expect_copy(&r, MIRROR_T_MEASURABLES, expected);
+		assert_int_equal(r.nrows[MIRROR_T_MEETING_MEASURABLES], 3);
+		bloom_result_free(&r);
+	}
+	free_built();
+}
+
+/* The measurable row of a body whose Target has the given JSON text, by one
+ * reader; kept until free_built. */
+static const char *measurable_line(const char *target, bool reference)
+{
+	const char *body = join("[{\"Id\":1,\"Name\":\"m\",\"Target\":", target, "}]", NULL);
+	bloom_result r;
+	const char *line;
+
+	parse_ok_by(reference, BLOOM_UNIT_MEASURABLES, 456, body, &r);
+	assert_int_equal(r.nrejects, 0);
+	line = join(copy_text(&r, MIRROR_T_MEASURABLES), NULL);
+	bloom_result_free(&r);
+	return line;
+}
+
+/* raw holds each number as the API wrote it: jsonb keeps its value exactly
+ * (as a numeric), as the numeric column does. Exponents of four digits and
+ * more, and numbers of 256 characters and more, once went into raw as a
+ * double prints them (15 digits, 0.0 for 1e-1000). */
+static void test_raw_keeps_number_text(void **state)
+{
+	const struct {
+		const char *json, *column;
+	} cases[] = {
+		{"123456789012345678.5e-0005", "1234567890123.456785"},
+		{"1e-1000", spell("0.", '0', 999, "1")},
+		{"1E-0005", "0.00001"},
+		{"1.5E+0005", "150000"},
+		{"-2.5e0010", "-25000000000"},
+		{"1e400", spell("1", '0', 400, "")},
+		{"-1e400", spell("-1", '0', 400, "")},
+		{spell("7", '1', 299, ""), spell("7", '1', 299, "")},
+		{spell("0.", '1', 300, ""), spell("0.", '1', 300, "")},
+		{spell("-4", '0', 399, ".5"), spell("-4", '0', 399, ".5")},
+		{spell("0.", '9', 400, "e-2"), spell("0.00", '9', 400, "")},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *want = join("1\tm\t", cases[i].column, "\t\\N\t\\N\t\\N\t{\"Id\":1,\"Name\":\"m\",\"Target\":",
+		                        cases[i].json, "}\n", NULL);
+		for (int reference = 0; reference < 2; reference++) {
+			const char *got = measurable_line(cases[i].json, reference);
+			if (strcmp(got, want) != 0)
+				fail_msg("Target %.60s (%s reader): got [%.200s], want [%.200s]", cases[i].json,
+				         reference ? "jansson" : "fast", got, want);
+		}
+	}
+	free_built();
+}
+
+/* A number a key column cannot take (an Id past bigint, a ForWeek past
+ * integer) rejects its record only, with its stream and its Id when that
+ * reads; the body and the other records are kept. */
+static void test_numbers_past_columns_reject_the_record(void **state)
+{
+	const char *body = "{\"Scores\":[{\"Id\":7,\"MeasurableId\":1e400},{\"Id\":8,\"ForWeek\":-2e1000},"
+	                   "{\"Id\":1e400,\"Measured\":1},{\"Id\":9,\"Measured\":1e400}]}";
+
+	(void)state;
+	for (int reference = 0; reference < 2; reference++) {
+		bloom_result r;
+		parse_ok_by(reference, BLOOM_UNIT_MEETING_SCORES, 101, body, &r);
+		assert_int_equal(r.nrows[MIRROR_T_SCORES], 1);
+		assert_int_equal(strncmp(copy_text(&r, MIRROR_T_SCORES), "9\t", 2), 0);
+		assert_int_equal(r.nrejects, 3);
+		for (size_t i = 0; i < r.nrejects; i++)
+			assert_string_equal(r.rejects[i].stream, "scores");
+		assert_string_equal(r.rejects[0].id, "7");
+		assert_true(r.rejects[0].has_key);
+		assert_string_equal(r.rejects[0].reason, "MeasurableId: not an integer: 1e400");
+		assert_string_equal(r.rejects[0].raw, "{\"Id\":7,\"MeasurableId\":1e400}");
+		assert_string_equal(r.rejects[1].id, "8");
+		assert_string_equal(r.rejects[1].reason, "ForWeek: not an integer: -2e1000");
+		assert_null(r.rejects[2].id);
+		assert_false(r.rejects[2].has_key);
+		assert_string_equal(r.rejects[2].reason, "Id: not an integer: 1e400");
+		assert_string_equal(r.rejects[2].raw, "{\"Id\":1e400,\"Measured\":1}");
+		bloom_result_free(&r);
+	}
+}
+
+/* jsonb holds what numeric holds: at most 131072 digits before the point
+ * and 16383 after. A number whose value is past that rejects its record,
+ * wherever it is (AltTarget is in no column): raw could only hold another
+ * number. One whose text numeric_in refuses but whose value it holds
+ * (fraction digits that are trailing zeros) goes into raw as that value. */
+static void test_numbers_past_jsonb(void **state)
+{
+	const char *tiny_x = spell("0.", '0', 16383, "1"); /* 16384 fraction digits */
+	const char *long_one = spell("1.", '0', 16384, "");
+	const char *body = join("[{\"Id\":1,\"Name\":\"a\",\"AltTarget\":", tiny_x, "},",
+	                        "{\"Id\":2,\"Name\":\"b\",\"Owner\":{\"Id\":5,\"X\":[1e131072]}},",
+	                        "{\"Id\":3,\"Name\":\"c\",\"AltTarget\":", long_one, ",\"Y\":0e1073741823},",
+	                        "{\"Id\":4,\"Name\":\"d\",\"AltTarget\":1e131071}]", NULL);
+	const char *raw4 = "{\"Id\":4,\"Name\":\"d\",\"AltTarget\":1e131071}";
+
+	(void)state;
+	for (int reference = 0; reference < 2; reference++) {
+		bloom_result r;
+		parse_ok_by(reference, BLOOM_UNIT_MEASURABLES, 456, body, &r);
+		expect_copy(&r, MIRROR_T_MEASURABLES,
+		            join("3\tc\t\\N\t\\N\t\\N\t\\N\t{\"Id\":3,\"Name\":\"c\",\"AltTarget\":1,\"Y\":0}\n",
+		                 "4\td\t\\N\t\\N\t\\N\t\\N\t", raw4, "\n", NULL));
+		assert_int_equal(r.nrejects, 2);
+		assert_string_equal(r.rejects[0].id, "1");
+		assert_string_equal(r.rejects[0].reason,
+		                    join("AltTarget: out of range for jsonb: ", spell("0.", '0', 78, "..."), NULL));
+		assert_string_equal(r.rejects[0].raw, join("{\"Id\":1,\"Name\":\"a\",\"AltTarget\":", tiny_x, "}", NULL));
+		assert_string_equal(r.rejects[1].id, "2");
+		assert_string_equal(r.rejects[1].reason, "Owner: out of range for jsonb: 1e131072");
+		bloom_result_free(&r);
+	}
+	free_built();
 }
 
 /* --------------------------------------------------------------- scores */
@@ -1085,11 +1322,11 @@ static void test_unreadable_elements_are_rejected(void **state)
 
 	(void)state;
 	parse_ok(BLOOM_UNIT_USERS, 0,
-	         "[\"\xff\xfe\"," USER_ANN ",{\"Id\":1e400},"
+	         "[\"\xff\xfe\"," USER_ANN ","
 	         "{\"Id\":3,\"Name\":\"cut \\ud83d\",\"ResultType\":\"User\"}]",
 	         &r);
 	expect_copy(&r, MIRROR_T_USERS, "1\tAnn\tann@x.com\tCEO\t/i/a.png\t42\tf\t" USER_ANN "\n");
-	assert_int_equal(r.nrejects, 3);
+	assert_int_equal(r.nrejects, 2);
 	for (size_t i = 0; i < r.nrejects; i++) {
 		assert_string_equal(r.rejects[i].stream, "users");
 		assert_null(r.rejects[i].id);
@@ -1098,8 +1335,7 @@ static void test_unreadable_elements_are_rejected(void **state)
 			fail_msg("reject %zu: reason \"%s\"", i, r.rejects[i].reason);
 	}
 	assert_string_equal(r.rejects[0].raw, "\"\xef\xbf\xbd\xef\xbf\xbd\""); /* two U+FFFD */
-	assert_string_equal(r.rejects[1].raw, "{\"Id\":1e400}");
-	assert_string_equal(r.rejects[2].raw, "{\"Id\":3,\"Name\":\"cut \\ud83d\",\"ResultType\":\"User\"}");
+	assert_string_equal(r.rejects[1].raw, "{\"Id\":3,\"Name\":\"cut \\ud83d\",\"ResultType\":\"User\"}");
 	bloom_result_free(&r);
 }
 
@@ -1418,6 +1654,11 @@ int main(void)
 		cmocka_unit_test(test_measurables),
 		cmocka_unit_test(test_numeric_exact),
 		cmocka_unit_test(test_long_numbers_in_raw),
+		cmocka_unit_test(test_numbers_past_double_in_object_body),
+		cmocka_unit_test(test_numbers_past_double_in_list_body),
+		cmocka_unit_test(test_raw_keeps_number_text),
+		cmocka_unit_test(test_numbers_past_columns_reject_the_record),
+		cmocka_unit_test(test_numbers_past_jsonb),
 		cmocka_unit_test(test_scores),
 		cmocka_unit_test(test_score_rejects),
 		cmocka_unit_test(test_nul_removed),
