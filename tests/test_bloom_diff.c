@@ -152,6 +152,10 @@ static const char *const good_numbers[] = {
 	"123456789.123456789", "0.000000000000000000000000000001", "1.00000000000000000000001", "2425", "2425.0",
 	"3000000000", "9223372036854775808", "-9223372036854775809", "99999999999999999999", "18446744073709551616",
 	"79228162514264337593543950335", "-79228162514264337593543950335.5", "33.333333333333333333333333333", "1E-999", "1e-1000", "-0.0e-0", "12345678901234567890e-10",
+	/* past a double's range (jansson alone refuses them), past what jsonb
+	 * holds, and texts jsonb refuses for values it holds */
+	"2e1000", "-2e1000", "1.5E+0005", "123456789012345678.5e-0005", "1E-0005", "-1e-16383", "1e-16384",
+	"1e131071", "1e131072", "9.99e131071", "0e1073741822", "0e1073741823", "1.0000e-16379", "1.0000e-16380",
 };
 
 static const char *const dates[] = {
@@ -229,7 +233,8 @@ static void make_values(void)
 	sb_repeat(&b, "é", 60);
 	sb_puts(&b, "\"");
 	add_made(&b);
-	/* numbers around the fast reader's 256-byte limit */
+	/* numbers around 256 bytes (the fast reader once left longer ones to
+	 * jansson, and raw got them as a double prints them) */
 	for (size_t len = 252; len <= 258; len++) {
 		sb_puts(&b, "0.");
 		for (size_t i = 2; i < len; i++)
@@ -256,6 +261,17 @@ static void make_values(void)
 	add_made(&b);
 	sb_repeat(&b, "9", 60);
 	sb_puts(&b, ".5");
+	add_made(&b);
+	/* past a double's range, as digits: 400 of them, before the point or
+	 * after it; the most fraction digits jsonb takes, in a long text */
+	sb_repeat(&b, "4", 400);
+	add_made(&b);
+	sb_puts(&b, "-0.");
+	sb_repeat(&b, "6", 400);
+	add_made(&b);
+	sb_puts(&b, "0.");
+	sb_repeat(&b, "0", 16382);
+	sb_puts(&b, "1");
 	add_made(&b);
 	for (size_t i = 0; i < COUNT(depths); i++) {
 		nest(&b, depths[i], i % 2 == 1, "1");
