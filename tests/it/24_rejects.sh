@@ -3,8 +3,9 @@
 # nothing: a user rejected in the second run (its Name became null) keeps
 # its row from the first run, its todos are still read, and the complete run
 # marks none of them deleted. Served by a small fixed-body server (bloomsim
-# generates only good records), selected by a state file. It also serves a
-# score whose numbers a double cannot hold, nor int64.
+# generates only good records), selected by a state file. It also serves
+# scores whose numbers a double cannot hold, nor int64: one past a double's
+# range once failed the whole scorecard, and every run after it.
 . "$(dirname "$0")/lib.sh"
 
 new_db rejects24 || exit 1
@@ -53,9 +54,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if state() == "unreadable again":
                 body = body + [{"Id": 21, "Name": "New", "Complete": False}]
         elif path.endswith("/scorecard/user/2"):
-            # numbers past a double's digits and past int64, as written
+            # numbers past a double's digits, its range and int64, as written
             self.reply(b'{"Scores": [{"Id": 77, "MeasurableId": 5, "Target": 33.333333333333333333333333333, '
-                       b'"Measured": 79228162514264337593543950335, "ForWeek": 2425}]}')
+                       b'"Measured": 79228162514264337593543950335, "ForWeek": 2425}, '
+                       b'{"Id": 78, "MeasurableId": 5, "Target": 1e400, "Measured": -2e1000, "ForWeek": 2425, '
+                       b'"Tiny": 1e-1000, "Long": 123456789012345678.5e-0005, "Alt": 1.5E+0005}]}')
             return
         elif "/scorecard/" in path:
             body = {"Scores": []}
@@ -95,6 +98,10 @@ expect_eq "numeric columns and raw keep every digit the API wrote, past int64 to
 	"$(q "SELECT target || ' ' || value || ' ' || (raw->'Target') || ' ' || (raw->'Measured') FROM bloom.scores
 	  WHERE id = 77")" \
 	"33.333333333333333333333333333 79228162514264337593543950335 33.333333333333333333333333333 79228162514264337593543950335"
+expect_eq "numbers past a double's range are stored exactly, in the columns and in raw" \
+	"$(q "SELECT target = '1e400'::numeric AND value = '-2e1000'::numeric AND raw->'Target' = '1e400'::jsonb
+	  AND raw->'Measured' = '-2e1000'::jsonb AND raw->'Tiny' = '1e-1000'::jsonb
+	  AND raw->>'Long' = '1234567890123.456785' AND raw->>'Alt' = '150000' FROM bloom.scores WHERE id = 78")" t
 
 echo bad >"$state"
 "$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/run2.err"
