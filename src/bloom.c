@@ -1235,9 +1235,8 @@ static jv *jv_from_json(pool *pool, json_t *j)
 		v->type = JV_INT;
 		v->u.i = json_integer_value(j);
 		break;
-	case JSON_REAL: /* every number (see load_json), until jv_locate reads its text */
-		v->type = JV_REAL;
-		break;
+	/* every number (see load_json); jv_locate gives it its text, and so its kind */
+	case JSON_REAL: v->type = JV_REAL; break;
 	case JSON_TRUE: v->type = JV_TRUE; break;
 	case JSON_FALSE: v->type = JV_FALSE; break;
 	default: v->type = JV_NULL; break;
