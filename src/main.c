@@ -299,6 +299,19 @@ static void sync_metrics(const cli *c, const cfg *config, const pipeline_summary
 		log_warn("cannot write metrics: %s", err);
 }
 
+/* The end-of-run summary on stderr. The table is a report for whoever
+ * watches, at level info (the default). With JSON logs, and below info (-q,
+ * log.level warn or error), it goes through the logger instead, where only a
+ * failed or cancelled run's outcome is an error line: a quiet successful
+ * sync prints nothing, so a cron job piped to logger(1) fills no syslog. */
+static void report_sync(const cfg *config, const pipeline_summary *s)
+{
+	if (config->log_format == LOG_FORMAT_JSON || !log_enabled(LOG_INFO))
+		pipeline_log_summary(s);
+	else
+		pipeline_print_summary(s, stderr);
+}
+
 /* Returns EXIT_USAGE only when the sync cannot start (exit_code_for never
  * gives it): its metrics file is then run_command's to write; a sync that
  * started writes its own. */
@@ -331,7 +344,9 @@ static int cmd_sync(const cli *c, cfg *config, time_t started)
 		    .token_expires = expires,
 		    .restart = command_flag(c, "--restart") > 0,
 		    .full = command_flag(c, "--full") > 0,
-		    .progress_tty = isatty(STDERR_FILENO) && config->log_format == LOG_FORMAT_TEXT,
+		    /* quiet means quiet on a terminal too */
+		    .progress_tty = isatty(STDERR_FILENO) && config->log_format == LOG_FORMAT_TEXT &&
+				    log_enabled(LOG_INFO),
 		    .cancel = &cancel_requested,
 		    .version = BLOOMSYNC_VERSION,
 		};
@@ -344,10 +359,7 @@ static int cmd_sync(const cli *c, cfg *config, time_t started)
 	} else if (summary.run_id == 0 && summary.error[0]) {
 		log_error("%s", summary.error);
 	}
-	if (config->log_format == LOG_FORMAT_JSON)
-		pipeline_log_summary(&summary);
-	else
-		pipeline_print_summary(&summary, stderr);
+	report_sync(config, &summary);
 	return exit_code_for(st);
 }
 

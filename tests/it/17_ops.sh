@@ -201,4 +201,25 @@ KEY=wrong-key-for-ops17 write_conf "$TEST_TMP/bad-key.conf"
 expect_eq "a sync with a wrong key exits 4" $? 4
 expect_eq "its bloomsync_last_run_exit_code is 4" "$(metric "$prom" bloomsync_last_run_exit_code)" 4
 
+# ---------------------------------------------------------------------------
+# 5. -q (or log.level warn / error) quiets a successful sync: under cron,
+# piped to logger, every line is a syslog entry. A failed one still says why.
+"$BLOOMSYNC" -q -c "$TEST_TMP/good.conf" sync 2>"$TEST_TMP/quiet.err"
+expect_eq "sync -q exits 0" $? 0
+check "sync -q that succeeds prints nothing on stderr" test ! -s "$TEST_TMP/quiet.err"
+sed 's/^/# /' "$TEST_TMP/quiet.err" | head -n 3
+LOG_LEVEL=error write_conf "$TEST_TMP/level-error.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/level-error.conf" sync 2>"$TEST_TMP/level-error.err"
+expect_eq "sync with log.level error exits 0" $? 0
+check "sync with log.level error that succeeds prints nothing on stderr" test ! -s "$TEST_TMP/level-error.err"
+"$BLOOMSYNC" -c "$TEST_TMP/good.conf" sync 2>"$TEST_TMP/default.err"
+grep -Eq '^run [0-9]+ succeeded' "$TEST_TMP/default.err" && grep -Eq '^total +[0-9]' "$TEST_TMP/default.err"
+check "at the default level, the summary (outcome and table) is printed" test $? -eq 0
+"$BLOOMSYNC" -q -c "$TEST_TMP/bad-key.conf" sync 2>"$TEST_TMP/quiet-bad.err"
+expect_eq "sync -q with a wrong key exits 4" $? 4
+grep -Eq 'error .*run [0-9]+ failed in .* s.*: the API rejected the key' "$TEST_TMP/quiet-bad.err"
+check "sync -q that fails logs its outcome and error at level error" test $? -eq 0
+grep -Eq '^(stream|total) ' "$TEST_TMP/quiet-bad.err"
+check "sync -q that fails prints no table" test $? -ne 0
+
 finish
