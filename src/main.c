@@ -99,15 +99,26 @@ static const char *const command_help[][2] = {
     {"version", "usage: bloomsync version\n\nPrints the version.\n"},
 };
 
-static void print_command_help(const char *command, FILE *f)
+/* The help of one command; NULL for a name that is no command. */
+static const char *command_help_text(const char *command)
 {
 	for (size_t i = 0; i < sizeof(command_help) / sizeof(command_help[0]); i++)
-		if (strcmp(command_help[i][0], command) == 0) {
-			fputs(command_help[i][1], f);
-			return;
-		}
-	fputs(usage_text, f);
+		if (strcmp(command_help[i][0], command) == 0)
+			return command_help[i][1];
+	return NULL;
 }
+
+static void print_command_help(const char *command, FILE *f)
+{
+	const char *text = command_help_text(command);
+	fputs(text ? text : usage_text, f);
+}
+
+static void report_unknown_command(const char *command)
+{
+	fprintf(stderr, "bloomsync: unknown command '%s'\n\n%s", command, usage_text);
+}
+
 
 static volatile sig_atomic_t cancel_requested;
 
@@ -579,6 +590,23 @@ static int cmd_check(cfg *config)
 	return api != EXIT_OK ? api : db;
 }
 
+/* help [COMMAND]. A name that is no command is a usage error, as it is
+ * without "help": a typo must not look like an answer. */
+static int cmd_help(const cli *c)
+{
+	if (c->argc < 2 || strcmp(c->argv[1], "help") == 0) {
+		fputs(usage_text, stdout);
+		return EXIT_OK;
+	}
+	const char *text = command_help_text(c->argv[1]);
+	if (!text) {
+		report_unknown_command(c->argv[1]);
+		return EXIT_USAGE;
+	}
+	fputs(text, stdout);
+	return EXIT_OK;
+}
+
 static int run_command(const cli *c)
 {
 	static const char *const sync_args[] = {"--restart", "--full", NULL};
@@ -592,7 +620,7 @@ static int run_command(const cli *c)
 		allowed = status_args;
 		with_value = 1;
 	} else if (strcmp(c->command, "migrate") != 0 && strcmp(c->command, "check") != 0) {
-		fprintf(stderr, "bloomsync: unknown command '%s'\n\n%s", c->command, usage_text);
+		report_unknown_command(c->command);
 		return EXIT_USAGE;
 	}
 	bool sync = strcmp(c->command, "sync") == 0;
@@ -635,13 +663,8 @@ int main(int argc, char **argv)
 			sync_metrics(&c, NULL, NULL, EXIT_USAGE, time(NULL));
 		return EXIT_USAGE;
 	}
-	if (strcmp(c.command, "help") == 0) {
-		if (c.argc > 1)
-			print_command_help(c.argv[1], stdout);
-		else
-			fputs(usage_text, stdout);
-		return EXIT_OK;
-	}
+	if (strcmp(c.command, "help") == 0)
+		return cmd_help(&c);
 	if (strcmp(c.command, "version") == 0) {
 		static const char *const no_args[] = {NULL};
 		int help = check_args(&c, no_args, 0);

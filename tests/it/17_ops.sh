@@ -222,4 +222,20 @@ check "sync -q that fails logs its outcome and error at level error" test $? -eq
 grep -Eq '^(stream|total) ' "$TEST_TMP/quiet-bad.err"
 check "sync -q that fails prints no table" test $? -ne 0
 
+# ---------------------------------------------------------------------------
+# 6. usage errors
+"$BLOOMSYNC" help nosuch >"$TEST_TMP/help-nosuch.out" 2>"$TEST_TMP/help-nosuch.err"
+expect_eq "help with a name that is no command exits 2" $? 2
+grep -q "unknown command 'nosuch'" "$TEST_TMP/help-nosuch.err"
+check "help nosuch says the command is unknown" test $? -eq 0
+check "help nosuch prints nothing on stdout" test ! -s "$TEST_TMP/help-nosuch.out"
+"$BLOOMSYNC" help status >"$TEST_TMP/help-status.out" 2>&1
+expect_eq "help status exits 0" $? 0
+grep -q "^usage: bloomsync \[options\] status" "$TEST_TMP/help-status.out"
+check "help status prints the command's usage" test $? -eq 0
+"$BLOOMSYNC" help help >"$TEST_TMP/help-help.out" 2>&1
+expect_eq "help help exits 0" $? 0
+grep -q "^usage: bloomsync \[-c FILE\]" "$TEST_TMP/help-help.out"
+check "help help prints the general usage" test $? -eq 0
+
 finish
