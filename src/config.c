@@ -267,9 +267,35 @@ static bool cfg_has_control(const char *value, bool space_too)
 	return false;
 }
 
+/* Registers the password of a URL's userinfo (http://user:PASSWORD@host/)
+ * as a secret, as cfg_conninfo_secrets does for a conninfo's: whatever
+ * prints the URL through the log, or through log_redact (check does), shows
+ * "[redacted]" in its place. */
+static void cfg_url_secrets(const char *url)
+{
+	const char *authority = strstr(url, "://");
+	if (!authority)
+		return;
+	authority += 3;
+	size_t len = strcspn(authority, "/?#");
+	const char *at = NULL;
+	for (const char *p = authority; p < authority + len; p++)
+		if (*p == '@')
+			at = p; /* the last one: a password may hold an unencoded '@' */
+	const char *colon = at ? memchr(authority, ':', (size_t)(at - authority)) : NULL;
+	if (!colon || colon + 1 == at)
+		return;
+	char *password = strndup(colon + 1, (size_t)(at - colon - 1));
+	log_add_secret(password);
+	if (password)
+		explicit_bzero(password, strlen(password));
+	free(password);
+}
+
 static int cfg_check_url(char *value, char *why, size_t whylen)
 {
 	size_t scheme = 0;
+	cfg_url_secrets(value); /* before the value can be quoted in an error */
 	if (strncasecmp(value, "https://", 8) == 0)
 		scheme = 8;
 	else if (strncasecmp(value, "http://", 7) == 0)

@@ -505,8 +505,18 @@ static int check_login(const cfg *config, bool force, char **token, char *how, s
 	return EXIT_OK;
 }
 
+/* The URL as check shows it: a password in its userinfo was registered as a
+ * secret when the config was read (cfg_url_secrets), so log_redact hides it
+ * as it does in every log line. */
+static const char *shown_url(const char *url, char *buf, size_t len)
+{
+	log_redact(url, buf, len);
+	return buf;
+}
+
 static int check_api(cfg *config)
 {
+	char url[1024];
 	cfg_error cerr;
 	if (cfg_read_secrets(config, &cerr) != 0) {
 		printf("api:      FAIL %s\n", cerr.msg);
@@ -541,7 +551,8 @@ static int check_api(cfg *config)
 	if (rc != 0)
 		return EXIT_RUN_FAILED;
 	if (p.done && p.outcome == HTTP_OK) {
-		printf("api:      ok %s answers; authenticated with %s\n", config->base_url, how);
+		printf("api:      ok %s answers; authenticated with %s\n", shown_url(config->base_url, url, sizeof(url)),
+		       how);
 		return EXIT_OK;
 	}
 	if (p.done && p.outcome == HTTP_AUTH) {
@@ -552,7 +563,7 @@ static int check_api(cfg *config)
 			       config->key_source);
 		return EXIT_AUTH;
 	}
-	printf("api:      FAIL %s: %s\n", config->base_url,
+	printf("api:      FAIL %s: %s\n", shown_url(config->base_url, url, sizeof(url)),
 	       p.done ? p.error : cancel_requested ? "interrupted" : "the HTTP engine failed (see the log)");
 	return EXIT_RUN_FAILED;
 }

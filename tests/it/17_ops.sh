@@ -238,4 +238,23 @@ expect_eq "help help exits 0" $? 0
 grep -q "^usage: bloomsync \[-c FILE\]" "$TEST_TMP/help-help.out"
 check "help help prints the general usage" test $? -eq 0
 
+# ---------------------------------------------------------------------------
+# 7. a password in api.base_url's userinfo is never shown
+write_conf "$TEST_TMP/userinfo.conf"
+sed -i "s#base_url = \"http://#base_url = \"http://bob:url-s3cret-pw@#" "$TEST_TMP/userinfo.conf"
+grep -q "bob:url-s3cret-pw@" "$TEST_TMP/userinfo.conf" || not_ok "the test config has no userinfo"
+"$BLOOMSYNC" -c "$TEST_TMP/userinfo.conf" check >"$TEST_TMP/userinfo.out" 2>&1
+expect_eq "check with a password in api.base_url exits 0" $? 0
+grep -q "url-s3cret-pw" "$TEST_TMP/userinfo.out"
+check "check does not print the password of api.base_url" test $? -ne 0
+grep -Eq "^api: +ok http://bob:\[redacted\]@127\.0\.0\.1:" "$TEST_TMP/userinfo.out"
+check "check shows the URL with its password redacted" test $? -eq 0
+sed -i "s#@127\.0\.0\.1:[0-9]*/#@127.0.0.1:1/#; s#max_retries = [0-9]*#max_retries = 0#" "$TEST_TMP/userinfo.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/userinfo.conf" check >"$TEST_TMP/userinfo-fail.out" 2>&1
+expect_eq "check with a password in an unreachable api.base_url exits 1" $? 1
+grep -q "url-s3cret-pw" "$TEST_TMP/userinfo-fail.out"
+check "its FAIL line does not print the password either" test $? -ne 0
+grep -Eq "^api: +FAIL http://bob:\[redacted\]@127\.0\.0\.1:1/" "$TEST_TMP/userinfo-fail.out"
+check "its FAIL line shows the URL with its password redacted" test $? -eq 0
+
 finish
