@@ -89,6 +89,11 @@ void log_init(log_level level, log_format format)
 	atomic_store(&log_cur_format, (int)format);
 }
 
+log_format log_current_format(void)
+{
+	return (log_format)atomic_load(&log_cur_format);
+}
+
 int log_level_parse(const char *name, log_level *out)
 {
 	if (!name)

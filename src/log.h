@@ -18,6 +18,9 @@ typedef enum { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON } log_format;
 /* Sets level and format; may be called again (after the config is read). */
 void log_init(log_level level, log_format format);
 
+/* The format lines are written in now. */
+log_format log_current_format(void);
+
 /* Parses "error" | "warn" | "info" | "debug"; returns -1 on an unknown name. */
 int log_level_parse(const char *name, log_level *out);
 /* Parses "text" | "json"; returns -1 on an unknown name. */

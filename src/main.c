@@ -1,6 +1,7 @@
 /* main.c — the command line: options, commands, exit codes. */
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,9 +115,32 @@ static void print_command_help(const char *command, FILE *f)
 	fputs(text ? text : usage_text, f);
 }
 
+/* A usage error found once the log format is known (--log-format is read
+ * first). With JSON logs it is one error line, like every other line: a
+ * log shipper would drop or mangle plain text, and a help text would break
+ * one object per line. As text it is for a person at a terminal: the
+ * message, then help (help may be NULL), to fix the command line with. */
+static void usage_error(const char *help, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void usage_error(const char *help, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (log_current_format() == LOG_FORMAT_JSON) {
+		log_error("%s", msg);
+		return;
+	}
+	fprintf(stderr, "bloomsync: %s\n", msg);
+	if (help)
+		fprintf(stderr, "\n%s", help);
+}
+
 static void report_unknown_command(const char *command)
 {
-	fprintf(stderr, "bloomsync: unknown command '%s'\n\n%s", command, usage_text);
+	usage_error(usage_text, "unknown command '%s'", command);
 }
 
 
@@ -189,7 +213,7 @@ static int load_config(const cli *c, cfg *config)
 {
 	const char *path = c->config_path;
 	if (path && !*path) { /* -c "$UNSET_VARIABLE" must not fall back to the production file */
-		fprintf(stderr, "bloomsync: -c: the config file path is empty\n");
+		log_error("-c: the config file path is empty");
 		return -1;
 	}
 	if (!path)
@@ -198,7 +222,7 @@ static int load_config(const cli *c, cfg *config)
 		path = CFG_DEFAULT_PATH;
 	cfg_error err;
 	if (cfg_load(path, config, &err) != 0) {
-		fprintf(stderr, "bloomsync: %s\n", err.msg);
+		log_error("%s", err.msg); /* in --log-format's format: the config's is not known */
 		return -1;
 	}
 	log_level level = config->log_level;
@@ -208,6 +232,7 @@ static int load_config(const cli *c, cfg *config)
 		level = LOG_WARN;
 	log_format format = config->log_format;
 	if (c->log_format && log_format_parse(c->log_format, &format) != 0) {
+		/* plain text: the format asked for is the thing that is wrong */
 		fprintf(stderr, "bloomsync: --log-format: expected text or json, got '%s'\n", c->log_format);
 		return -1;
 	}
@@ -244,8 +269,7 @@ static int check_args(const cli *c, const char *const *allowed, int with_value_c
 		while (allowed[a] && strcmp(arg, allowed[a]) != 0)
 			a++;
 		if (!allowed[a]) {
-			fprintf(stderr, "bloomsync %s: unknown argument '%s'\n\n", c->command, arg);
-			print_command_help(c->command, stderr);
+			usage_error(command_help_text(c->command), "%s: unknown argument '%s'", c->command, arg);
 			return -1;
 		}
 		if (a < with_value_count)
@@ -334,8 +358,8 @@ static int cmd_sync(const cli *c, cfg *config, time_t started)
 		return EXIT_USAGE;
 	}
 	if (!config->key && !config->username) {
-		fprintf(stderr, "bloomsync: no API key or credentials: set api.key, api.key_file or BG_API_KEY, "
-				"or api.username and api.password in %s\n", config->path);
+		log_error("no API key or credentials: set api.key, api.key_file or BG_API_KEY, "
+			  "or api.username and api.password in %s", config->path);
 		return EXIT_USAGE;
 	}
 	auth_opts ao;
@@ -402,7 +426,7 @@ static int cmd_status(const cli *c, const cfg *config)
 		char *end = NULL;
 		long v = n + 1 < c->argc ? strtol(c->argv[n + 1], &end, 10) : 0;
 		if (!end || *end || v < 1 || v > 10000) {
-			fprintf(stderr, "bloomsync status: -n takes a number from 1 to 10000\n");
+			usage_error(NULL, "status: -n takes a number from 1 to 10000");
 			return EXIT_USAGE;
 		}
 		limit = (int)v;
@@ -662,6 +686,17 @@ static int run_command(const cli *c)
 	return rc;
 }
 
+/* The log format of the command line, before the config is read: errors
+ * found from then on (a bad argument, a config that does not load) are
+ * written in it. An invalid value is text here; load_config reports it. */
+static log_format cli_log_format(const cli *c)
+{
+	log_format format = LOG_FORMAT_TEXT;
+	if (c->log_format && log_format_parse(c->log_format, &format) != 0)
+		format = LOG_FORMAT_TEXT;
+	return format;
+}
+
 int main(int argc, char **argv)
 {
 	cli c = {0};
@@ -674,6 +709,7 @@ int main(int argc, char **argv)
 			sync_metrics(&c, NULL, NULL, EXIT_USAGE, time(NULL));
 		return EXIT_USAGE;
 	}
+	log_init(LOG_INFO, cli_log_format(&c));
 	if (strcmp(c.command, "help") == 0)
 		return cmd_help(&c);
 	if (strcmp(c.command, "version") == 0) {

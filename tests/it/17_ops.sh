@@ -257,4 +257,50 @@ check "its FAIL line does not print the password either" test $? -ne 0
 grep -Eq "^api: +FAIL http://bob:\[redacted\]@127\.0\.0\.1:1/" "$TEST_TMP/userinfo-fail.out"
 check "its FAIL line shows the URL with its password redacted" test $? -eq 0
 
+# ---------------------------------------------------------------------------
+# 8. with --log-format json, errors found once the format is known are JSON
+# lines too (a log shipper drops or mangles a plain line)
+
+# json_error FILE TEXT: 0 when FILE is JSON lines only, one of them an
+# error whose msg holds TEXT
+json_error() {
+	python3 -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert lines and all(isinstance(l, dict) for l in lines)
+assert any(l["level"] == "error" and sys.argv[2] in l["msg"] for l in lines)
+' "$1" "$2" 2>/dev/null || { sed 's/^/# /' "$1" | head -n 3 >&2; return 1; }
+}
+
+write_conf "$TEST_TMP/nokey.conf"
+sed -i '/^  key = /d' "$TEST_TMP/nokey.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/nokey.conf" --log-format json sync 2>"$TEST_TMP/json-nokey.err"
+expect_eq "--log-format json, no key: sync exits 2" $? 2
+check "--log-format json, no key: the error is a JSON line" json_error "$TEST_TMP/json-nokey.err" "no API key"
+printf 'api = { concurrency = ; };\n' >"$TEST_TMP/syntax.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/syntax.conf" --log-format json sync 2>"$TEST_TMP/json-syntax.err"
+expect_eq "--log-format json, a syntax error in the config: sync exits 2" $? 2
+check "--log-format json, a syntax error in the config: it is a JSON line" \
+	json_error "$TEST_TMP/json-syntax.err" "syntax.conf:1: syntax error"
+"$BLOOMSYNC" -c "" --log-format json check >/dev/null 2>"$TEST_TMP/json-empty-c.err"
+expect_eq "--log-format json, -c '': check exits 2" $? 2
+check "--log-format json, -c '': the error is a JSON line" json_error "$TEST_TMP/json-empty-c.err" "path is empty"
+"$BLOOMSYNC" -c "$TEST_TMP/good.conf" --log-format json sync --bogus 2>"$TEST_TMP/json-arg.err"
+expect_eq "--log-format json, an unknown argument: sync exits 2" $? 2
+check "--log-format json, an unknown argument: the error is a JSON line" json_error "$TEST_TMP/json-arg.err" "--bogus"
+"$BLOOMSYNC" -c "$TEST_TMP/good.conf" --log-format json status -n x >/dev/null 2>"$TEST_TMP/json-n.err"
+expect_eq "--log-format json, status -n x exits 2" $? 2
+check "--log-format json, status -n x: the error is a JSON line" json_error "$TEST_TMP/json-n.err" "-n"
+"$BLOOMSYNC" --log-format json frobnicate 2>"$TEST_TMP/json-cmd.err"
+expect_eq "--log-format json, an unknown command exits 2" $? 2
+check "--log-format json, an unknown command: the error is a JSON line" json_error "$TEST_TMP/json-cmd.err" frobnicate
+"$BLOOMSYNC" --log-format json help frobnicate >/dev/null 2>"$TEST_TMP/json-help.err"
+expect_eq "--log-format json, help frobnicate exits 2" $? 2
+check "--log-format json, help frobnicate: the error is a JSON line" json_error "$TEST_TMP/json-help.err" frobnicate
+# as text, a usage error still shows the help that fixes it
+"$BLOOMSYNC" -c "$TEST_TMP/good.conf" sync --bogus 2>"$TEST_TMP/text-arg.err"
+grep -q "unknown argument '--bogus'" "$TEST_TMP/text-arg.err" &&
+	grep -q "^usage: bloomsync \[options\] sync" "$TEST_TMP/text-arg.err"
+check "as text, an unknown argument is named and the command's usage follows" test $? -eq 0
+
 finish
