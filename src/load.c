@@ -2354,7 +2354,8 @@ static const char status_sql[] =
     "r.units_done, r.units_known, coalesce(r.error, ''), "
     "to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
     "coalesce(to_char(r.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
-    "coalesce(extract(epoch FROM coalesce(r.finished_at, now()) - r.started_at), 0)::numeric(12,1) "
+    /* to the millisecond: finer is noise, coarser hides short runs */
+    "coalesce(extract(epoch FROM coalesce(r.finished_at, now()) - r.started_at), 0)::numeric(12,3) "
     "FROM sync_runs r LEFT JOIN sync_run_streams s ON s.run_id = r.id "
     "GROUP BY r.id ORDER BY r.id DESC LIMIT ";
 
@@ -2379,7 +2380,9 @@ static void print_status_json(PGresult *res, FILE *out)
 		json_array_append_new(runs, r);
 	}
 	json_t *doc = json_pack("{s:o}", "runs", runs);
-	char *text = json_dumps(doc, JSON_INDENT(2));
+	/* 15 significant digits print a decimal of up to 15 (duration_s has at
+	 * most 12) as written: 0.2, not jansson's default 17 (0.20000000000000001) */
+	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
 	if (text)
 		fprintf(out, "%s\n", text);
 	free(text);

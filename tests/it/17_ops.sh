@@ -303,4 +303,15 @@ grep -q "unknown argument '--bogus'" "$TEST_TMP/text-arg.err" &&
 	grep -q "^usage: bloomsync \[options\] sync" "$TEST_TMP/text-arg.err"
 check "as text, an unknown argument is named and the command's usage follows" test $? -eq 0
 
+# ---------------------------------------------------------------------------
+# 9. status --json gives durations in seconds to the millisecond, not in
+# binary floating point's digits (0.20000000000000001)
+last=$(q "SELECT max(id) FROM bloom.sync_runs")
+q "UPDATE bloom.sync_runs SET finished_at = started_at + CASE id WHEN $last THEN interval '0.2 s'
+   WHEN $last - 1 THEN interval '149.1 s' ELSE interval '2.4567 s' END WHERE id > $last - 3" >/dev/null
+"$BLOOMSYNC" -c "$TEST_TMP/good.conf" status --json -n 3 >"$TEST_TMP/durations.json" 2>&1
+expect_eq "status --json -n 3 exits 0" $? 0
+durations=$(sed -n 's/^ *"duration_s": \([^,]*\),*$/\1/p' "$TEST_TMP/durations.json" | tr '\n' ' ')
+expect_eq "status --json rounds duration_s to milliseconds" "$durations" "0.2 149.1 2.457 "
+
 finish
