@@ -96,7 +96,8 @@ static const char *const command_help[][2] = {
 	       "start, duration, status, rows changed,\nrequests and error, and the progress of an unfinished run.\n\n"
 	       "  --json   machine-readable output\n  -n N     how many runs\n"},
     {"check", "usage: bloomsync [options] check\n\nChecks that the config is valid, the API answers and accepts "
-	      "the key, and the\ndatabase is reachable with every migration applied. Exit 0 when all hold.\n"},
+	      "the key, and the\ndatabase is reachable and not migrated by a newer bloomsync. Exit 0 when all hold;\n"
+	      "pending migrations are noted (the next sync applies them).\n"},
     {"version", "usage: bloomsync version\n\nPrints the version.\n"},
 };
 
@@ -607,12 +608,21 @@ static int check_database(const cfg *config)
 		printf("database: FAIL %s\n", err.msg);
 		return EXIT_RUN_FAILED;
 	}
-	if (pending > 0) {
-		printf("database: FAIL reachable, but %d migration%s pending in schema %s (run bloomsync migrate)\n",
-		       pending, pending == 1 ? "" : "s", config->schema);
-		return EXIT_RUN_FAILED;
-	}
-	printf("database: ok reachable, schema %s up to date\n", config->schema);
+	/* Pending migrations are no failure: sync applies them before it
+	 * starts, so neither a fresh install nor one upgraded since the last
+	 * sync is broken. Failing here made the documented first steps (check,
+	 * then sync) fail, and a cron health check alarm between an upgrade and
+	 * the next run. A schema migrated by a newer bloomsync, which sync
+	 * refuses, still fails (load_pending_migrations' error above). */
+	if (pending == (int)load_migrations_count)
+		printf("database: ok reachable; schema %s not created yet: the first sync (or bloomsync migrate) "
+		       "creates it\n", config->schema);
+	else if (pending > 0)
+		printf("database: ok reachable; %d migration%s pending in schema %s: the next sync (or bloomsync "
+		       "migrate) applies %s\n",
+		       pending, pending == 1 ? "" : "s", config->schema, pending == 1 ? "it" : "them");
+	else
+		printf("database: ok reachable, schema %s up to date\n", config->schema);
 	return EXIT_OK;
 }
 

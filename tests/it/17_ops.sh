@@ -314,4 +314,21 @@ expect_eq "status --json -n 3 exits 0" $? 0
 durations=$(sed -n 's/^ *"duration_s": \([^,]*\),*$/\1/p' "$TEST_TMP/durations.json" | tr '\n' ' ')
 expect_eq "status --json rounds duration_s to milliseconds" "$durations" "0.2 149.1 2.457 "
 
+# ---------------------------------------------------------------------------
+# 10. check on a fresh database (README's Quick Start runs it before the first
+# sync) and after an upgrade: pending migrations are noted, not a failure,
+# since sync applies them itself
+new_db ops17_fresh || exit 1
+write_conf "$TEST_TMP/fresh.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/fresh.conf" check >"$TEST_TMP/fresh-check.out" 2>&1
+expect_eq "check on a fresh database exits 0" $? 0
+grep -Eq "^database: +ok reachable; schema bloom not created yet: the first sync" "$TEST_TMP/fresh-check.out"
+check "check on a fresh database says the first sync creates the schema" test $? -eq 0
+"$BLOOMSYNC" -c "$TEST_TMP/fresh.conf" migrate >/dev/null 2>&1
+q "DELETE FROM bloom.schema_migrations WHERE version = (SELECT max(version) FROM bloom.schema_migrations)"
+"$BLOOMSYNC" -c "$TEST_TMP/fresh.conf" check >"$TEST_TMP/pending-check.out" 2>&1
+expect_eq "check with one migration pending exits 0" $? 0
+grep -Eq "^database: +ok reachable; 1 migration pending in schema bloom: the next sync" "$TEST_TMP/pending-check.out"
+check "check with one migration pending says the next sync applies it" test $? -eq 0
+
 finish
