@@ -200,6 +200,9 @@ KEY=wrong-key-for-ops17 write_conf "$TEST_TMP/bad-key.conf"
 "$BLOOMSYNC" -c "$TEST_TMP/bad-key.conf" --metrics-file "$prom" sync 2>/dev/null
 expect_eq "a sync with a wrong key exits 4" $? 4
 expect_eq "its bloomsync_last_run_exit_code is 4" "$(metric "$prom" bloomsync_last_run_exit_code)" 4
+# as docs/operations.md says: a refused key fails a run that had started
+expect_eq "a refused key: the run is recorded failed, with the error" \
+	"$(q "SELECT status || ': ' || error FROM bloom.sync_runs ORDER BY id DESC LIMIT 1" | grep -c '^failed: the API rejected the key')" 1
 
 # ---------------------------------------------------------------------------
 # 5. -q (or log.level warn / error) quiets a successful sync: under cron,

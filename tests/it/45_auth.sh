@@ -85,8 +85,13 @@ check "check says username and password, the cache and the expiry" test $? -eq 0
 
 # ---- 2. a wrong password: exit 4, a clear message ----
 cred_conf "$TEST_TMP/bad.conf" bloom "$SIM_URL/Token" "$TEST_TMP/state-bad/token" "$TEST_TMP/badpw"
+runs_before=$(q "SELECT count(*) FROM bloom.sync_runs")
 run_sync badpw "$TEST_TMP/bad.conf"
 expect_eq "a wrong password exits 4" "$RC" 4
+# as docs/operations.md says: the login comes before the run
+expect_eq "a refused login opens no run in sync_runs" "$(q "SELECT count(*) FROM bloom.sync_runs")" "$runs_before"
+expect_eq "a refused login is in the metrics file as auth" \
+	"$(metric "$OUT/metrics.prom" 'bloomsync_last_run_status{status="auth"}')" 1
 grep -q "the API rejected the username or password" "$OUT/badpw.err"
 check "the message says the username or password was rejected" test $? -eq 0
 "$BLOOMSYNC" -c "$TEST_TMP/bad.conf" check >"$OUT/badcheck.out" 2>"$OUT/badcheck.err"
@@ -102,6 +107,8 @@ run_sync split "$TEST_TMP/split.conf"
 expect_eq "a token refused right after a fresh login exits 4" "$RC" 4
 grep -q "rejected a freshly issued token" "$OUT/split.err"
 check "the message says a fresh token was refused" test $? -eq 0
+expect_eq "a fresh token refused: the run is recorded failed, with the error" \
+	"$(q "SELECT status || ': ' || error FROM bloom.sync_runs ORDER BY id DESC LIMIT 1" | grep -c '^failed: .*freshly issued token')" 1
 stop_sim "$SIM_PID"
 
 # ---- 4. a token that expires in the middle of a run ----
