@@ -590,7 +590,7 @@ static int check_api(cfg *config)
 	}
 	printf("api:      FAIL %s: %s\n", shown_url(config->base_url, url, sizeof(url)),
 	       p.done ? p.error : cancel_requested ? "interrupted" : "the HTTP engine failed (see the log)");
-	return EXIT_RUN_FAILED;
+	return !p.done && cancel_requested ? EXIT_CANCELLED : EXIT_RUN_FAILED;
 }
 
 static int check_database(const cfg *config)
@@ -630,7 +630,15 @@ static int cmd_check(cfg *config)
 {
 	printf("config:   ok %s\n", config->path);
 	int api = check_api(config);
+	/* SIGINT or SIGTERM stops check as it stops sync, with the same exit
+	 * status: a script tells "interrupted" from "unhealthy" */
+	if (cancel_requested) {
+		printf("database: not checked (interrupted)\n");
+		return EXIT_CANCELLED;
+	}
 	int db = check_database(config);
+	if (cancel_requested)
+		return EXIT_CANCELLED;
 	/* the more specific failure wins: a rejected key says more than "failed" */
 	return api != EXIT_OK ? api : db;
 }

@@ -334,4 +334,23 @@ expect_eq "check with one migration pending exits 0" $? 0
 grep -Eq "^database: +ok reachable; 1 migration pending in schema bloom: the next sync" "$TEST_TMP/pending-check.out"
 check "check with one migration pending says the next sync applies it" test $? -eq 0
 
+# ---------------------------------------------------------------------------
+# 11. check interrupted by SIGINT exits 5, as sync does ("cancelled by a
+# signal"), not 1 (which says the API or the database is unhealthy)
+sim_post /__faults '{"latency_ms":8000}' >/dev/null
+TIMEOUT_MS=30000 write_conf "$TEST_TMP/slow.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/slow.conf" check >"$TEST_TMP/int-check.out" 2>&1 &
+bg=$!
+BG_PIDS="$BG_PIDS $bg"
+sleep 1.5
+kill -INT "$bg"
+wait "$bg"
+rc=$?
+BG_PIDS=""
+sim_post /__faults '{"latency_ms":0}' >/dev/null
+expect_eq "check interrupted by SIGINT exits 5" "$rc" 5
+grep -Eq "^api: +FAIL .*interrupted" "$TEST_TMP/int-check.out"
+check "its api line says it was interrupted" test $? -eq 0
+[ "$FAILS" -eq 0 ] || sed 's/^/# /' "$TEST_TMP/int-check.out"
+
 finish
