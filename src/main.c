@@ -144,7 +144,6 @@ static void report_unknown_command(const char *command)
 	usage_error(usage_text, "unknown command '%s'", command);
 }
 
-
 static volatile sig_atomic_t cancel_requested;
 
 static void on_signal(int sig)

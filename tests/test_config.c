@@ -1010,6 +1010,25 @@ static void test_password_is_registered_as_secret(void **state)
 	cfg_free(&c);
 }
 
+/* A password in a URL's userinfo is a secret too (check prints the URL
+ * through log_redact); the user name and a URL without one are left alone. */
+static void test_url_password_is_registered_as_secret(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	char out[200];
+	write_conf(fx, "api = { key = \"k-12345-secret\";\n"
+		       " base_url = \"http://proxyuser:url-pw@9@proxy.example:8080/api/v1\";\n"
+		       " token_url = \"https://tok-user:tok-pw-77@login.example/token\"; };\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	log_redact(c.base_url, out, sizeof out);
+	assert_string_equal(out, "http://proxyuser:[redacted]@proxy.example:8080/api/v1");
+	log_redact(c.token_url, out, sizeof out);
+	assert_string_equal(out, "https://tok-user:[redacted]@login.example/token");
+	cfg_free(&c);
+}
+
 /* The shipped example must load and say exactly the defaults. */
 static void test_example_config_is_the_defaults(void **state)
 {
@@ -1114,6 +1133,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_key_wins_over_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_wins_over_incomplete_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_password_is_registered_as_secret, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_url_password_is_registered_as_secret, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
