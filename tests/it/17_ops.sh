@@ -141,9 +141,11 @@ expect_eq "sync without the key file, metrics_file in the config, exits 2" $? 2
 expect_config_error "metrics_file of the config" "$mdir/from-config.prom"
 
 rm -f "$prom"
-printf 'api = { concurrency = 4 }\n' >"$TEST_TMP/broken.conf" # no ';': a syntax error
+printf 'api = { concurrency = 4;\n' >"$TEST_TMP/broken.conf" # the group is never closed
 "$BLOOMSYNC" -c "$TEST_TMP/broken.conf" --metrics-file "$prom" sync 2>"$TEST_TMP/broken.err"
 expect_eq "sync with a broken config exits 2" $? 2
+grep -q "broken.conf:[0-9]*: syntax error" "$TEST_TMP/broken.err"
+check "it names the file and line of the syntax error" test $? -eq 0
 expect_eq "a broken config: bloomsync_last_run_status{status=\"config\"} is 1" \
 	"$(metric "$prom" 'bloomsync_last_run_status{status="config"}')" 1
 expect_eq "a broken config: no earlier success known, 0" \
