@@ -145,13 +145,28 @@ void hash_recent_clear(hash_recent *r)
 		memset(r->slots, 0, sizeof(uint64_t) << r->bits);
 }
 
-bool hash_recent_add(hash_recent *r, uint64_t h)
+/* The set of four that h (never 0) belongs to. */
+static uint64_t *recent_set(const hash_recent *r, uint64_t h)
+{
+	return r->slots + ((h >> (64 - r->bits)) & ~(uint64_t)(WAYS - 1));
+}
+
+bool hash_recent_has(const hash_recent *r, uint64_t h)
 {
 	h = h ? h : 1;
-	uint64_t *set = r->slots + ((h >> (64 - r->bits)) & ~(uint64_t)(WAYS - 1));
+	const uint64_t *set = recent_set(r, h);
 	for (int i = 0; i < WAYS; i++)
 		if (set[i] == h)
 			return true;
+	return false;
+}
+
+bool hash_recent_add(hash_recent *r, uint64_t h)
+{
+	if (hash_recent_has(r, h))
+		return true;
+	h = h ? h : 1;
+	uint64_t *set = recent_set(r, h);
 	memmove(set + 1, set, (WAYS - 1) * sizeof(*set));
 	set[0] = h;
 	return false;

@@ -42,4 +42,7 @@ void hash_recent_clear(hash_recent *r);
 /* Whether h is among the recent hashes; if not, it becomes one. */
 bool hash_recent_add(hash_recent *r, uint64_t h);
 
+/* Whether h is among the recent hashes (it does not become one). */
+bool hash_recent_has(const hash_recent *r, uint64_t h);
+
 #endif

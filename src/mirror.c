@@ -185,6 +185,16 @@ const mirror_target *mirror_target_get(mirror_target_id id)
 	return &targets[id];
 }
 
+bool mirror_target_covers(mirror_target_id a, mirror_target_id b)
+{
+	const mirror_target *ta = mirror_target_get(a), *tb = mirror_target_get(b);
+	if (!ta || !tb || ta->cols != tb->cols)
+		return false;
+	uint32_t b_sets = tb->update_mask & ~tb->keep_mask & ~tb->fill_mask; /* b writes the new value as it is */
+	return (tb->update_mask & ~ta->update_mask) == 0 && (ta->keep_mask & tb->update_mask & ~tb->keep_mask) == 0 &&
+	       (ta->fill_mask & b_sets) == 0;
+}
+
 int mirror_table_index(const char *table)
 {
 	for (int i = 0; i < MIRROR_TABLE_COUNT; i++)

@@ -75,6 +75,12 @@ typedef struct mirror_target {
 
 const mirror_target *mirror_target_get(mirror_target_id id);
 
+/* Whether a row that target a wrote leaves nothing for the same row, to the
+ * byte, from target b to change: same table and columns, and every column b
+ * updates, a updates to the same value (b's update_mask within a's; a keeps
+ * or fills no column that b overwrites). */
+bool mirror_target_covers(mirror_target_id a, mirror_target_id b);
+
 /* The distinct mirror tables, in dependency-free order, for deletes and counts. */
 #define MIRROR_TABLE_COUNT 11
 extern const char *const mirror_tables[MIRROR_TABLE_COUNT];

@@ -301,20 +301,42 @@ static int job_path(const fetch_stage *f, job *j, char *path, size_t pathlen)
 }
 
 /* Rows already handed to the loader in this session, by a hash of their
- * COPY line (table and every column, raw included; by table, not target: a
- * line identical to one another target of its table sent changes nothing,
- * whatever column each of them owns): the same row reaches us
- * through several lists (a score in a meeting's and in a user's scorecard, a
- * todo in a meeting's and in its owner's list), and staging it again only
- * costs the database a row to stage and compare. Fixed in size, so memory
- * stays flat; a miss only means the row is written twice, as before. Sets
- * of four (hash_recent): a score's second arrival (its meeting's
- * scorecard) comes most of a run after its first (its owner's): on the
- * bench's large org a direct-mapped table of half this size let 79,824
- * repeated score rows through, this one 7,523. Safe for resume: a row is dropped only when an
- * identical one is already in this session's stream of batches, and a unit
- * whose batch did not commit is fetched again. */
+ * COPY line (every column, raw included) and their target: the same row
+ * reaches us through several lists (a score in a meeting's and in a user's
+ * scorecard, a todo in a meeting's and in its owner's list), and staging it
+ * again only costs the database a row to stage and compare. A row a target
+ * wrote stands for the same row of every target it covers
+ * (mirror_target_covers): a user's todo list's row for its meeting's list's
+ * copy, not the other way (that one cannot erase an owner); a meeting's
+ * headline list's row for no other (the user's list owns raw). Fixed in
+ * size, so memory stays flat; a miss only means the row is written twice,
+ * as before. Sets of four (hash_recent): a score's second arrival (its
+ * meeting's scorecard) comes most of a run after its first (its owner's):
+ * on the bench's large org a direct-mapped table of half this size let
+ * 79,824 repeated score rows through, this one 7,523. Safe for resume: a
+ * row is dropped only when an identical one is already in this session's
+ * stream of batches, and a unit whose batch did not commit is fetched
+ * again. */
 #define RECENT_ROWS_BITS 19 /* 4 MiB */
+
+/* The entry of a COPY line (its hash) as written by target t. */
+static uint64_t row_entry(uint64_t line_hash, int t)
+{
+	uint64_t seed = (uint64_t)t + 1;
+	return hash_bytes(line_hash, &seed, sizeof(seed));
+}
+
+/* Whether the line (hash h) was handed over already by target t or by one
+ * covering it; if not, it is recorded for t (only: a hash per row, so the
+ * cache holds as many rows as before there were two targets of a table). */
+static bool row_seen(hash_recent *recent, uint64_t h, int t)
+{
+	for (int u = 0; u < MIRROR_T_COUNT; u++)
+		if (u != t && mirror_target_covers((mirror_target_id)u, (mirror_target_id)t) &&
+		    hash_recent_has(recent, row_entry(h, u)))
+			return true;
+	return hash_recent_add(recent, row_entry(h, t));
+}
 
 static void drop_repeated_rows(fetch_stage *f, bloom_result *r)
 {
@@ -322,13 +344,11 @@ static void drop_repeated_rows(fetch_stage *f, bloom_result *r)
 		return;
 	for (int t = 0; t < MIRROR_T_COUNT; t++) {
 		bloom_buf *b = &r->copy[t];
-		int table = mirror_target_get((mirror_target_id)t)->table_index;
 		size_t w = 0;
 		for (size_t p = 0; p < b->len;) {
 			const char *nl = memchr(b->data + p, '\n', b->len - p);
 			size_t n = nl ? (size_t)(nl - (b->data + p)) + 1 : b->len - p;
-			uint64_t h = hash_bytes((uint64_t)table + 1, b->data + p, n);
-			if (hash_recent_add(f->recent_rows, h)) {
+			if (row_seen(f->recent_rows, hash_bytes(0, b->data + p, n), t)) {
 				r->nrows[t]--;
 			} else {
 				memmove(b->data + w, b->data + p, n);

@@ -1189,6 +1189,26 @@ static void test_tables_under(void **state)
 	assert_int_equal(bloom_tables_under("no_such_table"), 0);
 }
 
+/* A row one target wrote stands for the same row of another target only
+ * when the other would change nothing: a user's todo list's for its
+ * meeting's list's (which fills the owner), not the reverse; a meeting's
+ * headline list's (which leaves raw and is_archived alone) for no other. */
+static void test_target_covers(void **state)
+{
+	(void)state;
+	for (int t = 0; t < MIRROR_T_COUNT; t++)
+		assert_true(mirror_target_covers((mirror_target_id)t, (mirror_target_id)t));
+	assert_true(mirror_target_covers(MIRROR_T_USER_TODOS, MIRROR_T_TODOS));
+	assert_false(mirror_target_covers(MIRROR_T_TODOS, MIRROR_T_USER_TODOS));
+	assert_true(mirror_target_covers(MIRROR_T_USER_HEADLINES, MIRROR_T_HEADLINES));
+	assert_false(mirror_target_covers(MIRROR_T_HEADLINES, MIRROR_T_USER_HEADLINES));
+	assert_true(mirror_target_covers(MIRROR_T_ISSUES, MIRROR_T_USER_ISSUES));
+	assert_false(mirror_target_covers(MIRROR_T_USER_ISSUES, MIRROR_T_ISSUES));
+	assert_false(mirror_target_covers(MIRROR_T_MEETINGS_LIST, MIRROR_T_MEETINGS_DETAIL));
+	assert_false(mirror_target_covers(MIRROR_T_MEETINGS_DETAIL, MIRROR_T_MEETINGS_LIST));
+	assert_false(mirror_target_covers(MIRROR_T_TODOS, MIRROR_T_ISSUES));
+}
+
 static void test_reject_keys(void **state)
 {
 	bloom_result r;
@@ -1669,6 +1689,7 @@ int main(void)
 		cmocka_unit_test(test_bad_date_rejected_others_kept),
 		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_reject_keys),
+		cmocka_unit_test(test_target_covers),
 		cmocka_unit_test(test_tables_under),
 		cmocka_unit_test(test_non_object_elements),
 		cmocka_unit_test(test_bad_shapes),

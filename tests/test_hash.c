@@ -84,15 +84,22 @@ static void test_recent_keeps_four_per_set(void **state)
 		assert_false(hash_recent_add(r, same_set[i]));
 	for (int i = 0; i < 4; i++)
 		assert_true(hash_recent_add(r, same_set[i]));
+	/* asking without adding neither adds nor pushes out */
+	assert_false(hash_recent_has(r, same_set[5]));
+	assert_false(hash_recent_has(r, same_set[5]));
+	assert_true(hash_recent_has(r, same_set[0]));
 	/* a fifth pushes out the oldest: the first */
 	assert_false(hash_recent_add(r, same_set[4]));
 	assert_true(hash_recent_add(r, same_set[1]));
+	assert_false(hash_recent_has(r, same_set[0]));
 	assert_false(hash_recent_add(r, same_set[0]));
 	/* another set is untouched by all that */
 	assert_false(hash_recent_add(r, (uint64_t)0x1 << 60));
 	assert_true(hash_recent_add(r, (uint64_t)0x1 << 60));
 	/* 0 is a hash like any other (stored apart from "empty") */
+	assert_false(hash_recent_has(r, 0));
 	assert_false(hash_recent_add(r, 0));
+	assert_true(hash_recent_has(r, 0));
 	assert_true(hash_recent_add(r, 0));
 	/* cleared, it has forgotten them all */
 	hash_recent_clear(r);
