@@ -65,19 +65,28 @@ static uint32_t target_table_bit(mirror_target_id t)
 	return (uint32_t)1 << mirror_target_get(t)->table_index;
 }
 
+/* The link tables a row of target t brings rows along in: a measurable's
+ * meeting_measurables row (map_measurable), a goal's goal_meetings rows
+ * (map_goal). */
+static uint32_t target_links(mirror_target_id t)
+{
+	switch (t) {
+	case MIRROR_T_MEASURABLES: return target_table_bit(MIRROR_T_MEETING_MEASURABLES);
+	case MIRROR_T_GOALS: return target_table_bit(MIRROR_T_GOAL_MEETINGS);
+	default: return 0;
+	}
+}
+
 static uint32_t kinds_tables(const bloom_unit_kind *kinds, size_t n);
 
 /* The tables a unit's body fills, and those of the units it names. */
 static uint32_t unit_tables(bloom_unit_kind kind)
 {
-	uint32_t mask = target_table_bit(unit_infos[kind].target);
-	switch (kind) {
-	case BLOOM_UNIT_USER_MEETINGS: return mask | kinds_tables(meeting_kids, KIDS_COUNT(meeting_kids));
-	case BLOOM_UNIT_MEASURABLES: return mask | target_table_bit(MIRROR_T_MEETING_MEASURABLES);
-	case BLOOM_UNIT_GOALS:
-	case BLOOM_UNIT_ARCHIVED_GOALS: return mask | target_table_bit(MIRROR_T_GOAL_MEETINGS);
-	default: return mask;
-	}
+	mirror_target_id t = unit_infos[kind].target;
+	uint32_t mask = target_table_bit(t) | target_links(t);
+	if (kind == BLOOM_UNIT_USER_MEETINGS)
+		mask |= kinds_tables(meeting_kids, KIDS_COUNT(meeting_kids));
+	return mask;
 }
 
 static uint32_t kinds_tables(const bloom_unit_kind *kinds, size_t n)
@@ -88,12 +97,22 @@ static uint32_t kinds_tables(const bloom_unit_kind *kinds, size_t n)
 	return mask;
 }
 
+uint32_t bloom_tables_linked(const char *table)
+{
+	int si = mirror_table_index(table);
+	uint32_t mask = 0;
+	for (int t = 0; t < MIRROR_T_COUNT; t++)
+		if (mirror_target_get((mirror_target_id)t)->table_index == si)
+			mask |= target_links((mirror_target_id)t);
+	return mask;
+}
+
 uint32_t bloom_tables_under(const char *table)
 {
 	int si = mirror_table_index(table);
 	if (si < 0)
 		return 0;
-	uint32_t mask = (uint32_t)1 << si;
+	uint32_t mask = ((uint32_t)1 << si) | bloom_tables_linked(table);
 	if (si == mirror_target_get(MIRROR_T_USERS)->table_index)
 		mask |= kinds_tables(user_kids, KIDS_COUNT(user_kids));
 	else if (si == mirror_target_get(MIRROR_T_MEETINGS_LIST)->table_index)

@@ -60,6 +60,11 @@ const char *bloom_unit_stream(bloom_unit_kind kind);
  * names no unit, so the run sees none of their rows. 0 for an unknown table. */
 uint32_t bloom_tables_under(const char *table);
 
+/* Of those, the link tables a record of table writes rows in beside its
+ * own (a measurable: meeting_measurables; a goal: goal_meetings): a record
+ * rejected, even with its key, writes none, so the run does not see them. */
+uint32_t bloom_tables_linked(const char *table);
+
 /* Writes the request path of u, relative to the API base URL, into buf
  * (e.g. "L10/42/list"). Returns -1 when it does not fit. */
 int bloom_unit_path(const bloom_unit *u, char *buf, size_t buflen);

@@ -2060,26 +2060,31 @@ int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *o
 
 /* ---- the end of a run ---- */
 
-/* Tables with a record this run rejected without its whole key (no JSON
- * reader took the element, or its Id was missing or not an integer): its
- * row from an earlier run, if any, cannot be named, and would look
- * deleted; so would the rows under it (a user's todos, a meeting's
- * attendees, ...), as such a record names no unit (bloom_tables_under).
- * Nothing is marked deleted in them this time; a run that reads every
- * element again will. Clears their bits in *table_mask. */
-static int hold_unkeyed_tables(load_db *db, int64_t run_id, uint32_t *table_mask, load_error *err)
+/* Tables with rows this run cannot name for a record it rejected. Without
+ * its whole key (no JSON reader took the element, or its Id was missing or
+ * not an integer), the record's row from an earlier run cannot be named,
+ * and would look deleted; so would the rows under it (a user's todos, a
+ * meeting's attendees, ...), as such a record names no unit, and its link
+ * rows (bloom_tables_under). With its key, its row is named (stale, not
+ * deleted), but its link rows (a measurable's meeting_measurables row, a
+ * goal's goal_meetings) are not written (bloom_tables_linked). Nothing is
+ * marked deleted in those tables this time; the source is read again by
+ * every run while it rejects the record (pipeline.c), and the first run
+ * that reads it clean marks them. Clears their bits in *table_mask. */
+static int hold_hidden_tables(load_db *db, int64_t run_id, uint32_t *table_mask, load_error *err)
 {
 	char sql[256];
 	snprintf(sql, sizeof(sql),
-		 "SELECT DISTINCT stream FROM rejected_records WHERE run_id = %" PRId64
-		 " AND (record_id IS NULL OR record_id LIKE '%%?%%')",
+		 "SELECT stream, bool_or(record_id IS NULL OR record_id LIKE '%%?%%') FROM rejected_records "
+		 "WHERE run_id = %" PRId64 " GROUP BY stream",
 		 run_id);
 	PGresult *res = exec_params(db, sql, 0, NULL, err, "cannot read the run's rejected records");
 	if (!res)
 		return -1;
 	for (int row = 0; row < PQntuples(res); row++) {
 		const char *stream = PQgetvalue(res, row, 0);
-		uint32_t held = bloom_tables_under(stream) & *table_mask;
+		bool unkeyed = strcmp(PQgetvalue(res, row, 1), "t") == 0;
+		uint32_t held = (unkeyed ? bloom_tables_under(stream) : bloom_tables_linked(stream)) & *table_mask;
 		if (!held)
 			continue;
 		*table_mask &= ~held;
@@ -2088,9 +2093,8 @@ static int hold_unkeyed_tables(load_db *db, int64_t run_id, uint32_t *table_mask
 			if (held & ((uint32_t)1 << si))
 				snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", names[0] ? ", " : "",
 					 mirror_tables[si]);
-		log_warn("a %s record was rejected without its key (see rejected_records): no row is marked deleted "
-			 "in %s this time",
-			 stream, names);
+		log_warn("a %s record was rejected%s (see rejected_records): no row is marked deleted in %s this time",
+			 stream, unkeyed ? " without its key" : "", names);
 	}
 	PQclear(res);
 	return 0;
@@ -2099,7 +2103,7 @@ static int hold_unkeyed_tables(load_db *db, int64_t run_id, uint32_t *table_mask
 static int mark_deleted(load_db *db, int64_t run_id, uint32_t table_mask, uint64_t deleted[MIRROR_TABLE_COUNT],
 			load_error *err)
 {
-	if (hold_unkeyed_tables(db, run_id, &table_mask, err) != 0)
+	if (hold_hidden_tables(db, run_id, &table_mask, err) != 0)
 		return -1;
 	/* both grew during the run; with the statistics of their start the
 	 * planner may pick a plan that reads them once per mirror row */

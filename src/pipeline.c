@@ -528,12 +528,16 @@ static int collect_yields(job *j)
 	return 0;
 }
 
-/* Whether the mapping rejected a record without its whole key. */
-static bool has_unkeyed_reject(const bloom_result *r)
+/* Whether the mapping rejected a record whose rows the run cannot name:
+ * one without its whole key, or one with link rows (see hold_hidden_tables
+ * in load.c). */
+static bool has_hiding_reject(const bloom_result *r)
 {
-	for (size_t i = 0; i < r->nrejects; i++)
-		if (!r->rejects[i].has_key)
+	for (size_t i = 0; i < r->nrejects; i++) {
+		const bloom_reject *rj = &r->rejects[i];
+		if (!rj->has_key || bloom_tables_linked(mirror_target_get(rj->target)->table))
 			return true;
+	}
 	return false;
 }
 
@@ -550,11 +554,12 @@ static int finish_source(fetch_stage *f, job *j)
 	}
 	if (collect_yields(j) != 0)
 		return -1;
-	/* a record rejected without its key cannot be named, so its table's
-	 * deletes are held while a run rejects it (see hold_unkeyed_tables in
-	 * load.c); recorded with a digest its body does not have, the source
-	 * is read in full, and the reject recorded, by every run */
-	if (has_unkeyed_reject(j->result))
+	/* a record rejected without its key cannot be named, nor can the link
+	 * rows of one rejected with it, so those tables' deletes are held while
+	 * a run rejects it (see hold_hidden_tables in load.c); recorded with a
+	 * digest its body does not have, the source is read in full, and the
+	 * reject recorded, by every run */
+	if (has_hiding_reject(j->result))
 		j->digest = ~j->digest;
 	drop_repeated_rows(f, j->result);
 	return 0;

@@ -1163,7 +1163,8 @@ static void test_ids(void **state)
  * no integer at all. */
 /* The tables held from deletes when a record of a table is rejected
  * without its Id: a user leads to every table, a meeting of a user's list
- * to the meeting's own, any other record to its table alone. */
+ * to the meeting's own, a measurable or a goal to its table and its links,
+ * any other record to its table alone. */
 static uint32_t table_bits(const char *const *tables)
 {
 	uint32_t mask = 0;
@@ -1181,12 +1182,23 @@ static void test_tables_under(void **state)
 	static const char *const meeting[] = {"meetings", "meeting_attendees", "todos", "measurables",
 					      "meeting_measurables", "scores", "issues", "headlines", NULL};
 	static const char *const todos[] = {"todos", NULL};
-	static const char *const goals[] = {"goals", NULL};
+	static const char *const goals[] = {"goals", "goal_meetings", NULL};
+	static const char *const measurables[] = {"measurables", "meeting_measurables", NULL};
+	static const char *const goal_links[] = {"goal_meetings", NULL};
+	static const char *const measurable_links[] = {"meeting_measurables", NULL};
 	assert_int_equal(bloom_tables_under("users"), ((uint32_t)1 << MIRROR_TABLE_COUNT) - 1);
 	assert_int_equal(bloom_tables_under("meetings"), table_bits(meeting));
 	assert_int_equal(bloom_tables_under("todos"), table_bits(todos));
 	assert_int_equal(bloom_tables_under("goals"), table_bits(goals));
+	assert_int_equal(bloom_tables_under("measurables"), table_bits(measurables));
 	assert_int_equal(bloom_tables_under("no_such_table"), 0);
+	/* the link rows a record writes beside its own */
+	assert_int_equal(bloom_tables_linked("goals"), table_bits(goal_links));
+	assert_int_equal(bloom_tables_linked("measurables"), table_bits(measurable_links));
+	assert_int_equal(bloom_tables_linked("users"), 0);
+	assert_int_equal(bloom_tables_linked("meetings"), 0);
+	assert_int_equal(bloom_tables_linked("todos"), 0);
+	assert_int_equal(bloom_tables_linked("no_such_table"), 0);
 }
 
 /* A row one target wrote stands for the same row of another target only
