@@ -271,21 +271,31 @@ static bool cfg_has_control(const char *value, bool space_too)
  * as a secret, as cfg_conninfo_secrets does for a conninfo's: whatever
  * prints the URL through the log, or through log_redact (check does), shows
  * "[redacted]" in its place. */
-static void cfg_url_secrets(const char *url)
+bool cfg_url_password(const char *url, size_t *start, size_t *len)
 {
 	const char *authority = strstr(url, "://");
 	if (!authority)
-		return;
+		return false;
 	authority += 3;
-	size_t len = strcspn(authority, "/?#");
+	size_t alen = strcspn(authority, "/?#");
 	const char *at = NULL;
-	for (const char *p = authority; p < authority + len; p++)
+	for (const char *p = authority; p < authority + alen; p++)
 		if (*p == '@')
 			at = p; /* the last one: a password may hold an unencoded '@' */
 	const char *colon = at ? memchr(authority, ':', (size_t)(at - authority)) : NULL;
 	if (!colon || colon + 1 == at)
+		return false;
+	*start = (size_t)(colon + 1 - url);
+	*len = (size_t)(at - colon - 1);
+	return true;
+}
+
+static void cfg_url_secrets(const char *url)
+{
+	size_t start, len;
+	if (!cfg_url_password(url, &start, &len))
 		return;
-	char *password = strndup(colon + 1, (size_t)(at - colon - 1));
+	char *password = strndup(url + start, len);
 	log_add_secret(password);
 	if (password)
 		explicit_bzero(password, strlen(password));

@@ -131,4 +131,8 @@ void cfg_log_warnings(const cfg *c);
 /* Frees every owned string and warning; safe on a zeroed or already-freed cfg. */
 void cfg_free(cfg *c);
 
+/* Where the password of url's userinfo ("http://user:PASSWORD@host/...")
+ * is: false when it has none. */
+bool cfg_url_password(const char *url, size_t *start, size_t *len);
+
 #endif

@@ -529,12 +529,18 @@ static int check_login(const cfg *config, bool force, char **token, char *how, s
 	return EXIT_OK;
 }
 
-/* The URL as check shows it: a password in its userinfo was registered as a
- * secret when the config was read (cfg_url_secrets), so log_redact hides it
- * as it does in every log line. */
+/* The URL as check shows it: the password of its userinfo replaced, how
+ * short it may be (log_redact leaves secrets under four bytes alone), then
+ * redacted as every log line is. */
 static const char *shown_url(const char *url, char *buf, size_t len)
 {
-	log_redact(url, buf, len);
+	size_t start, plen;
+	char shown[1024];
+	if (cfg_url_password(url, &start, &plen))
+		snprintf(shown, sizeof(shown), "%.*s[redacted]%s", (int)start, url, url + start + plen);
+	else
+		snprintf(shown, sizeof(shown), "%s", url);
+	log_redact(shown, buf, len);
 	return buf;
 }
 

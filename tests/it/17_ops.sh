@@ -261,6 +261,11 @@ grep -q "url-s3cret-pw" "$TEST_TMP/userinfo-fail.out"
 check "its FAIL line does not print the password either" test $? -ne 0
 grep -Eq "^api: +FAIL http://bob:\[redacted\]@127\.0\.0\.1:1/" "$TEST_TMP/userinfo-fail.out"
 check "its FAIL line shows the URL with its password redacted" test $? -eq 0
+# a password too short for the log's secret list (under four bytes) too
+sed -i "s#bob:url-s3cret-pw@#bob:pw@#" "$TEST_TMP/userinfo.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/userinfo.conf" check >"$TEST_TMP/userinfo-short.out" 2>&1
+grep -Eq "^api: +FAIL http://bob:\[redacted\]@127\.0\.0\.1:1/" "$TEST_TMP/userinfo-short.out"
+check "a two-letter password in api.base_url is redacted as well" test $? -eq 0
 
 # ---------------------------------------------------------------------------
 # 8. with --log-format json, errors found once the format is known are JSON
