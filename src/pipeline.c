@@ -121,6 +121,7 @@ typedef struct fetch_stage {
 	unsigned streams; /* cfg_stream bits: child units of other streams are dropped */
 	int page_size;    /* api.page_size: 0 = whole arrays */
 	hash_recent *recent_rows; /* see drop_repeated_rows */
+	uint32_t coverers[MIRROR_T_COUNT]; /* bit u of [t]: target u covers t (u != t) */
 	hash_recent *recent_units; /* see filter_children */
 	uint64_t digest_seed;  /* see source_digest_seed */
 	bool full;             /* read every source in full, whatever its digest */
@@ -326,16 +327,26 @@ static uint64_t row_entry(uint64_t line_hash, int t)
 	return hash_bytes(line_hash, &seed, sizeof(seed));
 }
 
+_Static_assert(MIRROR_T_COUNT <= 32, "a set of targets fits in 32 bits");
+
+/* Which targets cover which (mirror_target_covers), once for the run. */
+static void note_coverers(fetch_stage *f)
+{
+	for (int t = 0; t < MIRROR_T_COUNT; t++)
+		for (int u = 0; u < MIRROR_T_COUNT; u++)
+			if (u != t && mirror_target_covers((mirror_target_id)u, (mirror_target_id)t))
+				f->coverers[t] |= (uint32_t)1 << u;
+}
+
 /* Whether the line (hash h) was handed over already by target t or by one
  * covering it; if not, it is recorded for t (only: a hash per row, so the
  * cache holds as many rows as before there were two targets of a table). */
-static bool row_seen(hash_recent *recent, uint64_t h, int t)
+static bool row_seen(const fetch_stage *f, uint64_t h, int t)
 {
-	for (int u = 0; u < MIRROR_T_COUNT; u++)
-		if (u != t && mirror_target_covers((mirror_target_id)u, (mirror_target_id)t) &&
-		    hash_recent_has(recent, row_entry(h, u)))
+	for (uint32_t c = f->coverers[t]; c; c &= c - 1)
+		if (hash_recent_has(f->recent_rows, row_entry(h, __builtin_ctz(c))))
 			return true;
-	return hash_recent_add(recent, row_entry(h, t));
+	return hash_recent_add(f->recent_rows, row_entry(h, t));
 }
 
 static void drop_repeated_rows(fetch_stage *f, bloom_result *r)
@@ -348,7 +359,7 @@ static void drop_repeated_rows(fetch_stage *f, bloom_result *r)
 		for (size_t p = 0; p < b->len;) {
 			const char *nl = memchr(b->data + p, '\n', b->len - p);
 			size_t n = nl ? (size_t)(nl - (b->data + p)) + 1 : b->len - p;
-			if (row_seen(f->recent_rows, hash_bytes(0, b->data + p, n), t)) {
+			if (row_seen(f, hash_bytes(0, b->data + p, n), t)) {
 				r->nrows[t]--;
 			} else {
 				memmove(b->data + w, b->data + p, n);
@@ -1200,6 +1211,7 @@ static int start_fetch(run_state *s, char *error, size_t errlen)
 	f->streams = c->streams;
 	f->page_size = c->page_size;
 	f->recent_rows = hash_recent_new(RECENT_ROWS_BITS);
+	note_coverers(f);
 	f->recent_units = hash_recent_new(RECENT_UNITS_BITS);
 	f->digest_seed = source_digest_seed(c->streams, s->opts->version);
 	f->full = s->opts->full;
