@@ -11,15 +11,7 @@
 new_db rejects24 || exit 1
 state="$TEST_TMP/state"
 echo good >"$state"
-portfile="$TEST_TMP/port"
-python3 - "$state" "$portfile" <<'PY' 2>"$TEST_TMP/server.err" &
-import http.server, json, sys
-
-state_file, port_file = sys.argv[1], sys.argv[2]
-
-def state():
-    return open(state_file).read().strip()
-
+start_body_server "$state" <<'PY' || exit 1
 def users():
     bad = state() == "bad"
     # "string id": user 1's Id is not an integer, so none of its lists is read
@@ -36,56 +28,31 @@ TODOS = {
     2: [{"Id": 20, "Name": "Plan", "Complete": False}],
 }
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        path = self.path.split("?")[0]
-        if path.endswith("/search/all"):
-            body = users()
-        elif "/todo/user/" in path and state().startswith("unreadable") and path.endswith("/1"):
-            # todo 11 with a lone surrogate: no JSON reader takes it, so
-            # not even its Id can be read
-            self.reply(b'[{"Id": 10, "Name": "Call", "Complete": false}, '
-                       b'{"Id": 11, "Name": "Wr\\ud83dte", "Complete": true}]')
-            return
-        elif "/todo/user/" in path:
-            body = TODOS.get(int(path.rsplit("/", 1)[1]), [])
-            if state() == "gone":
-                body = [t for t in body if t["Id"] != 11]
-            if state() == "unreadable again":
-                body = body + [{"Id": 21, "Name": "New", "Complete": False}]
-        elif path.endswith("/scorecard/user/2"):
-            # numbers past a double's digits, its range and int64, as written
-            self.reply(b'{"Scores": [{"Id": 77, "MeasurableId": 5, "Target": 33.333333333333333333333333333, '
-                       b'"Measured": 79228162514264337593543950335, "ForWeek": 2425}, '
-                       b'{"Id": 78, "MeasurableId": 5, "Target": 1e400, "Measured": -2e1000, "ForWeek": 2425, '
-                       b'"Tiny": 1e-1000, "Long": 123456789012345678.5e-0005, "Alt": 1.5E+0005}]}')
-            return
-        elif "/scorecard/" in path:
-            body = {"Scores": []}
-        else:
-            body = []
-        self.reply(json.dumps(body).encode())
-
-    def reply(self, data):
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-with open(port_file + ".tmp", "w") as f:
-    f.write(str(server.server_address[1]))
-import os
-os.rename(port_file + ".tmp", port_file)
-server.serve_forever()
+def body(path):
+    if path.endswith("/search/all"):
+        return users()
+    if "/todo/user/" in path and state().startswith("unreadable") and path.endswith("/1"):
+        # todo 11 with a lone surrogate: no JSON reader takes it, so
+        # not even its Id can be read
+        return (b'[{"Id": 10, "Name": "Call", "Complete": false}, '
+                b'{"Id": 11, "Name": "Wr\\ud83dte", "Complete": true}]')
+    if "/todo/user/" in path:
+        todos = TODOS.get(int(path.rsplit("/", 1)[1]), [])
+        if state() == "gone":
+            todos = [t for t in todos if t["Id"] != 11]
+        if state() == "unreadable again":
+            todos = todos + [{"Id": 21, "Name": "New", "Complete": False}]
+        return todos
+    if path.endswith("/scorecard/user/2"):
+        # numbers past a double's digits, its range and int64, as written
+        return (b'{"Scores": [{"Id": 77, "MeasurableId": 5, "Target": 33.333333333333333333333333333, '
+                b'"Measured": 79228162514264337593543950335, "ForWeek": 2425}, '
+                b'{"Id": 78, "MeasurableId": 5, "Target": 1e400, "Measured": -2e1000, "ForWeek": 2425, '
+                b'"Tiny": 1e-1000, "Long": 123456789012345678.5e-0005, "Alt": 1.5E+0005}]}')
+    if "/scorecard/" in path:
+        return {"Scores": []}
+    return []
 PY
-SIM_PIDS="$SIM_PIDS $!"
-for _ in $(seq 1 100); do [ -s "$portfile" ] && break; sleep 0.05; done
-SIM_API="http://127.0.0.1:$(cat "$portfile")/api/v1"
 conf="$TEST_TMP/r.conf"
 write_conf "$conf"
 echo 'sync = { streams = ["users", "meetings", "todos", "scorecard"]; };' >>"$conf"

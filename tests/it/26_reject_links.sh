@@ -10,62 +10,34 @@
 new_db links26 || exit 1
 state="$TEST_TMP/state"
 echo good >"$state"
-portfile="$TEST_TMP/port"
-python3 - "$state" "$portfile" <<'PY' 2>"$TEST_TMP/server.err" &
-import http.server, json, os, sys
-
-state_file, port_file = sys.argv[1], sys.argv[2]
-
-def state():
-    return open(state_file).read().strip()
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        path = self.path.split("?")[0]
-        s = state()
-        if path.endswith("/search/all"):
-            body = [{"Id": 1, "Name": "Ann", "Email": "ann@x.io", "ResultType": "User"}]
-        elif path.endswith("/L10/1/list"):
-            body = [{"Id": 5, "Name": "W"}]
-        elif path.endswith("/L10/5"):
-            body = {"Id": 5, "Basics": {"Name": "W"}}
-        elif path.endswith("/L10/5/measurables"):
-            # keyed: a Target that is not a number; unkeyed: an Id that is not one
-            mid = "30" if s == "unkeyed" else 30
-            target = "x" if s.startswith("keyed") else 5
-            body = [{"Id": mid, "Name": "m", "Target": target}, {"Id": 31, "Name": "n", "Target": 1}]
-        elif path.endswith("/rocks/user/1"):
-            gid = "40" if s == "unkeyed" else 40
-            due = "not a date" if s.startswith("keyed") else None
-            body = [{"Id": gid, "Name": "g", "Complete": False, "DueDate": due, "Owner": {"Id": 1},
-                     "Origins": [{"Id": 5, "Name": "W"}]}]
-            # "keyed, other change": another goal comes and goes, so that the
-            # run has bodies to read and could mark rows deleted
-            if s == "keyed, other change":
-                body.append({"Id": 41, "Name": "h", "Complete": False, "Owner": {"Id": 1}})
-        elif "/scorecard/" in path:
-            body = {"Scores": []}
-        else:
-            body = []
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-with open(port_file + ".tmp", "w") as f:
-    f.write(str(server.server_address[1]))
-os.rename(port_file + ".tmp", port_file)
-server.serve_forever()
+start_body_server "$state" <<'PY' || exit 1
+def body(path):
+    s = state()
+    if path.endswith("/search/all"):
+        return [{"Id": 1, "Name": "Ann", "Email": "ann@x.io", "ResultType": "User"}]
+    if path.endswith("/L10/1/list"):
+        return [{"Id": 5, "Name": "W"}]
+    if path.endswith("/L10/5"):
+        return {"Id": 5, "Basics": {"Name": "W"}}
+    if path.endswith("/L10/5/measurables"):
+        # keyed: a Target that is not a number; unkeyed: an Id that is not one
+        mid = "30" if s == "unkeyed" else 30
+        target = "x" if s.startswith("keyed") else 5
+        return [{"Id": mid, "Name": "m", "Target": target}, {"Id": 31, "Name": "n", "Target": 1}]
+    if path.endswith("/rocks/user/1"):
+        gid = "40" if s == "unkeyed" else 40
+        due = "not a date" if s.startswith("keyed") else None
+        goals = [{"Id": gid, "Name": "g", "Complete": False, "DueDate": due, "Owner": {"Id": 1},
+                  "Origins": [{"Id": 5, "Name": "W"}]}]
+        # "keyed, other change": another goal comes and goes, so that the
+        # run has bodies to read and could mark rows deleted
+        if s == "keyed, other change":
+            goals.append({"Id": 41, "Name": "h", "Complete": False, "Owner": {"Id": 1}})
+        return goals
+    if "/scorecard/" in path:
+        return {"Scores": []}
+    return []
 PY
-SIM_PIDS="$SIM_PIDS $!"
-for _ in $(seq 1 100); do [ -s "$portfile" ] && break; sleep 0.05; done
-SIM_API="http://127.0.0.1:$(cat "$portfile")/api/v1"
 conf="$TEST_TMP/r.conf"
 write_conf "$conf"
 echo 'sync = { streams = ["users", "meetings", "scorecard", "goals"]; };' >>"$conf"

@@ -60,6 +60,23 @@ start_sim() {
 	SIM_API="$SIM_URL/api/v1"
 }
 
+# start_body_server [STATE_FILE]: serves the bodies that the Python code on
+# stdin gives (a function body(path); see body_server.py) on a free port;
+# sets SIM_API. For bodies bloomsim cannot produce.
+start_body_server() {
+	code="$TEST_TMP/bodies.$$.$RANDOM.py"
+	portfile="$code.port"
+	cat >"$code"
+	python3 "$(dirname "${BASH_SOURCE[0]}")/body_server.py" "$portfile" "$code" "$@" 2>"$code.err" &
+	SIM_PIDS="$SIM_PIDS $!"
+	for _ in $(seq 1 100); do [ -s "$portfile" ] && break; sleep 0.05; done
+	if [ ! -s "$portfile" ]; then
+		echo "# the body server did not start:" >&2; cat "$code.err" >&2
+		return 1
+	fi
+	SIM_API="http://127.0.0.1:$(cat "$portfile")/api/v1"
+}
+
 stop_sim() {
 	kill "$1" 2>/dev/null; wait "$1" 2>/dev/null
 	return 0
