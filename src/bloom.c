@@ -1905,7 +1905,7 @@ static int parse_offset(const char *s, size_t len, size_t *pos, char *out)
 	return 0;
 }
 
-/* Normalises a .NET date string into out as "YYYY-MM-DD HH:MM:SS[.ffffff]+00"
+/* Normalises a .NET date string into out as "YYYY-MM-DD HH:MM:SS[.fffffff]+00"
  * (or with the given offset). Returns the length, or -1 when it is not a
  * date this mapping accepts. */
 static int format_timestamp(const char *s, size_t len, char *out, size_t outlen)
@@ -1930,10 +1930,12 @@ static int format_timestamp(const char *s, size_t len, char *out, size_t outlen)
 				while (pos < len && s[pos] >= '0' && s[pos] <= '9')
 					pos++;
 				frac_len = pos - frac_start;
+				/* all of them go to PostgreSQL, which rounds to its
+				 * microseconds as it does the same text typed in SQL
+				 * (.NET writes seven digits: cutting would be off by
+				 * one microsecond half the time) */
 				if (frac_len < 1 || frac_len > 9)
 					return -1;
-				if (frac_len > 6)
-					frac_len = 6;
 			}
 		}
 		if (parse_offset(s, len, &pos, offset) < 0)

@@ -1114,6 +1114,31 @@ static void test_headline_from_two_lists(void **state)
 			"456 true true");
 }
 
+/* A date with more than six fraction digits (.NET writes seven) lands as
+ * PostgreSQL rounds the same text typed in SQL: to the nearest microsecond,
+ * carried into the next day if need be; never cut. */
+static void test_dates_round_to_the_microsecond(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+	reset_table("todos", true);
+	load_db *db = open_migrated();
+	list_src list = {BLOOM_UNIT_USER_TODOS, 5,
+			 "[{\"Id\":901,\"Name\":\"t\",\"Complete\":true,\"Owner\":{\"Id\":5},"
+			 "\"CreateTime\":\"2024-06-01T10:00:00.1234567Z\",\"CompleteTime\":\"2024-12-31T23:59:59.999999901\"}]"};
+	const list_src *one[] = {&list};
+	commit_lists(db, one, 1, "todos");
+	load_close(db);
+	PGconn *c = admin();
+	char *got = scalar(c, "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || ' ' || "
+			      "to_char(completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') "
+			      "FROM t_load.todos WHERE id = 901");
+	assert_string_equal(got, "2024-06-01 10:00:00.123457 2025-01-01 00:00:00.000000");
+	free(got);
+	PQfinish(c);
+}
+
 int main(void)
 {
 	log_init(LOG_ERROR, LOG_FORMAT_TEXT);
@@ -1138,6 +1163,7 @@ int main(void)
 	    cmocka_unit_test(test_todo_owner_from_two_lists),
 	    cmocka_unit_test(test_meeting_name_from_list_and_detail),
 	    cmocka_unit_test(test_headline_from_two_lists),
+	    cmocka_unit_test(test_dates_round_to_the_microsecond),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -1,6 +1,7 @@
 /* sim_expect.c — the expected mirror of the simulated organisation. */
 #include "sim_expect.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,24 +77,38 @@ void sim_expect_write_timestamp(sim_buf *out, sim_date d)
 	int y, mo, da, h, mi, s, i;
 	char digits[16];
 	int n;
+	int64_t secs;
 
 	if (d.kind == SIM_DATE_ABSENT || d.kind == SIM_DATE_NULL || d.kind == SIM_DATE_EMPTY) {
 		sim_buf_adds(out, "null");
 		return;
 	}
-	sim_org_civil(d.kind == SIM_DATE_DAY ? d.secs - d.secs % 86400 : d.secs, &y, &mo, &da, &h, &mi, &s);
-	sim_buf_addf(out, "\"%04d-%02d-%02dT%02d:%02d:%02d", y, mo, da, h, mi, s);
+	secs = d.kind == SIM_DATE_DAY ? d.secs - d.secs % 86400 : d.secs;
 	n = 0;
 	if (d.kind != SIM_DATE_DAY && d.frac_digits > 0) {
-		snprintf(digits, sizeof digits, "%0*u", d.frac_digits, d.frac);
-		n = d.frac_digits > 6 ? 6 : d.frac_digits;
-		while (n > 0 && digits[n - 1] == '0')
+		snprintf(digits, sizeof digits, "0.%0*u", d.frac_digits, d.frac);
+		n = d.frac_digits;
+		if (n > 6) {
+			/* as PostgreSQL reads a fraction (ParseFractionalSecond):
+			 * rint(strtod(fraction) * 1e6) microseconds; the carry
+			 * of .9999995 and above goes into the seconds */
+			double us = rint(strtod(digits, NULL) * 1000000);
+			if (us >= 1000000) {
+				secs++;
+				us = 0;
+			}
+			snprintf(digits, sizeof digits, "0.%06u", (unsigned)us);
+			n = 6;
+		}
+		while (n > 0 && digits[n + 1] == '0')
 			n--;
 	}
+	sim_org_civil(secs, &y, &mo, &da, &h, &mi, &s);
+	sim_buf_addf(out, "\"%04d-%02d-%02dT%02d:%02d:%02d", y, mo, da, h, mi, s);
 	if (n > 0) {
 		sim_buf_add(out, ".", 1);
 		for (i = 0; i < n; i++)
-			sim_buf_add(out, digits + i, 1);
+			sim_buf_add(out, digits + 2 + i, 1);
 	}
 	sim_buf_adds(out, "Z\"");
 }
