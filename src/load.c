@@ -491,6 +491,64 @@ int load_pending_migrations(load_db *db, int *pending, load_error *err)
 	return rc;
 }
 
+int load_sync_privileges(load_db *db, int pending, bool *exists, char *problem, size_t problemlen, load_error *err)
+{
+	/* has_*_privilege with several privileges is true when any is held:
+	 * hence one call per privilege */
+	static const char sql[] =
+	    "WITH t AS (SELECT c.oid, c.relname, pg_has_role(c.relowner, 'USAGE') AS owned, "
+	    "has_table_privilege(c.oid, 'INSERT') AND has_table_privilege(c.oid, 'UPDATE') AND "
+	    "has_table_privilege(c.oid, 'DELETE') AS writable "
+	    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r') "
+	    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), "
+	    "has_database_privilege(current_database(), 'CREATE'), "
+	    "has_database_privilege(current_database(), 'TEMPORARY'), "
+	    "coalesce((SELECT has_schema_privilege(oid, 'CREATE') AND has_schema_privilege(oid, 'USAGE') "
+	    "FROM pg_namespace WHERE nspname = $1), false), "
+	    "(SELECT relname FROM t WHERE NOT owned ORDER BY relname LIMIT 1), "
+	    "(SELECT relname FROM t WHERE NOT writable ORDER BY relname LIMIT 1), "
+	    "current_user, current_database()";
+	const char *vals[] = {db->schema};
+	PGresult *res = exec_params(db, sql, 1, vals, err, "cannot read the role's privileges");
+	if (!res)
+		return -1;
+	*exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	bool db_create = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	bool db_temp = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+	bool schema_create = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+	const char *not_owned = PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4);
+	const char *not_writable = PQgetisnull(res, 0, 5) ? NULL : PQgetvalue(res, 0, 5);
+	const char *role = PQgetvalue(res, 0, 6), *dbname = PQgetvalue(res, 0, 7);
+	problem[0] = '\0';
+	if (!*exists && !db_create)
+		snprintf(problem, problemlen,
+			 "role %s cannot create schema %s (no CREATE on database %s): create the schema for it "
+			 "(deploy/roles.sql) or connect as a role that can",
+			 role, db->schema, dbname);
+	else if (*exists && pending > 0 && !schema_create)
+		snprintf(problem, problemlen,
+			 "role %s cannot create tables in schema %s (it needs CREATE and USAGE on it) to apply "
+			 "the pending migrations",
+			 role, db->schema);
+	else if (pending > 0 && not_owned)
+		snprintf(problem, problemlen,
+			 "role %s does not own %s.%s: the pending migrations alter the schema's tables, which "
+			 "takes their owner (deploy/roles.sql)",
+			 role, db->schema, not_owned);
+	else if (not_writable)
+		snprintf(problem, problemlen,
+			 "role %s cannot write to %s.%s (a sync needs INSERT, UPDATE and DELETE on every table of "
+			 "the schema; is it a read-only role?)",
+			 role, db->schema, not_writable);
+	else if (!db_temp)
+		snprintf(problem, problemlen,
+			 "role %s cannot create temporary tables in database %s (TEMPORARY): a sync stages rows "
+			 "in them",
+			 role, dbname);
+	PQclear(res);
+	return 0;
+}
+
 static uint32_t schema_hash(const char *schema)
 {
 	uint32_t h = 2166136261u; /* FNV-1a */

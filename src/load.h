@@ -88,6 +88,16 @@ int load_migrate(load_db *db, int *applied, load_error *err);
  * newer bloomsync. */
 int load_pending_migrations(load_db *db, int *pending, load_error *err);
 
+/* Whether the connected role can do what a sync does to the schema, given
+ * its pending migrations (load_pending_migrations): create the schema when
+ * it is missing (CREATE on the database), create tables in it when it is
+ * not migrated (CREATE and USAGE on it), own its tables when migrations are
+ * pending (they alter them), write every table (INSERT, UPDATE, DELETE) and
+ * stage rows in temporary tables (TEMPORARY on the database). *exists says
+ * whether the schema exists; problem gets what the role lacks, naming the
+ * role and the object ("" when nothing). -1 only when it cannot be read. */
+int load_sync_privileges(load_db *db, int pending, bool *exists, char *problem, size_t problemlen, load_error *err);
+
 /* Takes the run lock (a session advisory lock per database and schema)
  * without waiting. *acquired is false when another session holds it; then
  * holder describes that session (pid, application, client, since when). */

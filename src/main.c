@@ -607,10 +607,20 @@ static int check_database(const cfg *config)
 		return EXIT_RUN_FAILED;
 	}
 	int pending = 0;
+	bool exists = false;
+	char problem[512];
 	int rc = load_pending_migrations(db, &pending, &err);
+	if (rc == 0)
+		rc = load_sync_privileges(db, pending, &exists, problem, sizeof(problem), &err);
 	load_close(db);
 	if (rc != 0) {
 		printf("database: FAIL %s\n", err.msg);
+		return EXIT_RUN_FAILED;
+	}
+	/* reachable is not enough: a role that cannot migrate or write would
+	 * pass here and fail the first sync */
+	if (problem[0]) {
+		printf("database: FAIL %s\n", problem);
 		return EXIT_RUN_FAILED;
 	}
 	/* Pending migrations are no failure: sync applies them before it
@@ -619,9 +629,12 @@ static int check_database(const cfg *config)
 	 * then sync) fail, and a cron health check alarm between an upgrade and
 	 * the next run. A schema migrated by a newer bloomsync, which sync
 	 * refuses, still fails (load_pending_migrations' error above). */
-	if (pending == (int)load_migrations_count)
+	if (!exists)
 		printf("database: ok reachable; schema %s not created yet: the first sync (or bloomsync migrate) "
 		       "creates it\n", config->schema);
+	else if (pending == (int)load_migrations_count)
+		printf("database: ok reachable; schema %s exists, not migrated yet: the first sync (or bloomsync "
+		       "migrate) creates its tables\n", config->schema);
 	else if (pending > 0)
 		printf("database: ok reachable; %d migration%s pending in schema %s: the next sync (or bloomsync "
 		       "migrate) applies %s\n",

@@ -216,6 +216,48 @@ psql -XAtq -U ops50_bi -c "UPDATE mirror.users SET name = 'x'" >/dev/null 2>&1
 check "bloomsync_reader cannot write" test $? -ne 0
 psql -XAtq -U ops50_bi -c "CREATE TABLE mirror.mine (id int)" >/dev/null 2>&1
 check "bloomsync_reader cannot create in the schema" test $? -ne 0
+
+# check says when the role cannot do what a sync does (reachable is not enough)
+role_check() { # ROLE SCHEMA OUT: check as ROLE on SCHEMA; exit code
+	SCHEMA=$2 write_conf "$TEST_TMP/$3.conf"
+	sed -i "s/conninfo = \"dbname=$PGDATABASE\"/conninfo = \"dbname=$PGDATABASE user=$1\"/" "$TEST_TMP/$3.conf"
+	"$BLOOMSYNC" -c "$TEST_TMP/$3.conf" check >"$TEST_TMP/$3.out" 2>&1
+}
+role_check bloomsync_owner mirror owner-check
+expect_eq "check as bloomsync_owner exits 0" $? 0
+role_check ops50_bi mirror bi-check
+expect_eq "check as a read-only role exits 1" $? 1
+grep -q "^database: FAIL role ops50_bi cannot write to mirror\.[a-z_]* " "$TEST_TMP/bi-check.out"
+check "check says the read-only role cannot write, naming role and table" test $? -eq 0
+role_check bloomsync_owner nosuch nosuch-check
+expect_eq "check as bloomsync_owner on a schema it cannot create exits 1" $? 1
+grep -q "^database: FAIL role bloomsync_owner cannot create schema nosuch (no CREATE on database" \
+	"$TEST_TMP/nosuch-check.out"
+check "check says the role cannot create the schema" test $? -eq 0
+q "CREATE SCHEMA empty AUTHORIZATION bloomsync_owner"
+role_check bloomsync_owner empty empty-check
+expect_eq "check on an empty schema the role owns exits 0" $? 0
+grep -q "^database: ok reachable; schema empty exists, not migrated yet" "$TEST_TMP/empty-check.out"
+check "check tells an existing, unmigrated schema from a missing one" test $? -eq 0
+q "CREATE SCHEMA theirs"
+role_check bloomsync_owner theirs theirs-check
+expect_eq "check on a schema the role cannot create tables in exits 1" $? 1
+grep -q "^database: FAIL role bloomsync_owner cannot create tables in schema theirs" "$TEST_TMP/theirs-check.out"
+check "check says the role cannot create tables there" test $? -eq 0
+# a pending migration in a schema whose tables the role may write but not own
+SCHEMA=part write_conf "$TEST_TMP/part.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/part.conf" migrate >/dev/null 2>&1
+q "DELETE FROM part.schema_migrations WHERE version = (SELECT max(version) FROM part.schema_migrations);
+   GRANT USAGE, CREATE ON SCHEMA part TO bloomsync_owner;
+   GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA part TO bloomsync_owner"
+role_check bloomsync_owner part part-check
+expect_eq "check with a migration pending on tables the role does not own exits 1" $? 1
+grep -q "^database: FAIL role bloomsync_owner does not own part\.[a-z_]*: the pending migrations" \
+	"$TEST_TMP/part-check.out"
+check "check says the pending migrations need the tables' owner" test $? -eq 0
+for f in bi-check nosuch-check empty-check theirs-check part-check; do
+	[ "$FAILS" -eq 0 ] || sed "s/^/# $f: /" "$TEST_TMP/$f.out"
+done
 psql -XAtq -c "DROP ROLE ops50_bi" >/dev/null 2>&1
 
 finish
