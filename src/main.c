@@ -96,8 +96,9 @@ static const char *const command_help[][2] = {
 	       "start, duration, status, rows changed,\nrequests and error, and the progress of an unfinished run.\n\n"
 	       "  --json   machine-readable output\n  -n N     how many runs\n"},
     {"check", "usage: bloomsync [options] check\n\nChecks that the config is valid, the API answers and accepts "
-	      "the key, and the\ndatabase is reachable and not migrated by a newer bloomsync. Exit 0 when all hold;\n"
-	      "pending migrations are noted (the next sync applies them).\n"},
+	      "the key, and the\ndatabase is reachable, not migrated by a newer bloomsync, and open to the role\n"
+	      "for what a sync does there. Exit 0 when all hold; pending migrations are noted\n"
+	      "(the next sync applies them).\n"},
     {"version", "usage: bloomsync version\n\nPrints the version.\n"},
 };
 
@@ -254,8 +255,24 @@ static int command_flag(const cli *c, const char *flag)
 	return 0;
 }
 
+/* The value of a command's option that takes one: "-n 5" or, as getopt
+ * allows, "-n5". "" when the option ends the line without its value; NULL
+ * when it is not given. */
+static const char *command_value(const cli *c, const char *flag)
+{
+	size_t len = strlen(flag);
+	for (int i = 1; i < c->argc; i++) {
+		if (strcmp(c->argv[i], flag) == 0)
+			return i + 1 < c->argc ? c->argv[i + 1] : "";
+		if (strncmp(c->argv[i], flag, len) == 0)
+			return c->argv[i] + len;
+	}
+	return NULL;
+}
+
 /* Checks a command's arguments against `allowed`; its first
- * with_value_count entries take a value (checked by the command). Returns 1
+ * with_value_count entries take a value (checked by the command), given
+ * apart or, for a one-letter option, joined ("-n 5", "-n5"). Returns 1
  * when help was asked for and printed, -1 on an unknown argument, else 0. */
 static int check_args(const cli *c, const char *const *allowed, int with_value_count)
 {
@@ -266,14 +283,15 @@ static int check_args(const cli *c, const char *const *allowed, int with_value_c
 			return 1;
 		}
 		int a = 0;
-		while (allowed[a] && strcmp(arg, allowed[a]) != 0)
+		while (allowed[a] && strcmp(arg, allowed[a]) != 0 &&
+		       !(a < with_value_count && strlen(allowed[a]) == 2 && strncmp(arg, allowed[a], 2) == 0))
 			a++;
 		if (!allowed[a]) {
 			usage_error(command_help_text(c->command), "%s: unknown argument '%s'", c->command, arg);
 			return -1;
 		}
-		if (a < with_value_count)
-			i++; /* its value */
+		if (a < with_value_count && strcmp(arg, allowed[a]) == 0)
+			i++; /* its value, apart */
 	}
 	return 0;
 }
@@ -421,10 +439,10 @@ static int cmd_migrate(const cfg *config)
 static int cmd_status(const cli *c, const cfg *config)
 {
 	int limit = 10;
-	int n = command_flag(c, "-n");
-	if (n > 0) {
+	const char *count = command_value(c, "-n");
+	if (count) {
 		char *end = NULL;
-		long v = n + 1 < c->argc ? strtol(c->argv[n + 1], &end, 10) : 0;
+		long v = *count ? strtol(count, &end, 10) : 0;
 		if (!end || *end || v < 1 || v > 10000) {
 			usage_error(NULL, "status: -n takes a number from 1 to 10000");
 			return EXIT_USAGE;
@@ -665,7 +683,10 @@ static int cmd_check(cfg *config)
  * without "help": a typo must not look like an answer. */
 static int cmd_help(const cli *c)
 {
-	if (c->argc < 2 || strcmp(c->argv[1], "help") == 0) {
+	/* help's own help is the usage: it lists "help [COMMAND]"; and every
+	 * command takes -h and --help, help too (bloomsync.1) */
+	if (c->argc < 2 || strcmp(c->argv[1], "help") == 0 || strcmp(c->argv[1], "--help") == 0 ||
+	    strcmp(c->argv[1], "-h") == 0) {
 		fputs(usage_text, stdout);
 		return EXIT_OK;
 	}

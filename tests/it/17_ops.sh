@@ -287,6 +287,17 @@ sed -i '/^  key = /d' "$TEST_TMP/nokey.conf"
 "$BLOOMSYNC" -c "$TEST_TMP/nokey.conf" --log-format json sync 2>"$TEST_TMP/json-nokey.err"
 expect_eq "--log-format json, no key: sync exits 2" $? 2
 check "--log-format json, no key: the error is a JSON line" json_error "$TEST_TMP/json-nokey.err" "no API key"
+"$BLOOMSYNC" help --help >"$TEST_TMP/help-help.out" 2>&1
+expect_eq "help --help exits 0 (every command takes --help)" $? 0
+grep -q "^  help \[COMMAND\]" "$TEST_TMP/help-help.out"
+check "help --help prints the usage, which shows help's" test $? -eq 0
+"$BLOOMSYNC" -c "$TEST_TMP/good.conf" status --json -n 1 >"$TEST_TMP/status-n-1.out" 2>&1
+expect_eq "status --json -n 1 exits 0" $? 0
+"$BLOOMSYNC" -c "$TEST_TMP/good.conf" status --json -n1 >"$TEST_TMP/status-n1.out" 2>&1
+expect_eq "status --json -n1 (value joined, as getopt allows) exits 0" $? 0
+check "status -n1 shows what status -n 1 does" cmp -s "$TEST_TMP/status-n-1.out" "$TEST_TMP/status-n1.out"
+"$BLOOMSYNC" -c "$TEST_TMP/good.conf" status -n0 >/dev/null 2>&1
+expect_eq "status -n0 exits 2" $? 2
 printf 'api = { concurrency = ; };\n' >"$TEST_TMP/syntax.conf"
 "$BLOOMSYNC" -c "$TEST_TMP/syntax.conf" --log-format json sync 2>"$TEST_TMP/json-syntax.err"
 expect_eq "--log-format json, a syntax error in the config: sync exits 2" $? 2
