@@ -8,10 +8,19 @@
 --                     schema and SELECT on every table in it, now and in the
 --                     future. Grant it to people: GRANT bloomsync_reader TO alice;
 --
--- Run once per database as a superuser (or a role with CREATEROLE that owns
--- the database), connected to the database that holds the mirror:
+-- Run once per database, connected to the database that holds the mirror,
+-- as a superuser or as a role with CREATEROLE that owns that database:
 --
 --   psql -d bloom -v schema=bloom -f deploy/roles.sql
+--
+-- A role that is not a superuser must be a member of bloomsync_owner to give
+-- it the schema (CREATE SCHEMA AUTHORIZATION, ALTER ... OWNER, ALTER DEFAULT
+-- PRIVILEGES FOR ROLE): the script grants bloomsync_owner to it (the DBA may
+-- then act as bloomsync_owner, as a superuser can). Such a role can hand over
+-- only what it owns or may act for: a schema or tables created earlier by
+-- another role (say postgres) need a superuser, or their owner, to run it.
+-- (Tested on PostgreSQL 15; from 16 on, a CREATEROLE role may grant only the
+-- roles it created or holds with ADMIN OPTION, so let it create both roles.)
 --
 -- :schema defaults to bloom and must match postgres.schema in bloomsync.conf.
 -- Safe to run again. Roles are created without a password; set one with
@@ -31,6 +40,14 @@ SELECT 'CREATE ROLE bloomsync_owner LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bloomsync_owner') \gexec
 SELECT 'CREATE ROLE bloomsync_reader NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bloomsync_reader') \gexec
+
+-- Not a superuser (a CREATEROLE role that owns the database): become a member
+-- of bloomsync_owner, without which giving it the schema below fails with
+-- "must be member of role bloomsync_owner". Granted once: skipped when the
+-- membership (with its privileges inherited) is there already.
+SELECT format('GRANT bloomsync_owner TO %I', current_user)
+WHERE NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+  AND NOT pg_has_role('bloomsync_owner', 'USAGE') \gexec
 
 -- The database: connect, and temporary tables for the owner. (PUBLIC keeps
 -- whatever it has: in a database shared with other applications, revoking
