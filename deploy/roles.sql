@@ -9,8 +9,10 @@
 --                     future. Grant it to people: GRANT bloomsync_reader TO alice;
 --
 -- Run once per database, connected to the database that holds the mirror,
--- as a superuser or as a role with CREATEROLE that owns that database:
+-- as a superuser or as a role with CREATEROLE that owns that database.
+-- The database must exist; this script does not create it:
 --
+--   createdb bloom                  (or, as postgres: createdb -O dba bloom)
 --   psql -d bloom -v schema=bloom -f deploy/roles.sql
 --
 -- A role that is not a superuser must be a member of bloomsync_owner to give
