@@ -27,8 +27,11 @@
 -- :schema defaults to bloom and must match postgres.schema in bloomsync.conf.
 -- Safe to run again. Roles are created without a password; set one with
 --   psql -c '\password bloomsync_owner'
--- (or use peer or certificate authentication) and put it in ~/.pgpass,
--- PGPASSWORD or PGPASSFILE, never in the conninfo of the config file.
+-- and put it in the file PGPASSFILE names, or in PGPASSWORD, never in the
+-- conninfo of the config file (the bloomsync system user has no home, hence
+-- no ~/.pgpass). Or use certificate authentication, or peer authentication
+-- with a pg_ident.conf map from the system user bloomsync to the role
+-- bloomsync_owner (see docs/operations.md, Install).
 \set ON_ERROR_STOP on
 \if :{?schema}
 \else
