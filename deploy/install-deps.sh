@@ -4,12 +4,16 @@
 # test and run, with apt-get. Safe to run again: packages already installed
 # are left as they are (or upgraded, without --if-missing).
 #
-# usage: sh deploy/install-deps.sh [--if-missing] [--bench]
+# usage: sh deploy/install-deps.sh [--if-missing] [--bench | --no-tests]
 #
 #   --if-missing  install only the packages that are not installed yet;
 #                 when nothing is missing, exit 0 at once and print nothing
 #                 (what `make check` and `make demo` run; `make deps` runs it without)
 #   --bench       also the benchmark tools (wrk, gnuplot, hyperfine)
+#   --no-tests    only what `make`, `make install` and running bloomsync need,
+#                 for a production host: no PostgreSQL server (its Debian
+#                 package creates and starts a cluster), valgrind, cmocka or
+#                 other test tools
 #
 # Run as root, or as a user with sudo. Without either, the script prints
 # the command to run as root and exits 1.
@@ -29,17 +33,25 @@ PACKAGES="gcc make pkg-config
 	curl valgrind time procps python3
 	systemd groff-base man-db"
 BENCH_PACKAGES="wrk gnuplot-nox hyperfine"
+# --no-tests: build (`make` builds bloomsim too, hence libmicrohttpd-dev) and
+# run; the -dev packages bring the shared libraries bloomsync links, and
+# ca-certificates lets libcurl verify the API's certificate.
+NO_TESTS_PACKAGES="gcc libc6-dev make pkg-config
+	libcurl4-openssl-dev libjansson-dev libpq-dev libconfig-dev
+	libmicrohttpd-dev ca-certificates"
 
 usage() {
-	sed -n '7,12s/^# \{0,1\}//p' "$0"
+	sed -n '7,16s/^# \{0,1\}//p' "$0"
 }
 
 if_missing=no
 bench=no
+no_tests=no
 for arg in "$@"; do
 	case "$arg" in
 	--if-missing) if_missing=yes ;;
 	--bench) bench=yes ;;
+	--no-tests) no_tests=yes ;;
 	-h | --help)
 		usage
 		exit 0
@@ -52,7 +64,16 @@ for arg in "$@"; do
 	esac
 done
 
+if [ "$bench" = yes ] && [ "$no_tests" = yes ]; then
+	echo "install-deps.sh: --bench needs the test packages; it does not go with --no-tests" >&2
+	usage >&2
+	exit 2
+fi
+
 wanted=$PACKAGES
+if [ "$no_tests" = yes ]; then
+	wanted=$NO_TESTS_PACKAGES
+fi
 if [ "$bench" = yes ]; then
 	wanted="$wanted $BENCH_PACKAGES"
 fi
