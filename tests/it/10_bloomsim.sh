@@ -63,7 +63,7 @@ py() { python3 -c "$@"; }
 
 # ---- the client-side mirror, computed from the API with the mirror rules ----
 cat >"$T/client.py" <<'PYEOF'
-import json, re, subprocess, sys
+import datetime, json, re, subprocess, sys
 
 port, key = sys.argv[1], sys.argv[2]
 
@@ -98,8 +98,18 @@ def ts(v):
         return None
     m = re.fullmatch(r"(\d{4}-\d\d-\d\d)(?:T(\d\d:\d\d:\d\d)(?:\.(\d+))?)?(Z)?", v)
     assert m, "bad date " + v
-    frac = (m.group(3) or "")[:6].rstrip("0")
-    return m.group(1) + "T" + (m.group(2) or "00:00:00") + ("." + frac if frac else "") + "Z"
+    # more than six digits: rounded as PostgreSQL reads them, to
+    # rint(fraction * 1e6) microseconds, carried into the seconds
+    frac = m.group(3) or ""
+    when = datetime.datetime.fromisoformat(m.group(1) + "T" + (m.group(2) or "00:00:00"))
+    if len(frac) > 6:
+        us = round(float("0." + frac) * 1000000)
+        if us >= 1000000:
+            when += datetime.timedelta(seconds=1)
+            us = 0
+        frac = "%06d" % us
+    frac = frac.rstrip("0")
+    return when.isoformat() + ("." + frac if frac else "") + "Z"
 
 raws = {}  # (kind, id) -> raw text, to prove identical serialisation
 def remember(kind, obj, raw):
@@ -259,7 +269,7 @@ names = [t["name"] for t in d["todos"]]
 assert "Ship v2 release" in names                      # NUL removed
 assert any(len(n) > 30000 for n in names)               # long string
 assert any(u["is_placeholder"] for u in d["users"])
-assert any(t["closed_at"] and ".123456Z" in t["completed_at"] for t in d["todos"] if t["completed_at"])
+assert any(t["closed_at"] and ".123457Z" in t["completed_at"] for t in d["todos"] if t["completed_at"])  # .1234567, rounded
 assert any(m["target"] is None for m in d["measurables"])
 ' "$T/e5.json"
 check "expect is deterministic per seed" sh -c "'$BLOOMSIM' --expect '$T/e0b.json' && cmp -s '$T/e0.json' '$T/e0b.json' && '$BLOOMSIM' --seed 7 --expect '$T/e7.json' && ! cmp -s '$T/e0.json' '$T/e7.json'"
