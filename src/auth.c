@@ -56,7 +56,7 @@ static int auth_margin(const auth_opts *o)
 
 static bool auth_cancelled(const auth_opts *o)
 {
-	return o->cancel && *o->cancel;
+	return o->cancel && atomic_load(o->cancel);
 }
 
 /* Sleeps ms, or less when a signal asks us to stop. */

@@ -17,7 +17,7 @@
 #define BLOOMSYNC_SRC_AUTH_H
 
 #include <stdbool.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -32,8 +32,8 @@ typedef struct auth_opts {
 	                         * http_opts.timeout_ms (10x this in all); 0 = 30000 */
 	int max_retries;        /* of a login on 429, 5xx or a transport error */
 	int renew_margin_s;     /* 0 = AUTH_RENEW_MARGIN_S */
-	volatile sig_atomic_t *cancel; /* may be NULL; once set (by a signal
-	                                * handler) a login gives up at once */
+	atomic_int *cancel; /* may be NULL; once set (by a signal handler, read
+	                     * on any thread: hence atomic) a login gives up at once */
 } auth_opts;
 
 typedef enum {

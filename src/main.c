@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,7 +146,13 @@ static void report_unknown_command(const char *command)
 	usage_error(usage_text, "unknown command '%s'", command);
 }
 
-static volatile sig_atomic_t cancel_requested;
+/* Set by the handler, read by the main thread and, through auth_opts and
+ * pipeline_opts, by the fetch thread: volatile sig_atomic_t is only good
+ * for the thread the signal interrupted (and the handler may run on a
+ * resolver thread of libcurl's); a lock-free atomic is good for all, and
+ * may be written in a handler (C11 7.14.1.1). */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "a signal handler may write only a lock-free atomic");
+static atomic_int cancel_requested;
 
 static void on_signal(int sig)
 {

@@ -807,7 +807,7 @@ static void stop_run(run_state *s, pipeline_status status, const char *error)
 
 static bool signalled(const run_state *s)
 {
-	return s->opts->cancel && *s->opts->cancel;
+	return s->opts->cancel && atomic_load(s->opts->cancel);
 }
 
 /* What a unit or batch that could not be done makes of the run: failed, or

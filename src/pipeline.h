@@ -9,7 +9,7 @@
 #ifndef BLOOMSYNC_SRC_PIPELINE_H
 #define BLOOMSYNC_SRC_PIPELINE_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -39,7 +39,7 @@ typedef struct pipeline_opts {
 	bool restart;                  /* abandon an unfinished run instead of resuming it */
 	bool full;                     /* read every source in full, even one whose body did not change */
 	bool progress_tty;             /* show the in-place progress line */
-	volatile sig_atomic_t *cancel; /* set (by a signal handler) to stop the run */
+	atomic_int *cancel;            /* set (by a signal handler) to stop the run */
 	const char *version;
 } pipeline_opts;
 

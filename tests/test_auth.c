@@ -8,6 +8,7 @@
  * endpoint.
  * Not covered: allocation failures (not producible by a real server). */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -596,7 +597,7 @@ static void test_a_trickling_answer_still_times_out(void **state)
 		fail_msg("want a timeout, got \"%s\"", err);
 }
 
-static volatile sig_atomic_t cancel_flag;
+static atomic_int cancel_flag;
 
 static void *cancel_soon(void *arg)
 {
