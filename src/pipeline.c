@@ -132,6 +132,10 @@ typedef struct fetch_stage {
 	atomic_bool stop;     /* stop at once, abandoning what is in flight */
 	atomic_bool finished; /* no more jobs will come: exit when idle */
 	pthread_t thread;
+	/* "the fetch thread exited", its last message: part of the stage,
+	 * not allocated, so that no failed allocation can leave stop_fetch
+	 * waiting for it for ever; never freed by whoever takes it */
+	job exited;
 } fetch_stage;
 
 /* The sync.streams stream (cfg_stream bit) a unit kind belongs to. */
@@ -742,13 +746,10 @@ static void *fetch_main(void *arg)
 			break;
 		}
 	}
-	/* tell the consumer no more results are coming */
-	job *sentinel = calloc(1, sizeof(*sentinel));
-	if (sentinel) {
-		sentinel->kind = MSG_FETCH_EXITED;
-		if (queue_push(f->results, sentinel) != 0)
-			free(sentinel);
-	}
+	/* tell the consumer no more results are coming (the results queue is
+	 * never closed, so the push always lands) */
+	f->exited.kind = MSG_FETCH_EXITED;
+	queue_push(f->results, &f->exited);
 	return NULL;
 }
 
@@ -1029,7 +1030,6 @@ static void take_result(run_state *s, job *j)
 {
 	if (j->kind == MSG_FETCH_EXITED) {
 		s->fetch_exited = true;
-		free(j);
 		if (!s->stopping)
 			stop_run(s, PIPELINE_FAILED, "the fetch stage stopped unexpectedly");
 		return;
@@ -1255,10 +1255,8 @@ static void stop_fetch(run_state *s, bool started)
 		job *j;
 		while (true) {
 			j = queue_pop(f->results, 50);
-			if (j && j->kind == MSG_FETCH_EXITED) {
-				free(j);
+			if (j && j->kind == MSG_FETCH_EXITED)
 				break;
-			}
 			if (j) {
 				count_uncommitted(s, j);
 				job_free(&s->jobs, j);
