@@ -316,10 +316,15 @@ static int connect_session(load_db *db, load_error *err)
 	 * time). A server crash can then lose the last batches committed, but
 	 * only whole, their units' checkpoints with them, so the next run fetches
 	 * those units again; and load_run_finish commits synchronously, which
-	 * flushes every batch before it: a run recorded finished is durable. */
-	char sql[256];
+	 * flushes every batch before it: a run recorded finished is durable.
+	 * client_encoding UTF8: every byte bloomsync sends is UTF-8 (the API's
+	 * JSON); under PGCLIENTENCODING=LATIN1, or a role's client_encoding,
+	 * the server took each byte for a character and stored mojibake, which
+	 * the digests then kept from being read again. */
+	char sql[320];
 	snprintf(sql, sizeof(sql),
-		 "SET TimeZone = 'UTC'; SET synchronous_commit = off; SET search_path TO \"%s\", pg_catalog",
+		 "SET client_encoding = 'UTF8'; SET TimeZone = 'UTC'; SET synchronous_commit = off; "
+		 "SET search_path TO \"%s\", pg_catalog",
 		 db->schema);
 	return exec_sql(db, sql, err, "cannot set up the session");
 }

@@ -61,6 +61,17 @@ removed=$(removed_keys "$TEST_TMP/expect1.json" "$TEST_TMP/expect2.json")
 deleted=$(deleted_rows bloom)
 check "rows removed upstream ($removed) are exactly the rows marked deleted ($deleted)" test "$removed" -gt 0 -a "$removed" = "$deleted"
 
+# whatever client encoding the environment or the role asks for, bytes go
+# in as the UTF-8 they are (not as LATIN1 characters: mojibake)
+saved_db=$PGDATABASE
+new_db sync20latin1 || exit 1
+write_conf "$TEST_TMP/latin1.conf"
+PGCLIENTENCODING=LATIN1 "$BLOOMSYNC" -c "$TEST_TMP/latin1.conf" sync 2>"$TEST_TMP/latin1.err"
+expect_eq "sync with PGCLIENTENCODING=LATIN1 exits 0" $? 0
+check "with PGCLIENTENCODING=LATIN1 the mirror equals the expected mirror (names with accents intact)" \
+	mirror_equals bloom "$TEST_TMP/expect2.json"
+export PGDATABASE=$saved_db
+
 # status shows the runs
 "$BLOOMSYNC" -c "$conf" status >"$TEST_TMP/status.out" 2>&1
 check "status lists the three runs" test "$(grep -c succeeded "$TEST_TMP/status.out")" -eq 3
