@@ -234,7 +234,7 @@ static void rollback_quietly(load_db *db)
 
 /* The cancel key of the session a signal cancels (load_cancel_on_signal).
  * The handler reads it; the thread that owns the session replaces it with
- * SIGINT and SIGTERM blocked (so the handler cannot run there meanwhile),
+ * SIGINT, SIGTERM and SIGHUP blocked (so the handler cannot run there meanwhile),
  * and frees the old one only once no handler on another thread (one that
  * did not block them, say a resolver thread libcurl left behind) may still
  * be using it: handlers count themselves in signal_cancel_users. */
@@ -247,6 +247,7 @@ void load_block_stop_signals(sigset_t *old)
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop, old);
 }
 

@@ -35,7 +35,7 @@ load_db *load_open(const char *conninfo, const char *schema, load_error *err);
 
 /* Makes db's statements the ones load_cancel_from_signal cancels (one
  * session at a time; it follows db's reconnects until load_close). Call it,
- * and use db, from the thread that SIGINT and SIGTERM are delivered to:
+ * and use db, from the thread that SIGINT, SIGTERM and SIGHUP are delivered to:
  * other threads must block them. */
 void load_cancel_on_signal(load_db *db);
 
@@ -46,7 +46,7 @@ void load_cancel_on_signal(load_db *db);
 void load_cancel_from_signal(void);
 
 /* Blocks, in the calling thread, the signals whose handlers call
- * load_cancel_from_signal (SIGINT and SIGTERM), and saves the mask before
+ * load_cancel_from_signal (SIGINT, SIGTERM, SIGHUP), and saves the mask before
  * in *old (pthread_sigmask(SIG_SETMASK, old, NULL) restores it). */
 void load_block_stop_signals(sigset_t *old);
 

@@ -169,6 +169,13 @@ static void install_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* the terminal or ssh session a backfill runs in went away: stop as
+	 * for SIGTERM (commit what arrived, record the run cancelled, write
+	 * the metrics), not die with the run left 'running'; unless it is
+	 * ignored already (nohup): then the run is meant to outlive it */
+	struct sigaction hup;
+	if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+		sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -673,7 +680,7 @@ static int cmd_check(cfg *config)
 {
 	printf("config:   ok %s\n", config->path);
 	int api = check_api(config);
-	/* SIGINT or SIGTERM stops check as it stops sync, with the same exit
+	/* SIGINT, SIGTERM or SIGHUP stops check as it stops sync, with the same exit
 	 * status: a script tells "interrupted" from "unhealthy" */
 	if (cancel_requested) {
 		printf("database: not checked (interrupted)\n");

@@ -1229,7 +1229,7 @@ static int start_fetch(run_state *s, char *error, size_t errlen)
 		snprintf(error, errlen, "out of memory");
 		return -1;
 	}
-	/* SIGINT and SIGTERM go to this thread, the one that owns the database
+	/* SIGINT, SIGTERM and SIGHUP go to this thread, the one that owns the database
 	 * session they cancel (load_cancel_on_signal); the fetch thread, and
 	 * the resolver threads libcurl starts from it, inherit them blocked */
 	sigset_t old;

@@ -157,11 +157,11 @@ expect_eq "its metrics say locked" "$(metric "$prom" 'bloomsync_last_run_status{
 expect_eq "the locked-out run keeps the earlier last success" \
 	"$(metric "$prom" bloomsync_last_success_timestamp_seconds)" "$success1"
 cp "$prom" "$mdir/locked.prom.txt"
-kill -TERM "$bg"
+kill -HUP "$bg" # as SIGTERM (the terminal of a backfill went away)
 wait "$bg"
 rc=$?
 BG_PIDS=""
-expect_eq "the running sync, sent SIGTERM, exits 5" "$rc" 5
+expect_eq "the running sync, sent SIGHUP, exits 5" "$rc" 5
 expect_eq "its metrics say cancelled" "$(metric "$mdir/bg.prom" 'bloomsync_last_run_status{status="cancelled"}')" 1
 expect_eq "the cancelled run carries no last success of its own (none in its file)" \
 	"$(metric "$mdir/bg.prom" bloomsync_last_success_timestamp_seconds)" 0
@@ -171,6 +171,22 @@ expect_eq "the next sync resumes and exits 0" $? 0
 expect_eq "its metrics say resumed" "$(metric "$prom" bloomsync_last_run_resumed)" 1
 success2=$(metric "$prom" bloomsync_last_success_timestamp_seconds)
 check "a new success moves the last success forward ($success1 -> $success2)" test "$success2" -gt "$success1"
+# under nohup (SIGHUP ignored) a hangup does not stop the run
+sim_post /__faults '{"latency_ms":50}' >/dev/null
+sim_post /__mutate >/dev/null
+nohup "$BLOOMSYNC" -c "$conf" sync >/dev/null 2>"$TEST_TMP/nohup.err" &
+bg=$!
+BG_PIDS="$BG_PIDS $bg"
+for _ in $(seq 1 150); do
+	[ "$(q "SELECT count(*) FROM bloom.sync_runs WHERE status = 'running' AND units_done > 0")" = 1 ] && break
+	sleep 0.1
+done
+kill -HUP "$bg"
+wait "$bg"
+rc=$?
+BG_PIDS=""
+expect_eq "a sync under nohup, sent SIGHUP, runs on and exits 0" "$rc" 0
+sim_post /__faults '{"latency_ms":0}' >/dev/null
 
 # ---------------------------------------------------------------------------
 # status, as a table and as JSON
