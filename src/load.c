@@ -29,6 +29,7 @@ struct load_db {
 	char *conninfo;
 	char *schema;
 	bool locked;        /* this session holds the run lock */
+	bool lost_lock;     /* another session took it while this one reconnected */
 	bool cancel_on_signal; /* its statements are cancelled by load_cancel_from_signal */
 	bool staging_ready; /* temp staging tables exist on this connection */
 	/* per mirror table: empty when this connection's staging was set up
@@ -372,6 +373,11 @@ void load_close(load_db *db)
 
 static int take_lock(load_db *db, bool *acquired, char *holder, size_t holderlen, load_error *err);
 
+bool load_lost_lock(const load_db *db)
+{
+	return db->lost_lock;
+}
+
 int load_reconnect(load_db *db, load_error *err)
 {
 	if (db->cancel_on_signal)
@@ -389,6 +395,7 @@ int load_reconnect(load_db *db, load_error *err)
 		return -1;
 	if (!acquired) {
 		db->locked = false;
+		db->lost_lock = true;
 		set_error(err, LOAD_ERROR, NULL, "lost the run lock while reconnecting; now held by %s", holder);
 		return -1;
 	}

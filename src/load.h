@@ -62,6 +62,10 @@ void load_close(load_db *db);
  * trying again later makes sense). */
 int load_reconnect(load_db *db, load_error *err);
 
+/* Whether another session took the run lock while this one reconnected
+ * (load_reconnect's "lost the run lock"): the run is that session's now. */
+bool load_lost_lock(const load_db *db);
+
 /* The SQLSTATE (PostgreSQL's lock_not_available) in err when load_migrate
  * failed because another session holds the run lock: the caller reports it
  * as a locked sync (exit 3), not as a failed one. */

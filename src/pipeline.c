@@ -1289,6 +1289,15 @@ static void finish_run(run_state *s, pipeline_summary *out)
 	 * the next sync resumes it */
 	if (signalled(s) && load_lock_timeout(s->db, 5000, &err) != 0)
 		log_warn("%s", err.msg);
+	/* the sync that took the lock goes on with this run (it resumed it):
+	 * recording it failed, and adding this session's requests to it, would
+	 * say so of a run that is running */
+	if (load_lost_lock(s->db)) {
+		log_error("run %" PRId64 " is another sync's now: its end is not recorded here", s->run.id);
+		if (load_run_counts(s->db, s->run.id, out->streams, &err) != 0)
+			log_warn("cannot read the run's counts: %s", err.msg);
+		return;
+	}
 	for (int attempt = 0; attempt < 4 && rc != 0; attempt++) {
 		rc = load_run_finish(s->db, s->run.id, status_word(s->status), s->error[0] ? s->error : NULL, complete,
 				     table_mask(s->opts->config->streams), deleted, &err);

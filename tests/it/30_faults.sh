@@ -213,6 +213,56 @@ check "the run is marked resumed (resumed = $resumed)" test "${resumed:-0}" -gt 
 expect_eq "the resumed run ends succeeded" "$status" succeeded
 save_expect "$TEST_TMP/lock.expect.json"
 check "mirror equals the expected mirror after SIGTERM and resume" mirror_equals bloom "$TEST_TMP/lock.expect.json"
+
+# 4b. The run lock lost while reconnecting: another session (here psql, as a
+#     second sync would) takes it once the sync's backend is terminated. The
+#     sync stops, and records nothing of the run, which is the lock holder's
+#     now: not 'failed' while it runs on. Without the holder, the next sync
+#     resumes it.
+sim_post /__mutate >/dev/null
+sim_post /__faults '{"latency_ms":100}' >/dev/null
+"$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/lost.err" &
+bg=$!
+BG_PIDS="$BG_PIDS $bg"
+check "a sync is running" wait_status running 30
+wait_units_done 2 30
+run3=$(q "SELECT id FROM bloom.sync_runs ORDER BY id DESC LIMIT 1")
+lock_class=$((0x426c6f6f))
+psql -XAtq -v ON_ERROR_STOP=1 >"$TEST_TMP/holder.out" 2>&1 <<SQL &
+SELECT pid AS victim, objid AS key2 FROM pg_locks
+  WHERE locktype = 'advisory' AND classid = $lock_class AND granted \gset
+SELECT pg_terminate_backend(:victim);
+SELECT pg_advisory_lock($lock_class, :key2);
+SELECT 'holding';
+SELECT pg_sleep(60);
+SQL
+holder=$!
+BG_PIDS="$BG_PIDS $holder"
+wait "$bg"
+rc=$?
+expect_eq "the sync that lost the run lock exits 1" "$rc" 1
+grep -q "lost the run lock while reconnecting" "$TEST_TMP/lost.err"
+check "it says it lost the run lock" test $? -eq 0
+grep -q "holding" "$TEST_TMP/holder.out"
+check "the other session held the lock by then" test $? -eq 0
+expect_eq "the run stays 'running': it is the lock holder's, not recorded failed" \
+	"$(q "SELECT status || '/' || (finished_at IS NULL) FROM bloom.sync_runs WHERE id = $run3")" running/true
+[ "$FAILS" -eq 0 ] || sed 's/^/# /' "$TEST_TMP/lost.err" | tail -n 5
+# its backend, asleep, would not notice its client gone: end it
+q "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = $lock_class" >/dev/null
+wait "$holder" 2>/dev/null
+BG_PIDS=""
+for _ in $(seq 1 50); do
+	[ "$(q "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $lock_class")" = 0 ] && break
+	sleep 0.1
+done
+sim_post /__faults '{"latency_ms":5}' >/dev/null
+"$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/lost2.err"
+expect_eq "with the holder gone, the next sync exits 0" $? 0
+expect_eq "it resumed the run" "$(q "SELECT id || ' ' || status FROM bloom.sync_runs ORDER BY id DESC LIMIT 1")" \
+	"$run3 succeeded"
+save_expect "$TEST_TMP/lost.expect.json"
+check "mirror equals the expected mirror after the lost lock" mirror_equals bloom "$TEST_TMP/lost.expect.json"
 stop_sim "$SIM_PID"
 
 # ---------------------------------------------------------------------------
