@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -241,6 +242,8 @@ static void rollback_quietly(load_db *db)
  * be using it: handlers count themselves in signal_cancel_users. */
 static _Atomic(PGcancel *) signal_cancel;
 static atomic_int signal_cancel_users;
+/* and its socket, which load_abandon_from_signal shuts down (-1: none) */
+static atomic_int signal_socket = -1;
 
 void load_block_stop_signals(sigset_t *old)
 {
@@ -249,16 +252,20 @@ void load_block_stop_signals(sigset_t *old)
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
 	sigaddset(&stop, SIGHUP);
+	sigaddset(&stop, SIGALRM);
 	pthread_sigmask(SIG_BLOCK, &stop, old);
 }
 
-static void set_signal_cancel(PGcancel *c)
+static void set_signal_cancel(PGcancel *c, int fd)
 {
 	sigset_t old;
 	load_block_stop_signals(&old);
+	int prev_fd = atomic_exchange(&signal_socket, fd);
 	PGcancel *prev = atomic_exchange(&signal_cancel, c);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	while (prev && atomic_load(&signal_cancel_users) > 0) {
+	/* the old socket is closed next (PQfinish): no handler may shut down
+	 * the one that takes its number */
+	while ((prev || prev_fd >= 0) && atomic_load(&signal_cancel_users) > 0) {
 		struct timespec nap = {0, 1000000L};
 		nanosleep(&nap, NULL);
 	}
@@ -276,10 +283,19 @@ void load_cancel_from_signal(void)
 	atomic_fetch_sub(&signal_cancel_users, 1);
 }
 
+void load_abandon_from_signal(void)
+{
+	atomic_fetch_add(&signal_cancel_users, 1);
+	int fd = atomic_load(&signal_socket);
+	if (fd >= 0)
+		(void)shutdown(fd, SHUT_RDWR);
+	atomic_fetch_sub(&signal_cancel_users, 1);
+}
+
 void load_cancel_on_signal(load_db *db)
 {
 	db->cancel_on_signal = true;
-	set_signal_cancel(db->conn ? PQgetCancel(db->conn) : NULL);
+	set_signal_cancel(db->conn ? PQgetCancel(db->conn) : NULL, db->conn ? PQsocket(db->conn) : -1);
 }
 
 static void quiet_notices(void *arg, const PGresult *res)
@@ -310,7 +326,7 @@ static int connect_session(load_db *db, load_error *err)
 	}
 	PQsetNoticeReceiver(db->conn, quiet_notices, NULL);
 	if (db->cancel_on_signal)
-		set_signal_cancel(PQgetCancel(db->conn));
+		set_signal_cancel(PQgetCancel(db->conn), PQsocket(db->conn));
 	db->staging_ready = false; /* temp tables go with the session */
 	memset(db->staging_dead, 0, sizeof(db->staging_dead));
 	/* synchronous_commit off: a batch's COMMIT does not wait for its WAL to
@@ -362,7 +378,7 @@ void load_close(load_db *db)
 		PQclear(PQexec(db->conn, "SELECT pg_advisory_unlock_all()"));
 	}
 	if (db->cancel_on_signal)
-		set_signal_cancel(NULL);
+		set_signal_cancel(NULL, -1);
 	if (db->conn)
 		PQfinish(db->conn);
 	hash_filter_free(db->written);
@@ -381,7 +397,7 @@ bool load_lost_lock(const load_db *db)
 int load_reconnect(load_db *db, load_error *err)
 {
 	if (db->cancel_on_signal)
-		set_signal_cancel(NULL);
+		set_signal_cancel(NULL, -1);
 	if (db->conn)
 		PQfinish(db->conn);
 	db->conn = NULL;

@@ -45,8 +45,14 @@ void load_cancel_on_signal(load_db *db);
  * LOAD_SQLSTATE_CANCELED) instead of holding the stop back. */
 void load_cancel_from_signal(void);
 
+/* For a handler too: shuts down the socket of that session, so that a call
+ * blocked on a server that does not answer even a cancel (frozen, or cut
+ * off by the network) fails at once as on a lost connection. */
+void load_abandon_from_signal(void);
+
 /* Blocks, in the calling thread, the signals whose handlers call
- * load_cancel_from_signal (SIGINT, SIGTERM, SIGHUP), and saves the mask before
+ * load_cancel_from_signal or load_abandon_from_signal (SIGINT, SIGTERM,
+ * SIGHUP, SIGALRM), and saves the mask before
  * in *old (pthread_sigmask(SIG_SETMASK, old, NULL) restores it). */
 void load_block_stop_signals(sigset_t *old);
 

@@ -154,11 +154,25 @@ static void report_unknown_command(const char *command)
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "a signal handler may write only a lock-free atomic");
 static atomic_int cancel_requested;
 
+/* seconds a stop waits for the database to answer (see on_signal) */
+#define STOP_GRACE_S 10
+
 static void on_signal(int sig)
 {
 	(void)sig;
+	/* a server that ignores the cancel (frozen; or cut off, where TCP
+	 * waits for hours) must not hold the stop: STOP_GRACE_S after the
+	 * first signal, on_alarm closes the session's socket */
+	if (!cancel_requested)
+		alarm(STOP_GRACE_S);
 	cancel_requested = 1;
 	load_cancel_from_signal(); /* a database call blocked on a lock returns */
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	load_abandon_from_signal();
 }
 
 static void install_signals(void)
@@ -176,6 +190,8 @@ static void install_signals(void)
 	struct sigaction hup;
 	if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
 		sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_alarm;
+	sigaction(SIGALRM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 

@@ -263,6 +263,37 @@ expect_eq "it resumed the run" "$(q "SELECT id || ' ' || status FROM bloom.sync_
 	"$run3 succeeded"
 save_expect "$TEST_TMP/lost.expect.json"
 check "mirror equals the expected mirror after the lost lock" mirror_equals bloom "$TEST_TMP/lost.expect.json"
+
+# 4c. A frozen database backend (SIGSTOP: it answers nothing, not even the
+#     cancel) does not hold a stop: the signal's grace ends, the session's
+#     socket is closed, the sync exits. Thawed, the next sync resumes.
+sim_post /__mutate >/dev/null
+sim_post /__faults '{"latency_ms":100}' >/dev/null
+"$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/frozen.err" &
+bg=$!
+BG_PIDS="$BG_PIDS $bg"
+check "a sync is running" wait_status running 30
+wait_units_done 2 30
+backend=$(q "SELECT pid FROM pg_stat_activity WHERE application_name = 'bloomsync' LIMIT 1")
+kill -STOP "$backend"
+sleep 1
+kill -TERM "$bg"
+for _ in $(seq 1 600); do kill -0 "$bg" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$bg" 2>/dev/null
+frozen_alive=$?
+kill -CONT "$backend"
+check "SIGTERM ends a sync whose database backend is frozen (within 60 s)" test "$frozen_alive" -ne 0
+wait "$bg"
+rc=$?
+BG_PIDS=""
+check "it exits 5 (cancelled) or 1 (failed), not killed (rc $rc)" test "$rc" -eq 5 -o "$rc" -eq 1
+[ "$FAILS" -eq 0 ] || sed 's/^/# /' "$TEST_TMP/frozen.err" | tail -n 5
+q "SELECT pg_terminate_backend($backend)" >/dev/null
+sim_post /__faults '{"latency_ms":5}' >/dev/null
+"$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/frozen2.err"
+expect_eq "thawed, the next sync exits 0" $? 0
+save_expect "$TEST_TMP/frozen.expect.json"
+check "mirror equals the expected mirror after the frozen backend" mirror_equals bloom "$TEST_TMP/frozen.expect.json"
 stop_sim "$SIM_PID"
 
 # ---------------------------------------------------------------------------
