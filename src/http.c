@@ -21,6 +21,7 @@
 #define HTTP_BODY_MAX ((size_t)256 << 20)  /* larger bodies fail the request */
 #define HTTP_BODY_KEEP ((size_t)1 << 20)   /* a slot keeps a buffer this big between transfers */
 #define HTTP_BODY_FIRST ((size_t)16 << 10) /* first allocation for a body */
+#define HTTP_BODY_BUDGET ((size_t)320 << 20) /* all body buffers together (http_opts.body_budget) */
 #define HTTP_CONNECT_TIMEOUT_MS 10000
 #define HTTP_TOTAL_TIMEOUTS 10    /* a whole transfer may take this many timeout_ms */
 #define HTTP_SLOW_MIN 0.0625      /* lowest share of rate and concurrency after throttling */
@@ -53,7 +54,9 @@ typedef struct http_slot {
 	size_t len;
 	size_t cap;
 	bool too_large;
+	bool over_budget; /* growing would pass the engine's body_budget */
 	bool out_of_memory;
+	struct http_engine *engine;
 	char errbuf[CURL_ERROR_SIZE];
 } http_slot;
 
@@ -95,6 +98,11 @@ struct http_engine {
 	int retry_base_ms;
 	int retry_cap_ms;
 	int retry_after_cap_ms;
+	/* The body buffers of all slots hold body_bytes together, at most
+	 * body_budget: without it, a server's large (or small but gzipped,
+	 * expanding) bodies could take concurrency x HTTP_BODY_MAX. */
+	size_t body_budget;
+	size_t body_bytes;
 	uint64_t rng; /* splitmix64 state, seeded once in http_new */
 
 	http_slot *slots;
@@ -268,6 +276,19 @@ fail:
 	return NULL;
 }
 
+/* Frees the buffers idle slots keep between transfers, making room in
+ * the budget for bodies arriving. */
+static void http_drop_idle_buffers(http_engine *e)
+{
+	for (int i = 0; i < e->nfree; i++) {
+		http_slot *idle = &e->slots[e->free_slots[i]];
+		e->body_bytes -= idle->cap;
+		free(idle->body);
+		idle->body = NULL;
+		idle->cap = 0;
+	}
+}
+
 static size_t http_on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
 	http_slot *slot = userp;
@@ -278,17 +299,27 @@ static size_t http_on_body(char *data, size_t size, size_t nmemb, void *userp)
 		return 0;
 	}
 	if (slot->len + n + 1 > slot->cap) {
+		http_engine *e = slot->engine;
 		size_t cap = slot->cap ? slot->cap : HTTP_BODY_FIRST;
 		char *grown;
 		while (cap < slot->len + n + 1)
 			cap *= 2;
 		if (cap > HTTP_BODY_MAX + 1)
 			cap = HTTP_BODY_MAX + 1;
+		if (cap - slot->cap > e->body_budget - e->body_bytes)
+			http_drop_idle_buffers(e);
+		if (cap - slot->cap > e->body_budget - e->body_bytes) {
+			slot->over_budget = true;
+			return 0;
+		}
 		grown = realloc(slot->body, cap);
 		if (!grown) {
 			slot->out_of_memory = true;
 			return 0;
 		}
+		e->body_bytes += cap - slot->cap;
+		if (e->body_bytes > e->stats.peak_body_bytes)
+			e->stats.peak_body_bytes = e->body_bytes;
 		slot->body = grown;
 		slot->cap = cap;
 	}
@@ -459,6 +490,7 @@ static int http_start(http_engine *e, http_req *req)
 	}
 	slot->len = 0;
 	slot->too_large = false;
+	slot->over_budget = false;
 	slot->out_of_memory = false;
 	slot->errbuf[0] = '\0';
 	if (slot->body)
@@ -559,6 +591,12 @@ static void http_judge(http_engine *e, const http_slot *slot, CURLcode rc, long 
 		j->verdict = HTTP_V_FAIL;
 		snprintf(j->what, sizeof j->what, "%s",
 		         too_large ? "response too large" : "out of memory reading the response");
+		return;
+	}
+	/* the others' bodies took the room: there may be some later */
+	if (slot->over_budget) {
+		j->verdict = HTTP_V_RETRY;
+		snprintf(j->what, sizeof j->what, "responses in flight over %zu KiB together", e->body_budget >> 10);
 		return;
 	}
 	if (rc != CURLE_OK) {
@@ -789,6 +827,7 @@ static void http_release_slot(http_engine *e, http_slot *slot)
 {
 	if (slot->cap > HTTP_BODY_KEEP) {
 		free(slot->body);
+		e->body_bytes -= slot->cap;
 		slot->body = NULL;
 		slot->cap = 0;
 	}
@@ -848,6 +887,8 @@ static int http_check_opts(const http_opts *opts, http_done_fn done, char *err, 
 		problem = "timeouts, retries and backoff must not be negative";
 	else if (!http_token_ok(opts->token))
 		problem = "token contains a line break";
+	else if (opts->body_budget && opts->body_budget < HTTP_BODY_FIRST)
+		problem = "body_budget must be 0 or at least 16 KiB";
 	if (!problem)
 		return 0;
 	if (err && errlen)
@@ -864,6 +905,7 @@ static void http_apply_opts(http_engine *e, const http_opts *opts)
 	e->retry_base_ms = opts->retry_base_ms ? opts->retry_base_ms : 250;
 	e->retry_cap_ms = opts->retry_cap_ms ? opts->retry_cap_ms : 30000;
 	e->retry_after_cap_ms = opts->retry_after_cap_ms ? opts->retry_after_cap_ms : 120000;
+	e->body_budget = opts->body_budget ? opts->body_budget : HTTP_BODY_BUDGET;
 	/* A tenth of a second's worth of starts at most (but one), and one to
 	 * begin with: any second then sees at most rate_limit + burst starts,
 	 * 1.1 x rate_limit from 10 a second up and rate_limit + 1 below (a
@@ -897,8 +939,10 @@ static int http_alloc_parts(http_engine *e, const http_opts *opts)
 	e->free_slots = calloc((size_t)opts->concurrency, sizeof *e->free_slots);
 	if (!e->headers || !e->slots || !e->free_slots)
 		return -1;
-	for (int i = 0; i < opts->concurrency; i++)
+	for (int i = 0; i < opts->concurrency; i++) {
+		e->slots[i].engine = e;
 		e->free_slots[e->nfree++] = opts->concurrency - 1 - i;
+	}
 	e->multi = curl_multi_init();
 	if (!e->multi)
 		return -1;

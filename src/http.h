@@ -37,6 +37,11 @@ typedef struct http_opts {
 	int retry_base_ms;      /* backoff base; 0 = 250 */
 	int retry_cap_ms;       /* backoff cap; 0 = 30000 */
 	int retry_after_cap_ms; /* cap on an honoured Retry-After; 0 = 120000 */
+	size_t body_budget;     /* bytes the buffers of all bodies may hold together
+	                         * (in flight, and kept between transfers): an
+	                         * attempt that would grow past it is retried
+	                         * later; 0 = 320 MiB, room for the largest body
+	                         * (256 MiB) beside what slots keep */
 } http_opts;
 
 typedef enum {
@@ -76,6 +81,7 @@ typedef struct http_stats {
 	uint64_t server_errors; /* other 5xx answers */
 	uint64_t transport_errors; /* timeouts, resets, connection failures */
 	int peak_inflight;      /* most transfers in flight at once */
+	size_t peak_body_bytes; /* most bytes the body buffers held at once */
 } http_stats;
 
 /* Creates an engine. On error returns NULL with a message in err. */

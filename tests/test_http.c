@@ -164,6 +164,37 @@ static enum MHD_Result drip(struct MHD_Connection *conn)
 	return ret;
 }
 
+/* A 40 KiB body, its second half 300 ms after its first: transfers of it
+ * overlap, each holding a 64 KiB buffer (16 KiB doubled) for a while. */
+#define WIDE_BODY (40 << 10)
+
+static ssize_t wide_piece(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	size_t n = WIDE_BODY - pos < max ? WIDE_BODY - pos : max;
+
+	(void)cls;
+	if (pos >= WIDE_BODY)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (pos >= WIDE_BODY / 2 && pos < WIDE_BODY / 2 + max)
+		usleep(300 * 1000); /* thread per connection: only this one waits */
+	if (pos < WIDE_BODY / 2 && pos + n > WIDE_BODY / 2)
+		n = WIDE_BODY / 2 - pos;
+	memset(buf, 'w', n);
+	return (ssize_t)n;
+}
+
+static enum MHD_Result wide(struct MHD_Connection *conn)
+{
+	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, wide_piece, NULL, NULL);
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO;
+	ret = MHD_queue_response(conn, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 /* A body announced as 300 MiB (over the engine's 256 MiB cap); how much
  * of it the server was asked for is counted in huge_sent. */
 #define HUGE_BODY ((uint64_t)300 << 20)
@@ -254,6 +285,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 		return drip(conn);
 	if (strcmp(url, "/huge") == 0)
 		return huge(conn);
+	if (strcmp(url, "/wide") == 0)
+		return wide(conn);
 	if (strcmp(url, "/sleep50") == 0)
 		return sleep50(conn);
 	return reply(conn, 404, "{}", NULL, NULL);
@@ -627,6 +660,37 @@ static void test_timeout_allows_a_slow_steady_body(void **state)
 	http_free(e);
 }
 
+/* All body buffers together stay within body_budget, however many
+ * transfers overlap: one that would pass it is retried later, and every
+ * body arrives whole in the end. */
+static void test_bodies_stay_within_the_budget(void **state)
+{
+	http_opts opts = test_opts(4, 20, 5000);
+	http_engine *e;
+	http_stats st;
+
+	(void)state;
+	opts.body_budget = 128 << 10; /* two 64 KiB buffers: not four */
+	opts.retry_base_ms = 50;
+	opts.retry_cap_ms = 200;
+	e = engine_with(&opts);
+	for (int i = 0; i < 4; i++)
+		submit(e, "/wide", i);
+	drive(e, 20000);
+	st = stats_of(e);
+	for (int i = 0; i < 4; i++) {
+		if (results[i].outcome != HTTP_OK)
+			fail_msg("body %d: %s after %d attempts", i, results[i].error, results[i].attempts);
+		assert_int_equal(results[i].outcome, HTTP_OK);
+		assert_int_equal(results[i].body_len, WIDE_BODY);
+	}
+	if (st.peak_body_bytes > opts.body_budget)
+		fail_msg("body buffers held %zu bytes at once, over the budget of %zu", st.peak_body_bytes,
+			 opts.body_budget);
+	assert_true(st.retries > 0); /* four overlapping bodies did not fit at once */
+	http_free(e);
+}
+
 /* A body announced bigger than the cap fails at once, before it is read,
  * and is not retried: it would be as big the next time. */
 static void test_announced_huge_body_fails_unread(void **state)
@@ -960,6 +1024,7 @@ static void test_helpers_for_own_requests(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_bodies_stay_within_the_budget, reset),
 		cmocka_unit_test_setup(test_ok_delivers_body_and_headers, reset),
 		cmocka_unit_test_setup(test_flaky_is_retried, reset),
 		cmocka_unit_test_setup(test_429_honours_retry_after, reset),
