@@ -1725,8 +1725,9 @@ static void add_unit_array(sbuf *b, const load_batch *batch, bool vanished, unit
 	sb_add(b, "}'", 2);
 }
 
-/* Marks the batch's done (or vanished) units with state, each by its seq
- * and also its kind and ref: after a server crash that lost commits, the
+/* The CTE ud (done units) or uv (vanished ones) of add_run_counts: marks
+ * the batch's pending units of that sort with state, RETURNING a row for
+ * each; each by its seq and also its kind and ref: after a server crash that lost commits, the
  * bigserial hands out again numbers a job in flight still carries, so the
  * seq alone could name another, never fetched, unit. The seqs are also
  * given as an array for the primary key: joined to the unnest alone, the
@@ -1734,7 +1735,7 @@ static void add_unit_array(sbuf *b, const load_batch *batch, bool vanished, unit
  * 63 ms of statement time on the bench's medium org). */
 static void add_units_update(sbuf *b, const load_batch *batch, bool vanished, int state)
 {
-	sb_printf(b, "UPDATE sync_units u SET state = %d FROM unnest(", state);
+	sb_printf(b, "%s AS (UPDATE sync_units u SET state = %d FROM unnest(", vanished ? "uv" : "ud", state);
 	add_unit_array(b, batch, vanished, UNIT_SEQ);
 	sb_add(b, "::bigint[], ", 12);
 	add_unit_array(b, batch, vanished, UNIT_REF);
@@ -1742,7 +1743,7 @@ static void add_units_update(sbuf *b, const load_batch *batch, bool vanished, in
 	add_unit_array(b, batch, vanished, UNIT_KIND);
 	sb_printf(b, "::text[]) v(seq, ref, kind) WHERE u.run_id = %" PRId64 " AND u.seq = ANY(", batch->run_id);
 	add_unit_array(b, batch, vanished, UNIT_SEQ);
-	sb_printf(b, "::bigint[]) AND u.seq = v.seq AND u.ref = v.ref AND u.kind = v.kind;\n");
+	sb_printf(b, "::bigint[]) AND u.seq = v.seq AND u.ref = v.ref AND u.kind = v.kind AND u.state = 0 RETURNING 1), ");
 }
 
 /* Which items a sources statement is about. */
@@ -2008,15 +2009,30 @@ static size_t count_vanished(const load_batch *batch)
  * the server's time on the bench's initial load. */
 static void add_run_counts(sbuf *sql, const load_batch *batch, const load_batch_result *out)
 {
+	/* the units marked: done (ud) and vanished (uv), each only when the
+	 * batch has such units, and counted as they leave the pending state,
+	 * not as the batch holds them: a unit whose row a server crash took
+	 * with a lost commit (pipeline.c: units_left_behind) is not done, and
+	 * units_done must not pass units_known */
+	size_t vanished = count_vanished(batch);
+	sb_printf(sql, "WITH ");
+	if (vanished < batch->nitems)
+		add_units_update(sql, batch, false, 1);
+	else
+		sb_printf(sql, "ud AS (SELECT 1 WHERE false), ");
+	if (vanished)
+		add_units_update(sql, batch, true, 2);
+	else
+		sb_printf(sql, "uv AS (SELECT 1 WHERE false), ");
 	if (has_children(batch))
 		sb_printf(sql,
-			  "WITH ins AS (INSERT INTO sync_units (run_id, kind, ref, parent) "
+			  "ins AS (INSERT INTO sync_units (run_id, kind, ref, parent) "
 			  "SELECT %" PRId64 ", s.kind, s.ref, min(s.parent) FROM stg_units s GROUP BY s.kind, s.ref "
 			  "HAVING NOT EXISTS (SELECT 1 FROM sync_units u WHERE u.run_id = %" PRId64
 			  " AND u.ref = s.ref AND u.kind = s.kind) ORDER BY min(s.parent), s.kind, s.ref RETURNING 1), ",
 			  batch->run_id, batch->run_id);
 	else
-		sb_printf(sql, "WITH ins AS (SELECT 1 WHERE false), ");
+		sb_printf(sql, "ins AS (SELECT 1 WHERE false), ");
 	bool any = false;
 	for (int si = 0; si < MIRROR_TABLE_COUNT; si++) {
 		const load_counts *c = &out->streams[si];
@@ -2041,9 +2057,10 @@ static void add_run_counts(sbuf *sql, const load_batch *batch, const load_batch_
 			       "excluded.inserted, unchanged = x.unchanged + excluded.unchanged), ");
 	sb_printf(sql,
 		  "c AS (SELECT count(*) AS n FROM ins) "
-		  "UPDATE sync_runs SET units_known = units_known + c.n, units_done = units_done + %zu, "
+		  "UPDATE sync_runs SET units_known = units_known + c.n, units_done = units_done + "
+		  "(SELECT count(*) FROM ud) + (SELECT count(*) FROM uv), "
 		  "sources_read = sources_read + %zu FROM c WHERE id = %" PRId64 " RETURNING c.n AS children_added;\n",
-		  batch->nitems, count_items(batch, ITEMS_READ), batch->run_id);
+		  count_items(batch, ITEMS_READ), batch->run_id);
 }
 
 /* One attempt at the batch's transaction; isolate: COPY row by row and
@@ -2070,12 +2087,6 @@ static int commit_once(load_db *db, const load_batch *batch, bool isolate, load_
 			build_upsert(&sql, ti, batch->run_id,
 				     !db->was_empty[mirror_target_get((mirror_target_id)ti)->table_index]);
 	build_sources(&sql, db, batch, isolate);
-	/* each UPDATE only when the batch has such units (see add_units_update) */
-	size_t vanished = count_vanished(batch);
-	if (vanished < batch->nitems)
-		add_units_update(&sql, batch, false, 1);
-	if (vanished)
-		add_units_update(&sql, batch, true, 2);
 	add_run_counts(&sql, batch, out);
 	/* Emptied by DELETE, and by a TRUNCATE once STAGING_DEAD_ROWS rows have
 	 * passed through since the last one. A TRUNCATE gives a temp table new

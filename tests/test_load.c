@@ -698,12 +698,22 @@ static void test_unit_done_only_by_its_own_kind_and_ref(void **state)
 	assert_int_equal(load_units_next(db, run.id, 0, after, 64, &m, &err), 0);
 	assert_int_equal(m, n); /* the unit that seq names is still pending */
 	assert_int_equal(after[0].seq, units[0].seq);
+	PGconn *c = admin();
+	char q[128];
+	snprintf(q, sizeof q, "SELECT units_done FROM t_load.sync_runs WHERE id = %" PRId64, run.id);
+	assert_int_equal(count(c, q), 0); /* and is not counted done */
 	/* its own item marks it done */
 	item.unit = units[0].unit;
 	empty.unit = units[0].unit;
 	assert_int_equal(load_batch_commit(db, &b, &out, &err), 0);
 	assert_int_equal(load_units_next(db, run.id, 0, after, 64, &m, &err), 0);
 	assert_int_equal(m, n - 1);
+	assert_int_equal(count(c, q), 1);
+	/* the same unit again (a server crash lost the commit's answer, not
+	 * the commit) is done once */
+	assert_int_equal(load_batch_commit(db, &b, &out, &err), 0);
+	assert_int_equal(count(c, q), 1);
+	PQfinish(c);
 	load_close(db);
 }
 
