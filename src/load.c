@@ -1660,10 +1660,22 @@ static int copy_rejects(load_db *db, const load_batch *batch, const sbuf *refuse
 			sb_add(&rej, "\t", 1);
 			sb_copy_text(&rej, rj->id);
 			sb_add(&rej, "\t", 1);
-			sb_copy_text(&rej, rj->reason);
+			/* what the API sent, as it sent it, but for a secret it
+			 * echoed (the key, say): the table is no place for one */
+			char *reason = log_redact_dup(rj->reason), *raw = rj->raw ? log_redact_dup(rj->raw) : NULL;
+			if (!reason || (rj->raw && !raw)) {
+				free(reason);
+				free(raw);
+				sb_free(&rej);
+				set_error(err, LOAD_ERROR, NULL, "out of memory");
+				return -1;
+			}
+			sb_copy_text(&rej, reason);
 			sb_add(&rej, "\t", 1);
-			sb_copy_text(&rej, rj->raw);
+			sb_copy_text(&rej, raw);
 			sb_add(&rej, "\n", 1);
+			free(reason);
+			free(raw);
 		}
 	}
 	int rc = copy_sbuf(db, "COPY rejected_records (run_id, stream, record_id, reason, raw) FROM STDIN", &rej, err);

@@ -264,8 +264,7 @@ static void log_redact_locked(const char *src, log_buf *b)
 	}
 }
 
-/* Returns a malloc'd redacted copy of src, or NULL when out of memory. */
-static char *log_redact_dup(const char *src)
+char *log_redact_dup(const char *src)
 {
 	log_buf b = { 0 };
 	log_buf_reserve(&b, strlen(src));

@@ -49,6 +49,10 @@ void log_emit(log_level level, const char *stream, const char *unit, const char 
  * Used by log_emit and by anything that stores error text (run records). */
 void log_redact(const char *src, char *dst, size_t dstlen);
 
+/* The same, whole: a malloc'd redacted copy of src (the caller frees it),
+ * or NULL when out of memory. */
+char *log_redact_dup(const char *src);
+
 #define LOG_AT(level, stream, unit, ...)                       \
 	do {                                                   \
 		if (log_enabled(level))                        \

@@ -1124,6 +1124,41 @@ static void test_headline_from_two_lists(void **state)
 			"456 true true");
 }
 
+/* A rejected record keeps what the API sent, but not a secret it echoed:
+ * the key in a value is "[redacted]" in rejected_records' reason and raw. */
+static void test_rejects_keep_no_secret(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+	log_add_secret("K-s3cr3t-key-4711");
+	load_db *db = open_migrated();
+	bloom_unit u = {BLOOM_UNIT_USER_TODOS, 5};
+	const char *body = "[{\"Id\":902,\"Name\":\"t\",\"Complete\":false,\"DueDate\":\"K-s3cr3t-key-4711\"}]";
+	bloom_result r;
+	char perr[256];
+	assert_int_equal(bloom_parse(&u, body, strlen(body), &r, perr, sizeof(perr)), 0);
+	assert_int_equal(r.nrejects, 1);
+	load_error err;
+	load_run run;
+	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
+	load_batch_result out;
+	commit_item(db, &run, (load_item){.result = &r, .attempts = 1, .digest = 1}, &out, 0);
+	bloom_result_free(&r);
+	load_close(db);
+	PGconn *c = admin();
+	char q[256];
+	snprintf(q, sizeof q,
+		 "SELECT count(*) FROM t_load.rejected_records WHERE run_id = %" PRId64
+		 " AND reason LIKE '%%[redacted]%%' AND raw LIKE '%%\"DueDate\":\"[redacted]\"%%'",
+		 run.id);
+	assert_int_equal(count(c, q), 1);
+	snprintf(q, sizeof q,
+		 "SELECT count(*) FROM t_load.rejected_records WHERE reason LIKE '%%s3cr3t%%' OR raw LIKE '%%s3cr3t%%'");
+	assert_int_equal(count(c, q), 0);
+	PQfinish(c);
+}
+
 /* A date with more than six fraction digits (.NET writes seven) lands as
  * PostgreSQL rounds the same text typed in SQL: to the nearest microsecond,
  * carried into the next day if need be; never cut. */
@@ -1174,6 +1209,7 @@ int main(void)
 	    cmocka_unit_test(test_meeting_name_from_list_and_detail),
 	    cmocka_unit_test(test_headline_from_two_lists),
 	    cmocka_unit_test(test_dates_round_to_the_microsecond),
+	    cmocka_unit_test(test_rejects_keep_no_secret),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
