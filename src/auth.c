@@ -56,7 +56,7 @@ static int auth_margin(const auth_opts *o)
 
 static bool auth_cancelled(const auth_opts *o)
 {
-	return o->cancel && atomic_load(o->cancel);
+	return (o->cancel && atomic_load(o->cancel)) || (o->stop && atomic_load(o->stop));
 }
 
 /* Sleeps ms, or less when a signal asks us to stop. */
@@ -415,7 +415,8 @@ static auth_status auth_login(const auth_opts *o, char **token, time_t *expires,
 		CURLcode rc = auth_post(o, &status, &body, &retry_after_ms, curl_err);
 		if (auth_cancelled(o)) {
 			auth_body_free(&body);
-			snprintf(err, errlen, "cancelled by a signal while logging in");
+			snprintf(err, errlen, "%s while logging in",
+				 o->cancel && atomic_load(o->cancel) ? "cancelled by a signal" : "the run stopped");
 			return AUTH_CANCELLED;
 		}
 		if (rc == CURLE_OK) {

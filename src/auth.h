@@ -34,6 +34,8 @@ typedef struct auth_opts {
 	int renew_margin_s;     /* 0 = AUTH_RENEW_MARGIN_S */
 	atomic_int *cancel; /* may be NULL; once set (by a signal handler, read
 	                     * on any thread: hence atomic) a login gives up at once */
+	atomic_bool *stop;  /* may be NULL; the same, set by the caller's own
+	                     * stop (a run that failed) rather than a signal */
 } auth_opts;
 
 typedef enum {

@@ -126,7 +126,8 @@ typedef struct fetch_stage {
 	uint64_t digest_seed;  /* see source_digest_seed */
 	bool full;             /* read every source in full, whatever its digest */
 	/* renewal of the token (only on this thread, which drives the engine) */
-	const auth_opts *auth; /* NULL with a fixed key */
+	const auth_opts *auth; /* NULL with a fixed key; else &auth_own */
+	auth_opts auth_own;    /* the run's, which a stop of the run also ends */
 	unsigned token_gen;    /* bumped at each new token */
 	time_t token_expires;
 	atomic_bool stop;     /* stop at once, abandoning what is in flight */
@@ -1215,7 +1216,14 @@ static int start_fetch(run_state *s, char *error, size_t errlen)
 	f->recent_units = hash_recent_new(RECENT_UNITS_BITS);
 	f->digest_seed = source_digest_seed(c->streams, s->opts->version);
 	f->full = s->opts->full;
-	f->auth = s->opts->auth;
+	if (s->opts->auth) {
+		/* a renewal login in progress when the run stops for another
+		 * reason than a signal (a batch that failed) gives up too, not
+		 * after its retries against a silent token endpoint */
+		f->auth_own = *s->opts->auth;
+		f->auth_own.stop = &f->stop;
+		f->auth = &f->auth_own;
+	}
 	f->token_expires = s->opts->token_expires;
 	/* Both queues hold a few round trips' worth of work, so the fetch stage
 	 * neither runs dry nor blocks while the consumer is inside a batch

@@ -639,6 +639,45 @@ static void test_signal_cancels_a_login(void **state)
 	assert_int_equal(access(fx->cache, F_OK), -1);
 }
 
+static atomic_bool stop_flag;
+
+static void *stop_soon(void *arg)
+{
+	(void)arg;
+	usleep(300 * 1000);
+	atomic_store(&stop_flag, true);
+	return NULL;
+}
+
+/* The run's own stop (a failed batch, no signal) ends a renewal login as
+ * a signal does, not after its timeout and retries. */
+static void test_run_stop_ends_a_login(void **state)
+{
+	fixture *fx = *state;
+	char *token = NULL;
+	time_t expires;
+	char err[256];
+	int port;
+	int fd = scratch_port(&port, true); /* never answers */
+	pthread_t stopper;
+	snprintf(fx->url, sizeof fx->url, "http://127.0.0.1:%d/token", port);
+	fx->opts.timeout_ms = 20000;
+	fx->opts.max_retries = 3;
+	atomic_store(&stop_flag, false);
+	fx->opts.stop = &stop_flag;
+	assert_int_equal(pthread_create(&stopper, NULL, stop_soon, NULL), 0);
+	int64_t start = now_ms();
+	auth_status st = auth_get_token(&fx->opts, true, &token, &expires, NULL, err, sizeof err);
+	int64_t took = now_ms() - start;
+	pthread_join(stopper, NULL);
+	close(fd);
+	assert_int_equal(st, AUTH_CANCELLED);
+	if (took >= 10000)
+		fail_msg("the login gave up %lld ms after it began, not at the stop", (long long)took);
+	assert_null(token);
+	assert_string_equal(err, "the run stopped while logging in");
+}
+
 static void test_unreachable_endpoint(void **state)
 {
 	fixture *fx = *state;
@@ -688,6 +727,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_timeout_allows_a_slow_steady_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_trickling_answer_still_times_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signal_cancels_a_login, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_stop_ends_a_login, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_endpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unwritable_cache_still_gives_a_token, setup, teardown),
 	};
