@@ -598,13 +598,47 @@ static void test_a_trickling_answer_still_times_out(void **state)
 }
 
 static atomic_int cancel_flag;
+static atomic_bool stop_flag;
 
-static void *cancel_soon(void *arg)
+static void *set_flags_soon(void *arg)
 {
 	(void)arg;
 	usleep(300 * 1000);
-	cancel_flag = 1;
+	atomic_store(&cancel_flag, 1);
+	atomic_store(&stop_flag, true);
 	return NULL;
+}
+
+/* A login against an endpoint that never answers, with a 20 s timeout and
+ * three retries, while both flags are set 300 ms in: it must end at the
+ * flag fx->opts watches (cancel, stop) with AUTH_CANCELLED and want_err. */
+static void check_flag_ends_a_login(fixture *fx, const char *want_err)
+{
+	char *token = NULL;
+	time_t expires;
+	char err[256];
+	int port;
+	int fd = scratch_port(&port, true); /* never answers */
+	pthread_t setter;
+	snprintf(fx->url, sizeof fx->url, "http://127.0.0.1:%d/token", port);
+	fx->opts.timeout_ms = 20000;
+	fx->opts.max_retries = 3;
+	atomic_store(&cancel_flag, 0);
+	atomic_store(&stop_flag, false);
+	assert_int_equal(pthread_create(&setter, NULL, set_flags_soon, NULL), 0);
+	int64_t start = now_ms();
+	auth_status st = auth_get_token(&fx->opts, false, &token, &expires, NULL, err, sizeof err);
+	int64_t took = now_ms() - start;
+	pthread_join(setter, NULL);
+	close(fd);
+	assert_int_equal(st, AUTH_CANCELLED);
+	/* not a speed figure: without the flag it takes the whole 20 s
+	 * timeout (times four attempts) */
+	if (took >= 10000)
+		fail_msg("the login gave up %lld ms after it began, not at the flag", (long long)took);
+	assert_null(token);
+	assert_string_equal(err, want_err);
+	assert_int_equal(access(fx->cache, F_OK), -1);
 }
 
 /* A signal during a login (the flag a handler sets) ends it with
@@ -612,70 +646,17 @@ static void *cancel_soon(void *arg)
 static void test_signal_cancels_a_login(void **state)
 {
 	fixture *fx = *state;
-	char *token = NULL;
-	time_t expires;
-	char err[256];
-	int port;
-	int fd = scratch_port(&port, true); /* never answers */
-	pthread_t canceller;
-	snprintf(fx->url, sizeof fx->url, "http://127.0.0.1:%d/token", port);
-	fx->opts.timeout_ms = 20000;
-	fx->opts.max_retries = 3;
-	cancel_flag = 0;
 	fx->opts.cancel = &cancel_flag;
-	assert_int_equal(pthread_create(&canceller, NULL, cancel_soon, NULL), 0);
-	int64_t start = now_ms();
-	auth_status st = auth_get_token(&fx->opts, false, &token, &expires, NULL, err, sizeof err);
-	int64_t took = now_ms() - start;
-	pthread_join(canceller, NULL);
-	close(fd);
-	assert_int_equal(st, AUTH_CANCELLED);
-	/* not a speed figure: without the cancellation it takes the whole
-	 * 20 s timeout (times four attempts) */
-	if (took >= 10000)
-		fail_msg("the login gave up %lld ms after it began, not at the signal", (long long)took);
-	assert_null(token);
-	assert_string_equal(err, "cancelled by a signal while logging in");
-	assert_int_equal(access(fx->cache, F_OK), -1);
+	check_flag_ends_a_login(fx, "cancelled by a signal while logging in");
 }
 
-static atomic_bool stop_flag;
-
-static void *stop_soon(void *arg)
-{
-	(void)arg;
-	usleep(300 * 1000);
-	atomic_store(&stop_flag, true);
-	return NULL;
-}
-
-/* The run's own stop (a failed batch, no signal) ends a renewal login as
- * a signal does, not after its timeout and retries. */
+/* So does the run's own stop (a failed batch, no signal): a renewal login
+ * gives up then too. */
 static void test_run_stop_ends_a_login(void **state)
 {
 	fixture *fx = *state;
-	char *token = NULL;
-	time_t expires;
-	char err[256];
-	int port;
-	int fd = scratch_port(&port, true); /* never answers */
-	pthread_t stopper;
-	snprintf(fx->url, sizeof fx->url, "http://127.0.0.1:%d/token", port);
-	fx->opts.timeout_ms = 20000;
-	fx->opts.max_retries = 3;
-	atomic_store(&stop_flag, false);
 	fx->opts.stop = &stop_flag;
-	assert_int_equal(pthread_create(&stopper, NULL, stop_soon, NULL), 0);
-	int64_t start = now_ms();
-	auth_status st = auth_get_token(&fx->opts, true, &token, &expires, NULL, err, sizeof err);
-	int64_t took = now_ms() - start;
-	pthread_join(stopper, NULL);
-	close(fd);
-	assert_int_equal(st, AUTH_CANCELLED);
-	if (took >= 10000)
-		fail_msg("the login gave up %lld ms after it began, not at the stop", (long long)took);
-	assert_null(token);
-	assert_string_equal(err, "the run stopped while logging in");
+	check_flag_ends_a_login(fx, "the run stopped while logging in");
 }
 
 static void test_unreachable_endpoint(void **state)

@@ -131,6 +131,20 @@ static enum MHD_Result sleep50(struct MHD_Connection *conn)
 	return reply(conn, 200, "{\"slept\":50}", NULL, NULL);
 }
 
+/* A 200 whose body reader produces (size: MHD_SIZE_UNKNOWN for chunked). */
+static enum MHD_Result streamed(struct MHD_Connection *conn, uint64_t size, size_t block,
+				MHD_ContentReaderCallback reader)
+{
+	struct MHD_Response *resp = MHD_create_response_from_callback(size, block, reader, NULL, NULL);
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO;
+	ret = MHD_queue_response(conn, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 /* A body sent in DRIP_PIECES pieces DRIP_GAP_MS apart: a slow transfer
  * that never goes quiet for long. */
 #define DRIP_PIECES 6
@@ -154,14 +168,7 @@ static ssize_t drip_piece(void *cls, uint64_t pos, char *buf, size_t max)
 
 static enum MHD_Result drip(struct MHD_Connection *conn)
 {
-	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16, drip_piece, NULL, NULL);
-	enum MHD_Result ret;
-
-	if (!resp)
-		return MHD_NO;
-	ret = MHD_queue_response(conn, 200, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return streamed(conn, MHD_SIZE_UNKNOWN, 16, drip_piece);
 }
 
 /* A 40 KiB body, its second half 300 ms after its first: transfers of it
@@ -185,14 +192,7 @@ static ssize_t wide_piece(void *cls, uint64_t pos, char *buf, size_t max)
 
 static enum MHD_Result wide(struct MHD_Connection *conn)
 {
-	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, wide_piece, NULL, NULL);
-	enum MHD_Result ret;
-
-	if (!resp)
-		return MHD_NO;
-	ret = MHD_queue_response(conn, 200, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return streamed(conn, MHD_SIZE_UNKNOWN, 4096, wide_piece);
 }
 
 /* A body announced as 300 MiB (over the engine's 256 MiB cap); how much
@@ -216,14 +216,7 @@ static ssize_t huge_piece(void *cls, uint64_t pos, char *buf, size_t max)
 
 static enum MHD_Result huge(struct MHD_Connection *conn)
 {
-	struct MHD_Response *resp = MHD_create_response_from_callback(HUGE_BODY, 4096, huge_piece, NULL, NULL);
-	enum MHD_Result ret;
-
-	if (!resp)
-		return MHD_NO;
-	ret = MHD_queue_response(conn, 200, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return streamed(conn, HUGE_BODY, 4096, huge_piece);
 }
 
 static enum MHD_Result throttle_date(struct MHD_Connection *conn, int hit)
