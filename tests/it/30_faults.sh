@@ -42,6 +42,16 @@ wait_units_done() {
 
 fault_count() { json_get "$1" "d['faults']['$2']"; }
 
+# start_sync_under_way ERRFILE: starts a sync of $conf in the background
+# (its pid in bg), and waits until its run has committed two units.
+start_sync_under_way() {
+	"$BLOOMSYNC" -c "$conf" sync 2>"$1" &
+	bg=$!
+	BG_PIDS="$BG_PIDS $bg"
+	check "a sync is running" wait_status running 30
+	wait_units_done 2 30
+}
+
 # ---------------------------------------------------------------------------
 # 1. A sync under 5% 429 (Retry-After 1), 5% 5xx, 2% resets, 2% truncated
 #    bodies: exit 0, exact mirror, retries counted per stream.
@@ -175,11 +185,7 @@ new_db faults_lock || exit 1
 start_sim --latency-ms 200 || exit 1
 conf="$TEST_TMP/lock.conf"
 BATCH_SIZE=50 write_conf "$conf"
-"$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/lock1.err" &
-bg=$!
-BG_PIDS="$BG_PIDS $bg"
-check "the first sync is running" wait_status running 30
-wait_units_done 2 30
+start_sync_under_way "$TEST_TMP/lock1.err"
 "$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/lock2.err"
 rc=$?
 expect_eq "a second concurrent sync exits 3" "$rc" 3
@@ -221,11 +227,7 @@ check "mirror equals the expected mirror after SIGTERM and resume" mirror_equals
 #     resumes it.
 sim_post /__mutate >/dev/null
 sim_post /__faults '{"latency_ms":100}' >/dev/null
-"$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/lost.err" &
-bg=$!
-BG_PIDS="$BG_PIDS $bg"
-check "a sync is running" wait_status running 30
-wait_units_done 2 30
+start_sync_under_way "$TEST_TMP/lost.err"
 run3=$(q "SELECT id FROM bloom.sync_runs ORDER BY id DESC LIMIT 1")
 lock_class=$((0x426c6f6f))
 psql -XAtq -v ON_ERROR_STOP=1 >"$TEST_TMP/holder.out" 2>&1 <<SQL &
@@ -269,11 +271,7 @@ check "mirror equals the expected mirror after the lost lock" mirror_equals bloo
 #     socket is closed, the sync exits. Thawed, the next sync resumes.
 sim_post /__mutate >/dev/null
 sim_post /__faults '{"latency_ms":100}' >/dev/null
-"$BLOOMSYNC" -c "$conf" sync 2>"$TEST_TMP/frozen.err" &
-bg=$!
-BG_PIDS="$BG_PIDS $bg"
-check "a sync is running" wait_status running 30
-wait_units_done 2 30
+start_sync_under_way "$TEST_TMP/frozen.err"
 backend=$(q "SELECT pid FROM pg_stat_activity WHERE application_name = 'bloomsync' LIMIT 1")
 kill -STOP "$backend"
 sleep 1

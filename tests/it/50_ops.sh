@@ -141,16 +141,21 @@ expect_eq "the failed run keeps the earlier last success" \
 bad=$(grep -Ev "$PROM_SAMPLE" "$prom" | grep -Ev "$PROM_COMMENT")
 expect_eq "the failed run's metrics file is in the text format too" "${bad:-none}" none
 
+# wait_under_way PID: the sync PID (kept in bg) has a running run with units done
+wait_under_way() {
+	bg=$1
+	BG_PIDS="$BG_PIDS $bg"
+	for _ in $(seq 1 150); do
+		[ "$(q "SELECT count(*) FROM bloom.sync_runs WHERE status = 'running' AND units_done > 0")" = 1 ] && break
+		sleep 0.1
+	done
+}
+
 # a run locked out by a running one, then that one cancelled: both carry the last success
 sim_post /__faults '{"latency_ms":200}' >/dev/null
 sim_post /__mutate >/dev/null
 "$BLOOMSYNC" -c "$conf" --metrics-file "$mdir/bg.prom" sync --restart 2>"$TEST_TMP/bg.err" &
-bg=$!
-BG_PIDS="$BG_PIDS $bg"
-for _ in $(seq 1 150); do
-	[ "$(q "SELECT count(*) FROM bloom.sync_runs WHERE status = 'running' AND units_done > 0")" = 1 ] && break
-	sleep 0.1
-done
+wait_under_way $!
 "$BLOOMSYNC" -c "$conf" --metrics-file "$prom" sync 2>"$TEST_TMP/sync3.err"
 expect_eq "a sync while another runs exits 3" $? 3
 expect_eq "its metrics say locked" "$(metric "$prom" 'bloomsync_last_run_status{status="locked"}')" 1
@@ -175,12 +180,7 @@ check "a new success moves the last success forward ($success1 -> $success2)" te
 sim_post /__faults '{"latency_ms":50}' >/dev/null
 sim_post /__mutate >/dev/null
 nohup "$BLOOMSYNC" -c "$conf" sync >/dev/null 2>"$TEST_TMP/nohup.err" &
-bg=$!
-BG_PIDS="$BG_PIDS $bg"
-for _ in $(seq 1 150); do
-	[ "$(q "SELECT count(*) FROM bloom.sync_runs WHERE status = 'running' AND units_done > 0")" = 1 ] && break
-	sleep 0.1
-done
+wait_under_way $!
 kill -HUP "$bg"
 wait "$bg"
 rc=$?
