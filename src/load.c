@@ -186,6 +186,8 @@ static load_outcome classify(PGconn *conn, const char *sqlstate)
 }
 
 /* Fills err from a failed result (or the connection) and clears the result. */
+static void set_signal_cancel(PGcancel *c, int fd);
+
 static int fail_result(load_db *db, PGresult *res, load_error *err, const char *what)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -194,6 +196,11 @@ static int fail_result(load_db *db, PGresult *res, load_error *err, const char *
 		msg = PQerrorMessage(db->conn);
 	set_error(err, classify(db->conn, state), state, "%s: %s", what, msg);
 	PQclear(res);
+	/* libpq closed the socket of a lost connection: its number, free for
+	 * reuse (by a curl transfer, say), must not stay published to
+	 * load_abandon_from_signal */
+	if (db->cancel_on_signal && PQstatus(db->conn) == CONNECTION_BAD)
+		set_signal_cancel(NULL, -1);
 	return -1;
 }
 
@@ -283,13 +290,14 @@ void load_cancel_from_signal(void)
 	atomic_fetch_sub(&signal_cancel_users, 1);
 }
 
-void load_abandon_from_signal(void)
+bool load_abandon_from_signal(void)
 {
 	atomic_fetch_add(&signal_cancel_users, 1);
 	int fd = atomic_load(&signal_socket);
 	if (fd >= 0)
 		(void)shutdown(fd, SHUT_RDWR);
 	atomic_fetch_sub(&signal_cancel_users, 1);
+	return fd >= 0;
 }
 
 void load_cancel_on_signal(load_db *db)
@@ -396,6 +404,11 @@ bool load_lost_lock(const load_db *db)
 
 int load_reconnect(load_db *db, load_error *err)
 {
+	/* without the lock, this session must write nothing more of the run */
+	if (db->lost_lock) {
+		set_error(err, LOAD_ERROR, NULL, "the run lock was lost while reconnecting: not connecting again");
+		return -1;
+	}
 	if (db->cancel_on_signal)
 		set_signal_cancel(NULL, -1);
 	if (db->conn)
@@ -526,9 +539,14 @@ int load_sync_privileges(load_db *db, int pending, bool *exists, char *problem, 
 	 * hence one call per privilege */
 	static const char sql[] =
 	    "WITH t AS (SELECT c.oid, c.relname, pg_has_role(c.relowner, 'USAGE') AS owned, "
-	    "has_table_privilege(c.oid, 'INSERT') AND has_table_privilege(c.oid, 'UPDATE') AND "
-	    "has_table_privilege(c.oid, 'DELETE') AS writable "
-	    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r') "
+	    "has_table_privilege(c.oid, 'SELECT') AND has_table_privilege(c.oid, 'INSERT') AND "
+	    "has_table_privilege(c.oid, 'UPDATE') AND has_table_privilege(c.oid, 'DELETE') AS writable "
+	    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'), "
+	    "s AS (SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+	    "WHERE n.nspname = $1 AND c.relkind = 'S' "
+	    /* CASE: the planner may test the privilege before the relkind,
+	     * and has_sequence_privilege fails on a table */
+	    "AND NOT CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'USAGE') ELSE true END) "
 	    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), "
 	    "has_database_privilege(current_database(), 'CREATE'), "
 	    "has_database_privilege(current_database(), 'TEMPORARY'), "
@@ -536,7 +554,7 @@ int load_sync_privileges(load_db *db, int pending, bool *exists, char *problem, 
 	    "FROM pg_namespace WHERE nspname = $1), false), "
 	    "(SELECT relname FROM t WHERE NOT owned ORDER BY relname LIMIT 1), "
 	    "(SELECT relname FROM t WHERE NOT writable ORDER BY relname LIMIT 1), "
-	    "current_user, current_database()";
+	    "current_user, current_database(), (SELECT relname FROM s ORDER BY relname LIMIT 1)";
 	const char *vals[] = {db->schema};
 	PGresult *res = exec_params(db, sql, 1, vals, err, "cannot read the role's privileges");
 	if (!res)
@@ -548,6 +566,7 @@ int load_sync_privileges(load_db *db, int pending, bool *exists, char *problem, 
 	const char *not_owned = PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4);
 	const char *not_writable = PQgetisnull(res, 0, 5) ? NULL : PQgetvalue(res, 0, 5);
 	const char *role = PQgetvalue(res, 0, 6), *dbname = PQgetvalue(res, 0, 7);
+	const char *no_sequence = PQgetisnull(res, 0, 8) ? NULL : PQgetvalue(res, 0, 8);
 	problem[0] = '\0';
 	if (!*exists && !db_create)
 		snprintf(problem, problemlen,
@@ -566,9 +585,13 @@ int load_sync_privileges(load_db *db, int pending, bool *exists, char *problem, 
 			 role, db->schema, not_owned);
 	else if (not_writable)
 		snprintf(problem, problemlen,
-			 "role %s cannot write to %s.%s (a sync needs INSERT, UPDATE and DELETE on every table of "
-			 "the schema; is it a read-only role?)",
+			 "role %s cannot write to %s.%s (a sync needs SELECT, INSERT, UPDATE and DELETE on every "
+			 "table of the schema; is it a read-only role?)",
 			 role, db->schema, not_writable);
+	else if (no_sequence)
+		snprintf(problem, problemlen,
+			 "role %s cannot use sequence %s.%s (USAGE): a sync takes ids from the schema's sequences",
+			 role, db->schema, no_sequence);
 	else if (!db_temp)
 		snprintf(problem, problemlen,
 			 "role %s cannot create temporary tables in database %s (TEMPORARY): a sync stages rows "

@@ -47,8 +47,9 @@ void load_cancel_from_signal(void);
 
 /* For a handler too: shuts down the socket of that session, so that a call
  * blocked on a server that does not answer even a cancel (frozen, or cut
- * off by the network) fails at once as on a lost connection. */
-void load_abandon_from_signal(void);
+ * off by the network) fails at once as on a lost connection. False when no
+ * session has a socket (none open, or one being connected). */
+bool load_abandon_from_signal(void);
 
 /* Blocks, in the calling thread, the signals whose handlers call
  * load_cancel_from_signal or load_abandon_from_signal (SIGINT, SIGTERM,
@@ -102,8 +103,9 @@ int load_pending_migrations(load_db *db, int *pending, load_error *err);
  * its pending migrations (load_pending_migrations): create the schema when
  * it is missing (CREATE on the database), create tables in it when it is
  * not migrated (CREATE and USAGE on it), own its tables when migrations are
- * pending (they alter them), write every table (INSERT, UPDATE, DELETE) and
- * stage rows in temporary tables (TEMPORARY on the database). *exists says
+ * pending (they alter them), read and write every table (SELECT, INSERT,
+ * UPDATE, DELETE), use its sequences (USAGE) and stage rows in temporary
+ * tables (TEMPORARY on the database). *exists says
  * whether the schema exists; problem gets what the role lacks, naming the
  * role and the object ("" when nothing). -1 only when it cannot be read. */
 int load_sync_privileges(load_db *db, int pending, bool *exists, char *problem, size_t problemlen, load_error *err);

@@ -1,4 +1,5 @@
 /* main.c — the command line: options, commands, exit codes. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -160,6 +161,7 @@ static atomic_int cancel_requested;
 static void on_signal(int sig)
 {
 	(void)sig;
+	int saved = errno;
 	/* a server that ignores the cancel (frozen; or cut off, where TCP
 	 * waits for hours) must not hold the stop: STOP_GRACE_S after the
 	 * first signal, on_alarm closes the session's socket */
@@ -167,12 +169,18 @@ static void on_signal(int sig)
 		alarm(STOP_GRACE_S);
 	cancel_requested = 1;
 	load_cancel_from_signal(); /* a database call blocked on a lock returns */
+	errno = saved;
 }
 
 static void on_alarm(int sig)
 {
 	(void)sig;
-	load_abandon_from_signal();
+	int saved = errno;
+	/* no socket now (a connection being made, bounded by its own
+	 * connect_timeout): look again in a second */
+	if (!load_abandon_from_signal())
+		alarm(1);
+	errno = saved;
 }
 
 static void install_signals(void)
@@ -446,10 +454,21 @@ static int cmd_sync(const cli *c, cfg *config, time_t started)
 	return exit_code_for(st);
 }
 
+/* load_open for a command other than sync, whose statements a stop signal
+ * cancels (and whose socket its grace closes), as sync's are: migrate,
+ * status and check wait on locks too. */
+static load_db *open_db(const cfg *config, load_error *err)
+{
+	load_db *db = load_open(config->conninfo, config->schema, err);
+	if (db)
+		load_cancel_on_signal(db);
+	return db;
+}
+
 static int cmd_migrate(const cfg *config)
 {
 	load_error err;
-	load_db *db = load_open(config->conninfo, config->schema, &err);
+	load_db *db = open_db(config, &err);
 	if (!db) {
 		log_error("%s", err.msg);
 		return EXIT_RUN_FAILED;
@@ -459,6 +478,8 @@ static int cmd_migrate(const cfg *config)
 	load_close(db);
 	if (rc != 0) {
 		log_error("%s", err.msg);
+		if (cancel_requested)
+			return EXIT_CANCELLED;
 		/* a sync holds the run lock: the same exit as a second sync's */
 		return strcmp(err.sqlstate, LOAD_SQLSTATE_LOCKED) == 0 ? EXIT_LOCKED : EXIT_RUN_FAILED;
 	}
@@ -480,7 +501,7 @@ static int cmd_status(const cli *c, const cfg *config)
 		limit = (int)v;
 	}
 	load_error err;
-	load_db *db = load_open(config->conninfo, config->schema, &err);
+	load_db *db = open_db(config, &err);
 	if (!db) {
 		log_error("%s", err.msg);
 		return EXIT_RUN_FAILED;
@@ -499,7 +520,7 @@ static int cmd_status(const cli *c, const cfg *config)
 	load_close(db);
 	if (rc != 0) {
 		log_error("%s", err.msg);
-		return EXIT_RUN_FAILED;
+		return cancel_requested ? EXIT_CANCELLED : EXIT_RUN_FAILED;
 	}
 	return EXIT_OK;
 }
@@ -649,7 +670,7 @@ static int check_api(cfg *config)
 static int check_database(const cfg *config)
 {
 	load_error err;
-	load_db *db = load_open(config->conninfo, config->schema, &err);
+	load_db *db = open_db(config, &err);
 	if (!db) {
 		printf("database: FAIL %s\n", err.msg);
 		return EXIT_RUN_FAILED;

@@ -1286,6 +1286,21 @@ static const char *status_word(pipeline_status st)
 	}
 }
 
+/* Whether another sync took the run lock while this session reconnected:
+ * it goes on with this run (it resumed it), so recording the run's end, or
+ * adding this session's requests to it, would say so of a run that is
+ * running. Then reads the run's counts into out, for the summary. */
+static bool run_taken_over(run_state *s, pipeline_summary *out)
+{
+	if (!load_lost_lock(s->db))
+		return false;
+	log_error("run %" PRId64 " is another sync's now: its end is not recorded here", s->run.id);
+	load_error err;
+	if (load_run_counts(s->db, s->run.id, out->streams, &err) != 0)
+		log_warn("cannot read the run's counts: %s", err.msg);
+	return true;
+}
+
 static void finish_run(run_state *s, pipeline_summary *out)
 {
 	load_error err;
@@ -1297,15 +1312,8 @@ static void finish_run(run_state *s, pipeline_summary *out)
 	 * the next sync resumes it */
 	if (signalled(s) && load_lock_timeout(s->db, 5000, &err) != 0)
 		log_warn("%s", err.msg);
-	/* the sync that took the lock goes on with this run (it resumed it):
-	 * recording it failed, and adding this session's requests to it, would
-	 * say so of a run that is running */
-	if (load_lost_lock(s->db)) {
-		log_error("run %" PRId64 " is another sync's now: its end is not recorded here", s->run.id);
-		if (load_run_counts(s->db, s->run.id, out->streams, &err) != 0)
-			log_warn("cannot read the run's counts: %s", err.msg);
+	if (run_taken_over(s, out))
 		return;
-	}
 	for (int attempt = 0; attempt < 4 && rc != 0; attempt++) {
 		rc = load_run_finish(s->db, s->run.id, status_word(s->status), s->error[0] ? s->error : NULL, complete,
 				     table_mask(s->opts->config->streams), deleted, &err);
@@ -1316,6 +1324,8 @@ static void finish_run(run_state *s, pipeline_summary *out)
 		if (rc != 0 && (err.outcome != LOAD_RETRY || reconnect_db(s, &err) != 0))
 			break;
 	}
+	if (rc != 0 && run_taken_over(s, out)) /* lost on a reconnect of the loop above */
+		return;
 	if (rc != 0) {
 		log_error("cannot record the end of run %" PRId64 ": %s", s->run.id, err.msg);
 		if (s->status == PIPELINE_SUCCEEDED) {

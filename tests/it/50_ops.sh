@@ -200,6 +200,28 @@ n=$(json_get "$TEST_TMP/status.json" 'len(d["runs"])' 2>/dev/null)
 check "status --json is valid JSON listing the runs ($n)" test "${n:-0}" -ge 3
 latest=$(json_get "$TEST_TMP/status.json" 'd["runs"][0]["status"]' 2>/dev/null)
 expect_eq "status --json shows the latest run first" "$latest" succeeded
+# a stop signal ends status (and migrate, check) waiting on a lock, as it ends sync
+psql -XAtq -c "BEGIN; LOCK TABLE bloom.sync_runs IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60)" \
+	>/dev/null 2>&1 &
+locker=$!
+BG_PIDS="$BG_PIDS $locker"
+for _ in $(seq 1 50); do
+	[ "$(q "SELECT count(*) FROM pg_locks WHERE relation = 'bloom.sync_runs'::regclass AND mode = 'AccessExclusiveLock' AND granted")" = 1 ] && break
+	sleep 0.1
+done
+"$BLOOMSYNC" -c "$conf" status >/dev/null 2>"$TEST_TMP/status-locked.err" &
+st=$!
+BG_PIDS="$BG_PIDS $st"
+sleep 1
+kill -TERM "$st"
+for _ in $(seq 1 300); do kill -0 "$st" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$st" 2>/dev/null
+check "status waiting on a lock ends at SIGTERM (within 30 s)" test $? -ne 0
+wait "$st"
+expect_eq "and exits 5 (cancelled)" $? 5
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE bloom.sync_runs%'" >/dev/null
+wait "$locker" 2>/dev/null
+BG_PIDS=""
 
 # ---------------------------------------------------------------------------
 # deploy/roles.sql: bloomsync runs as bloomsync_owner; bloomsync_reader reads only
@@ -271,7 +293,18 @@ expect_eq "check with a migration pending on tables the role does not own exits 
 grep -q "^database: FAIL role bloomsync_owner does not own part\.[a-z_]*: the pending migrations" \
 	"$TEST_TMP/part-check.out"
 check "check says the pending migrations need the tables' owner" test $? -eq 0
-for f in bi-check nosuch-check empty-check theirs-check part-check; do
+# every table granted, but not the sequences (a common slip): a sync could
+# not insert its run
+SCHEMA=seqs write_conf "$TEST_TMP/seqs.conf"
+"$BLOOMSYNC" -c "$TEST_TMP/seqs.conf" migrate >/dev/null 2>&1
+q "GRANT USAGE ON SCHEMA seqs TO bloomsync_owner;
+   GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA seqs TO bloomsync_owner"
+role_check bloomsync_owner seqs seqs-check
+expect_eq "check with the tables granted but not the sequences exits 1" $? 1
+grep -q "^database: FAIL role bloomsync_owner cannot use sequence seqs\.[a-z_]*_seq (USAGE)" \
+	"$TEST_TMP/seqs-check.out"
+check "check names the sequence the role cannot use" test $? -eq 0
+for f in bi-check nosuch-check empty-check theirs-check part-check seqs-check; do
 	[ "$FAILS" -eq 0 ] || sed "s/^/# $f: /" "$TEST_TMP/$f.out"
 done
 psql -XAtq -c "DROP ROLE ops50_bi" >/dev/null 2>&1
