@@ -1731,9 +1731,10 @@ static int run_statements(load_db *db, const char *sql, load_batch_result *out, 
 				out->streams[si].updated += strtoull(PQgetvalue(res, row, 2), NULL, 10);
 				out->streams[si].unchanged += strtoull(PQgetvalue(res, row, 3), NULL, 10);
 			}
-		} else if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 1 &&
+		} else if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 2 &&
 			   strcmp(PQfname(res, 0), "children_added") == 0) {
 			out->children_added = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+			out->units_marked = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 		}
 		PQclear(res);
 	}
@@ -2024,6 +2025,7 @@ static int batch_committed(load_db *db, const load_batch *batch, load_batch_resu
 		tally_batch(batch, out->streams);
 	}
 	out->children_added = children;
+	out->units_marked = (int64_t)batch->nitems; /* all of them: none is pending */
 	db->units_added += children;
 	return 0;
 }
@@ -2039,7 +2041,7 @@ static size_t count_vanished(const load_batch *batch)
 /* One statement for the run's counts of the batch: the units its bodies
  * named that the run does not have yet (see sql/005_units_lookup.sql), in
  * the order they were named; the per-stream counts; the run's totals. Its
- * single row is (children_added). One statement, not one per stream: at
+ * single row is (children_added, units_marked). One statement, not one per stream: at
  * about ten statements a batch, parsing and planning them was a tenth of
  * the server's time on the bench's initial load. */
 static void add_run_counts(sbuf *sql, const load_batch *batch, const load_batch_result *out)
@@ -2091,10 +2093,10 @@ static void add_run_counts(sbuf *sql, const load_batch *batch, const load_batch_
 			       "nul_removed = x.nul_removed + excluded.nul_removed, inserted = x.inserted + "
 			       "excluded.inserted, unchanged = x.unchanged + excluded.unchanged), ");
 	sb_printf(sql,
-		  "c AS (SELECT count(*) AS n FROM ins) "
-		  "UPDATE sync_runs SET units_known = units_known + c.n, units_done = units_done + "
-		  "(SELECT count(*) FROM ud) + (SELECT count(*) FROM uv), "
-		  "sources_read = sources_read + %zu FROM c WHERE id = %" PRId64 " RETURNING c.n AS children_added;\n",
+		  "c AS (SELECT (SELECT count(*) FROM ins) AS n, (SELECT count(*) FROM ud) + (SELECT count(*) FROM uv) AS m) "
+		  "UPDATE sync_runs SET units_known = units_known + c.n, units_done = units_done + c.m, "
+		  "sources_read = sources_read + %zu FROM c WHERE id = %" PRId64
+		  " RETURNING c.n AS children_added, c.m AS units_marked;\n",
 		  count_items(batch, ITEMS_READ), batch->run_id);
 }
 

@@ -188,6 +188,9 @@ typedef struct load_batch {
 typedef struct load_batch_result {
 	load_counts streams[MIRROR_TABLE_COUNT]; /* what this batch did */
 	int64_t children_added;                  /* new units recorded */
+	int64_t units_marked;                    /* of its units, those it moved from pending to
+	                                          * done or vanished (not one whose row a lost
+	                                          * commit took: see add_run_counts) */
 	size_t rows;                             /* rows COPYed (staging or mirror) */
 } load_batch_result;
 

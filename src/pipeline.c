@@ -1015,7 +1015,7 @@ static int commit_batch(run_state *s)
 	log_debug("batch of %zu units, %zu rows written in %.1f ms", s->batch_n, res.rows, (now_s() - t0) * 1e3);
 	if (res.children_added > 0)
 		s->more = true;
-	s->prog.units_done += (int64_t)s->batch_n;
+	s->prog.units_done += res.units_marked;
 	for (size_t i = 0; i < s->batch_n; i++)
 		s->units_unchanged += s->batch[i]->unchanged;
 	s->prog.units_known += res.children_added;

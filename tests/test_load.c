@@ -702,6 +702,7 @@ static void test_unit_done_only_by_its_own_kind_and_ref(void **state)
 	char q[128];
 	snprintf(q, sizeof q, "SELECT units_done FROM t_load.sync_runs WHERE id = %" PRId64, run.id);
 	assert_int_equal(count(c, q), 0); /* and is not counted done */
+	assert_int_equal(out.units_marked, 0); /* not by the session either */
 	/* its own item marks it done */
 	item.unit = units[0].unit;
 	empty.unit = units[0].unit;
@@ -709,10 +710,12 @@ static void test_unit_done_only_by_its_own_kind_and_ref(void **state)
 	assert_int_equal(load_units_next(db, run.id, 0, after, 64, &m, &err), 0);
 	assert_int_equal(m, n - 1);
 	assert_int_equal(count(c, q), 1);
+	assert_int_equal(out.units_marked, 1);
 	/* the same unit again (a server crash lost the commit's answer, not
 	 * the commit) is done once */
 	assert_int_equal(load_batch_commit(db, &b, &out, &err), 0);
 	assert_int_equal(count(c, q), 1);
+	assert_int_equal(out.units_marked, 0);
 	PQfinish(c);
 	load_close(db);
 }
