@@ -1360,12 +1360,32 @@ static void reject_line(sbuf *rej, int64_t run_id, const mirror_target *t, const
 typedef struct {
 	load_db *db;
 	int64_t run_id;
+	int ti;
 	const mirror_target *t;
 	const char *sql; /* the COPY into staging */
 	sbuf *rej;
-	load_counts *streams;
+	load_batch_result *out;
 	load_error *err;
 } isolate_state;
+
+static void build_upsert(sbuf *b, int ti, int64_t run_id, bool prefilter);
+static int run_statements(load_db *db, const char *sql, load_batch_result *out, load_error *err);
+
+/* Whether an error is the row's own: a value the column, a constraint, an
+ * index or a trigger refuses (a user's own, too: an index on a long text
+ * column refuses an over-long value with 54000, a CHECK with 23514, a
+ * trigger's RAISE with P0001). Anything else (a cancel, a lost connection,
+ * a missing privilege) is not the row's fault and fails the batch. */
+static bool is_row_error(const load_error *err)
+{
+	static const char *const classes[] = {"22", "23", "54", "P0"};
+	if (err->outcome != LOAD_ERROR)
+		return false;
+	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
+		if (strncmp(err->sqlstate, classes[i], 2) == 0)
+			return true;
+	return false;
+}
 
 /* Records a refused row (line without its newline) as rejected, counts it,
  * and logs it with the id it is recorded under, so the log line leads to
@@ -1382,11 +1402,32 @@ static int reject_row(isolate_state *is, const char *line, size_t len, const cha
 	} else {
 		reject_line(is->rej, is->run_id, is->t, id.data, line, len, reason);
 		if (is->t->table_index >= 0)
-			is->streams[is->t->table_index].rejected++;
+			is->out->streams[is->t->table_index].rejected++;
 		log_warn("rejected a %s row (%s %s): %s", is->t->stream, keys.data, id.data, reason);
 	}
 	sb_free(&id);
 	sb_free(&keys);
+	return rc;
+}
+
+/* The upsert of the one row in staging, then staging emptied: a row the
+ * mirror table refuses (its own constraints, indexes and triggers, which
+ * staging does not have) fails here, in the row's savepoint. */
+static int upsert_row(isolate_state *is, load_error *row_err)
+{
+	load_db *db = is->db;
+	sbuf sql = {0};
+	build_upsert(&sql, is->ti, is->run_id, !db->was_empty[is->t->table_index]);
+	sb_printf(&sql, "DELETE FROM stg_%d", is->ti);
+	db->staging_dead[is->ti]++; /* whether it commits or not */
+	int rc;
+	if (sql.failed) {
+		set_error(row_err, LOAD_ERROR, NULL, "out of memory");
+		rc = -1;
+	} else {
+		rc = run_statements(db, sql.data, is->out, row_err);
+	}
+	sb_free(&sql);
 	return rc;
 }
 
@@ -1397,9 +1438,9 @@ static int isolate_line(const char *line, size_t len, size_t index, void *arg)
 	load_error row_err;
 	if (exec_sql(is->db, "SAVEPOINT row", is->err, "cannot isolate a row") != 0)
 		return -1;
-	if (copy_in(is->db, is->sql, line, len, &row_err) == 0)
+	if (copy_in(is->db, is->sql, line, len, &row_err) == 0 && upsert_row(is, &row_err) == 0)
 		return exec_sql(is->db, "RELEASE SAVEPOINT row", is->err, "cannot isolate a row") != 0 ? -1 : 0;
-	if (row_err.outcome == LOAD_RETRY) {
+	if (!is_row_error(&row_err)) {
 		*is->err = row_err;
 		return -1;
 	}
@@ -1409,9 +1450,9 @@ static int isolate_line(const char *line, size_t len, size_t index, void *arg)
 }
 
 static int copy_rows_isolated(load_db *db, const load_batch *batch, int ti, const char *sql, sbuf *rej,
-			      load_counts *streams, load_error *err)
+			      load_batch_result *out, load_error *err)
 {
-	isolate_state is = {db, batch->run_id, mirror_target_get((mirror_target_id)ti), sql, rej, streams, err};
+	isolate_state is = {db, batch->run_id, ti, mirror_target_get((mirror_target_id)ti), sql, rej, out, err};
 	return each_line(batch, ti, isolate_line, &is);
 }
 
@@ -1501,8 +1542,7 @@ static int copy_target(load_db *db, const load_batch *batch, int ti, sbuf *rej, 
 			pick_state ps = {.db = db, .ti = ti};
 			each_line(batch, ti, note_line, &ps);
 		}
-		rc = copy_rows_isolated(db, batch, ti, sql.data, rej, out->streams, err);
-		*staged = nrows;
+		rc = copy_rows_isolated(db, batch, ti, sql.data, rej, out, err); /* upserted row by row */
 	} else if (db->direct[ti]) {
 		rc = copy_split(db, batch, ti, sql.data, nrows, out, staged, err);
 	} else {
@@ -2167,12 +2207,6 @@ fail:
 	return -1;
 }
 
-static bool is_data_error(const load_error *err)
-{
-	return err->outcome == LOAD_ERROR &&
-	       (strncmp(err->sqlstate, "22", 2) == 0 || strncmp(err->sqlstate, "23", 2) == 0);
-}
-
 int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *out, load_error *err)
 {
 	bool committed = false;
@@ -2186,7 +2220,7 @@ int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *o
 	if (commit_once(db, batch, false, out, err) == 0) {
 		return 0;
 	}
-	if (!is_data_error(err))
+	if (!is_row_error(err))
 		return -1;
 	/* a value PostgreSQL will not store: find the rows, reject them, keep the rest */
 	log_warn("a batch of %zu units failed on bad data (%s); writing it row by row", batch->nitems, err->msg);

@@ -341,6 +341,64 @@ static void test_two_column_key_reject_names_both(void **state)
 	load_close(db);
 }
 
+/* A row the mirror table refuses through what a user added to it (a CHECK,
+ * an index on a text column) fails at the upsert, past staging: it is
+ * rejected with its id like a row staging refuses, and the rest of the
+ * batch is stored; the batch does not fail, nor every run after it. */
+static void test_row_the_mirror_refuses_is_rejected(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+	setup(NULL);
+	load_db *db = open_migrated(); /* empty tables: rows go straight into the mirror */
+	PGconn *c = admin();
+	PQclear(PQexec(c, "ALTER TABLE t_load.todos ADD CONSTRAINT no_refused CHECK (name <> 'refused')"));
+	load_batch_result out;
+	bloom_result *r = todo_result(TODO("60", "fine", "{\"Id\":60}") TODO("61", "refused", "{\"Id\":61}"), 2);
+	char *logged = commit_logged(db, r, &out);
+	int si = mirror_table_index("todos");
+	assert_int_equal(out.streams[si].rejected, 1);
+	assert_int_equal(out.streams[si].inserted, 1);
+	assert_non_null(strstr(logged, "rejected a todos row (id 61)"));
+	assert_non_null(strstr(logged, "no_refused"));
+	free(logged);
+	bloom_result_free(r);
+	free(r);
+	load_close(db);
+
+	/* a new connection: todos holds a row, so rows go through staging; an
+	 * index on name refuses a name too long for it (54000) */
+	db = open_migrated();
+	PQclear(PQexec(c, "CREATE INDEX todos_name ON t_load.todos (name)"));
+	char line[9000 + 64], name[9000 + 1];
+	unsigned x = 12345;
+	for (size_t i = 0; i < sizeof(name) - 1; i++) { /* letters no compression shortens */
+		x = x * 1103515245u + 12345u;
+		name[i] = (char)('a' + (x >> 16) % 26);
+	}
+	name[sizeof(name) - 1] = '\0';
+	snprintf(line, sizeof(line), TODO("60", "still fine", "{\"Id\":60}") TODO("62", "refused", "{}") TODO("63", "%s", "{}"),
+		 name);
+	r = todo_result(line, 3);
+	logged = commit_logged(db, r, &out);
+	assert_int_equal(out.streams[si].rejected, 2);
+	assert_int_equal(out.streams[si].updated, 1);
+	assert_non_null(strstr(logged, "rejected a todos row (id 62)"));
+	assert_non_null(strstr(logged, "rejected a todos row (id 63)"));
+	free(logged);
+	char *rows = scalar(c, "SELECT string_agg(id || '=' || name, ',' ORDER BY id) FROM t_load.todos");
+	assert_string_equal(rows, "60=still fine");
+	free(rows);
+	assert_int_equal(count(c, "SELECT count(*) FROM t_load.rejected_records WHERE stream = 'todos' "
+				  "AND record_id IN ('61', '62', '63')"),
+			 3);
+	PQfinish(c);
+	bloom_result_free(r);
+	free(r);
+	load_close(db);
+}
+
 /* ---- a batch whose COMMIT went unanswered ----
  * load.c sends a batch's last statements, COMMIT among them, with one
  * PQsendQuery and reads their results with PQgetResult. The wraps below
@@ -1199,6 +1257,7 @@ int main(void)
 	    cmocka_unit_test(test_same_key_again_into_an_empty_table),
 	    cmocka_unit_test(test_isolated_rows_are_noted),
 	    cmocka_unit_test(test_two_column_key_reject_names_both),
+	    cmocka_unit_test(test_row_the_mirror_refuses_is_rejected),
 	    cmocka_unit_test(test_redo_after_a_lost_commit_answer_counts_once),
 	    cmocka_unit_test(test_redo_after_a_lost_uncommitted_batch_writes_it),
 	    cmocka_unit_test(test_unknown_unit_kind_fails_the_read),
