@@ -1887,7 +1887,7 @@ static bool fresh_sources(const load_db *db, int64_t run_id)
 
 /* COPYs the digests of the items read in full into sync_sources, where none
  * of them can be yet when fresh_sources (a conflict all the same fails the
- * batch on the key and it is written again isolating rows, which upserts). */
+ * batch on the key and it is written again the usual way, which upserts). */
 static int copy_digests(load_db *db, const load_batch *batch, load_error *err)
 {
 	sbuf d = {0};
@@ -1913,9 +1913,9 @@ static int copy_digests(load_db *db, const load_batch *batch, load_error *err)
  * digests too (see copy_digests). The delete is left out when
  * the run began with no yields at all (an initial load): a unit is done once
  * a run, so none of its units has any. (Should one have, after all, say
- * from a batch committed twice across a lost connection, its COPY fails on
- * the primary key and the batch is written again isolating rows, which
- * deletes first.) */
+ * from a batch committed again by the redo pass after a server crash, its
+ * COPY fails on the primary key and the batch is written again the usual
+ * way, which deletes first: see bookkeeping_conflict.) */
 static int write_sources(load_db *db, const load_batch *batch, bool isolate, load_error *err)
 {
 	if (isolate || !fresh_sources(db, batch->run_id)) {
@@ -2207,6 +2207,15 @@ fail:
 	return -1;
 }
 
+/* Whether the batch failed, on an initial load, on the key of a yield or a
+ * digest already recorded for one of its units: the constraint's name is
+ * in the message, whatever the server's language. */
+static bool bookkeeping_conflict(const load_db *db, const load_batch *batch, const load_error *err)
+{
+	return fresh_sources(db, batch->run_id) && err->outcome == LOAD_ERROR && strcmp(err->sqlstate, "23505") == 0 &&
+	       (strstr(err->msg, "sync_yields_pkey") || strstr(err->msg, "sync_sources_pkey"));
+}
+
 int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *out, load_error *err)
 {
 	bool committed = false;
@@ -2219,6 +2228,15 @@ int load_batch_commit(load_db *db, const load_batch *batch, load_batch_result *o
 	}
 	if (commit_once(db, batch, false, out, err) == 0) {
 		return 0;
+	}
+	if (bookkeeping_conflict(db, batch, err)) {
+		/* see write_sources: a unit already has yields or a digest, which
+		 * the initial load's COPYs do not expect; not a fault of the data */
+		log_info("a batch of %zu units met sources recorded before (%s); writing it again, replacing them",
+			 batch->nitems, err->msg);
+		db->no_sources = false;
+		if (commit_once(db, batch, false, out, err) == 0)
+			return 0;
 	}
 	if (!is_row_error(err))
 		return -1;

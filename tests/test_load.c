@@ -246,19 +246,22 @@ static void set_copy(bloom_result *r, mirror_target_id t, const char *lines, siz
 	r->nrows[t] = nrows;
 }
 
-/* Commits r as the first unit of a new run, with warnings captured (fd 2);
- * returns what was logged. */
-static char *commit_logged(load_db *db, bloom_result *r, load_batch_result *out)
+/* Commits r as the first unit of a new run, with warnings (info too when
+ * `info`) captured (fd 2); returns what was logged. */
+static char *commit_logged_at(load_db *db, bloom_result *r, load_batch_result *out, bool info,
+			      void (*before)(load_db *db, const load_run *run))
 {
 	load_error err;
 	load_run run;
 	assert_int_equal(load_run_open(db, true, "test", ALL_STREAMS, &run, &err), 0);
+	if (before)
+		before(db, &run);
 	fflush(stderr);
 	int saved = dup(2);
 	FILE *cap = tmpfile();
 	assert_non_null(cap);
 	dup2(fileno(cap), 2);
-	log_init(LOG_WARN, LOG_FORMAT_TEXT);
+	log_init(info ? LOG_INFO : LOG_WARN, LOG_FORMAT_TEXT);
 	commit_units(db, &run, r, out, 0);
 	log_init(LOG_ERROR, LOG_FORMAT_TEXT);
 	fflush(stderr);
@@ -271,6 +274,11 @@ static char *commit_logged(load_db *db, bloom_result *r, load_batch_result *out)
 	fread(logged, 1, 4095, cap);
 	fclose(cap);
 	return logged;
+}
+
+static char *commit_logged(load_db *db, bloom_result *r, load_batch_result *out)
+{
+	return commit_logged_at(db, r, out, false, NULL);
 }
 
 /* A batch written row by row (after a bad row) notes the keys it wrote,
@@ -393,6 +401,54 @@ static void test_row_the_mirror_refuses_is_rejected(void **state)
 	assert_int_equal(count(c, "SELECT count(*) FROM t_load.rejected_records WHERE stream = 'todos' "
 				  "AND record_id IN ('61', '62', '63')"),
 			 3);
+	PQfinish(c);
+	bloom_result_free(r);
+	free(r);
+	load_close(db);
+}
+
+/* A digest recorded for the unit after the run found none (as a batch the
+ * redo pass commits again after a server crash finds its own from before). */
+static void record_digest_of_first_unit(load_db *db, const load_run *run)
+{
+	load_unit units[4];
+	size_t n = 0;
+	load_error err;
+	assert_int_equal(load_units_next(db, run->id, 0, units, 4, &n, &err), 0); /* the run finds none */
+	PGconn *c = admin();
+	char sql[320];
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO t_load.sync_sources (kind, ref, digest) SELECT kind, ref, 1 FROM t_load.sync_units "
+		 "WHERE run_id = %" PRId64 " AND state = 0 ORDER BY seq LIMIT 1",
+		 run->id);
+	PGresult *res = PQexec(c, sql);
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	assert_string_equal(PQcmdTuples(res), "1");
+	PQclear(res);
+	PQfinish(c);
+}
+
+/* On an initial load, digests and yields are COPYed without a look at what
+ * is there; one already there is not bad data: the batch is written again
+ * replacing it, without the row-by-row pass and its warning. */
+static void test_digest_met_on_an_initial_load_is_replaced(void **state)
+{
+	(void)state;
+	if (!getenv("PGHOST"))
+		skip();
+	setup(NULL);
+	load_db *db = open_migrated();
+	bloom_result *r = todo_result(TODO("70", "a", "{\"Id\":70}"), 1);
+	load_batch_result out;
+	char *logged = commit_logged_at(db, r, &out, true, record_digest_of_first_unit);
+	assert_null(strstr(logged, "row by row"));
+	assert_null(strstr(logged, "WARN"));
+	assert_non_null(strstr(logged, "met sources recorded before"));
+	free(logged);
+	assert_int_equal(out.streams[mirror_table_index("todos")].inserted, 1);
+	PGconn *c = admin();
+	assert_int_equal(count(c, "SELECT count(*) FROM t_load.sync_sources WHERE kind <> '' AND digest = 1"), 0);
+	assert_int_equal(count(c, "SELECT count(*) FROM t_load.todos"), 1);
 	PQfinish(c);
 	bloom_result_free(r);
 	free(r);
@@ -1258,6 +1314,7 @@ int main(void)
 	    cmocka_unit_test(test_isolated_rows_are_noted),
 	    cmocka_unit_test(test_two_column_key_reject_names_both),
 	    cmocka_unit_test(test_row_the_mirror_refuses_is_rejected),
+	    cmocka_unit_test(test_digest_met_on_an_initial_load_is_replaced),
 	    cmocka_unit_test(test_redo_after_a_lost_commit_answer_counts_once),
 	    cmocka_unit_test(test_redo_after_a_lost_uncommitted_batch_writes_it),
 	    cmocka_unit_test(test_unknown_unit_kind_fails_the_read),
