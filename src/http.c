@@ -37,6 +37,7 @@ typedef struct http_req {
 	void *user;
 	int attempts;  /* attempts started so far */
 	int resends;   /* of them, HTTP_CB_RESEND's, which use up no retry */
+	int budget_waits; /* of them, retries after other bodies took the budget: no retry used up either */
 	bool resend_due; /* the next attempt is a resend (counted apart from retries) */
 	int64_t due_ms; /* earliest start of the next attempt (retries) */
 } http_req;
@@ -78,6 +79,7 @@ typedef enum {
 typedef struct http_judgement {
 	http_verdict verdict;
 	bool throttled;            /* 429 or 503: honour Retry-After, slow down */
+	bool crowded_out;          /* other bodies took the budget: retried without using up a retry */
 	char what[HTTP_WHAT_MAX];  /* "HTTP 503", "timeout", ... */
 	char detail[CURL_ERROR_SIZE]; /* curl's text for transport errors, else "" */
 } http_judgement;
@@ -309,7 +311,11 @@ static size_t http_on_body(char *data, size_t size, size_t nmemb, void *userp)
 		if (cap - slot->cap > e->body_budget - e->body_bytes)
 			http_drop_idle_buffers(e);
 		if (cap - slot->cap > e->body_budget - e->body_bytes) {
-			slot->over_budget = true;
+			/* alone, it would not fit the next time either */
+			if (e->body_bytes == slot->cap)
+				slot->too_large = true;
+			else
+				slot->over_budget = true;
 			return 0;
 		}
 		grown = realloc(slot->body, cap);
@@ -584,6 +590,7 @@ static const char *http_transport_kind(CURLcode rc)
 static void http_judge(http_engine *e, const http_slot *slot, CURLcode rc, long status, http_judgement *j)
 {
 	j->throttled = false;
+	j->crowded_out = false;
 	j->detail[0] = '\0';
 	/* too large as it grew, or as announced (CURLOPT_MAXFILESIZE_LARGE) */
 	bool too_large = slot->too_large || rc == CURLE_FILESIZE_EXCEEDED;
@@ -593,9 +600,11 @@ static void http_judge(http_engine *e, const http_slot *slot, CURLcode rc, long 
 		         too_large ? "response too large" : "out of memory reading the response");
 		return;
 	}
-	/* the others' bodies took the room: there may be some later */
+	/* the others' bodies took the room: there will be some once they are
+	 * done, so waiting for it is no failure of this request's */
 	if (slot->over_budget) {
 		j->verdict = HTTP_V_RETRY;
+		j->crowded_out = true;
 		snprintf(j->what, sizeof j->what, "responses in flight over %zu KiB together", e->body_budget >> 10);
 		return;
 	}
@@ -757,7 +766,9 @@ static int http_conclude(http_engine *e, const http_slot *slot, const http_judge
 {
 	http_req *req = slot->req;
 	int64_t now = http_now_ms();
-	bool retries_left = req->attempts - req->resends <= e->max_retries;
+	if (j->crowded_out)
+		req->budget_waits++;
+	bool retries_left = req->attempts - req->resends - req->budget_waits <= e->max_retries;
 	http_cb_result answer;
 	char error[HTTP_ERROR_MAX];
 	char what[HTTP_WHAT_MAX];

@@ -655,10 +655,11 @@ static void test_timeout_allows_a_slow_steady_body(void **state)
 
 /* All body buffers together stay within body_budget, however many
  * transfers overlap: one that would pass it is retried later, and every
- * body arrives whole in the end. */
+ * body arrives whole in the end; waiting for room is no failure, so it
+ * uses up no retry (none is allowed here). */
 static void test_bodies_stay_within_the_budget(void **state)
 {
-	http_opts opts = test_opts(4, 20, 5000);
+	http_opts opts = test_opts(4, 0, 5000);
 	http_engine *e;
 	http_stats st;
 
@@ -681,6 +682,25 @@ static void test_bodies_stay_within_the_budget(void **state)
 		fail_msg("body buffers held %zu bytes at once, over the budget of %zu", st.peak_body_bytes,
 			 opts.body_budget);
 	assert_true(st.retries > 0); /* four overlapping bodies did not fit at once */
+	http_free(e);
+}
+
+/* A body the budget cannot hold even alone fails at once: it would not fit
+ * the next time either. */
+static void test_body_over_the_whole_budget_fails_at_once(void **state)
+{
+	http_opts opts = test_opts(2, 3, 5000);
+	http_engine *e;
+
+	(void)state;
+	opts.body_budget = 32 << 10; /* the 40 KiB body needs a 64 KiB buffer */
+	e = engine_with(&opts);
+	submit(e, "/wide", 0);
+	drive(e, 5000);
+	assert_int_equal(results[0].outcome, HTTP_FAILED);
+	assert_int_equal(results[0].attempts, 1);
+	assert_string_equal(results[0].error, "response too large");
+	assert_int_equal(server_hits("/wide").hits, 1);
 	http_free(e);
 }
 
@@ -1018,6 +1038,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_bodies_stay_within_the_budget, reset),
+		cmocka_unit_test_setup(test_body_over_the_whole_budget_fails_at_once, reset),
 		cmocka_unit_test_setup(test_ok_delivers_body_and_headers, reset),
 		cmocka_unit_test_setup(test_flaky_is_retried, reset),
 		cmocka_unit_test_setup(test_429_honours_retry_after, reset),
