@@ -1622,8 +1622,21 @@ static int fail(ctx *c, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
+	int n = vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
 	va_end(ap);
+	/* cut short: not inside a UTF-8 character, which PostgreSQL would
+	 * refuse, and the batch's rejected_records with it */
+	if (n >= (int)sizeof(c->reason)) {
+		size_t end = sizeof(c->reason) - 1, lead = end;
+		while (lead > 0 && ((unsigned char)c->reason[lead - 1] & 0xC0) == 0x80)
+			lead--;
+		if (lead > 0) { /* c->reason[lead - 1] begins the last character */
+			unsigned char b = (unsigned char)c->reason[lead - 1];
+			size_t need = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : 4;
+			if (lead - 1 + need > end)
+				c->reason[lead - 1] = '\0';
+		}
+	}
 	return -1;
 }
 
@@ -1672,7 +1685,14 @@ static int fail_value(ctx *c, const char *field, const char *what, const jv *v)
 
 static int fail_missing(ctx *c, const char *field, const jv *v)
 {
-	return fail(c, "%s: %s", field, v ? "null" : "missing");
+	return fail(c, "%s: %s", field, !v ? "missing" : jv_is_string(v) ? "empty" : "null");
+}
+
+/* The API writes an absent value as null, or leaves it out, or (in some
+ * fields) writes an empty string: all three are NULL in the mirror. */
+static bool is_absent(const jv *v)
+{
+	return !v || jv_is_null(v) || (jv_is_string(v) && v->u.str.len == 0);
 }
 
 /* ------------------------------------------------------------- columns */
@@ -1760,7 +1780,7 @@ static int col_bigint(row *r, const jv *v, const char *field, bool not_null)
 {
 	int64_t value;
 
-	if (!v || jv_is_null(v))
+	if (is_absent(v))
 		return not_null ? fail_missing(r->c, field, v) : col_null(r);
 	if (jv_to_i64(v, &value) < 0)
 		return fail_value(r->c, field, "not an integer", v);
@@ -1771,7 +1791,7 @@ static int col_int(row *r, const jv *v, const char *field)
 {
 	int64_t value;
 
-	if (!v || jv_is_null(v))
+	if (is_absent(v))
 		return col_null(r);
 	if (jv_to_i64(v, &value) < 0)
 		return fail_value(r->c, field, "not an integer", v);
@@ -1817,7 +1837,7 @@ static int col_numeric(row *r, const jv *v, const char *field)
 {
 	decimal d;
 
-	if (!v || jv_is_null(v))
+	if (is_absent(v))
 		return col_null(r);
 	if (jv_is_integer(v))
 		return col_int_node(r, v);
@@ -1936,6 +1956,12 @@ static int format_timestamp(const char *s, size_t len, char *out, size_t outlen)
 				 * one microsecond half the time) */
 				if (frac_len < 1 || frac_len > 9)
 					return -1;
+				/* but the last instant of year 9999 (.NET's
+				 * DateTime.MaxValue, written for "never") stays in
+				 * it: rounding would carry it into year 10000 */
+				if (year == 9999 && month == 12 && day == 31 && hour == 23 && minute == 59 &&
+				    second == 59 && frac_len > 6 && memcmp(s + frac_start, "999999", 6) == 0)
+					frac_len = 6;
 			}
 		}
 		if (parse_offset(s, len, &pos, offset) < 0)
@@ -2854,6 +2880,80 @@ static int map_array_body(ctx *c, mapper map, const char *body, size_t len, size
 	return 0;
 }
 
+/* Where a member's value is in an object body read by its structure alone
+ * (see value_end): [start, end) of the last member named key, 0 and 0 when
+ * there is none. Returns -1 when the body is not an object by its
+ * structure (a cut body, say). */
+static int find_member(const char *body, size_t len, const char *key, size_t *start, size_t *end)
+{
+	size_t i = skip_ws(body, len, 0), keylen = strlen(key);
+	*start = *end = 0;
+	if (i >= len || body[i] != '{')
+		return -1;
+	i = skip_ws(body, len, i + 1);
+	if (i < len && body[i] == '}')
+		return skip_ws(body, len, i + 1) == len ? 0 : -1;
+	for (;;) {
+		if (i >= len || body[i] != '"')
+			return -1;
+		size_t key_end = value_end(body, len, i);
+		if (key_end <= i)
+			return -1;
+		size_t v = skip_ws(body, len, key_end);
+		if (v >= len || body[v] != ':')
+			return -1;
+		v = skip_ws(body, len, v + 1);
+		size_t v_end = value_end(body, len, v);
+		if (v_end <= v)
+			return -1;
+		if (key_end - i == keylen + 2 && memcmp(body + i + 1, key, keylen) == 0) {
+			*start = v;
+			*end = v_end;
+		}
+		i = skip_ws(body, len, v_end);
+		if (i < len && body[i] == ',') {
+			i = skip_ws(body, len, i + 1);
+			continue;
+		}
+		if (i < len && body[i] == '}')
+			return skip_ws(body, len, i + 1) == len ? 0 : -1;
+		return -1;
+	}
+}
+
+/* An object body whole by its structure that no reader takes whole (a lone
+ * surrogate, as .NET writes for a string cut inside an emoji; invalid
+ * UTF-8; a raw control character): what is readable is kept, as in a list.
+ * A scorecard's Scores are read one element at a time, so a bad score is
+ * rejected and the others stored (other members are not read, bad or
+ * not); a meeting detail, one record, is rejected under its meeting's id.
+ * Returns 0 when done so, 1 when the body stays bad (a cut body is fetched
+ * again), -2 when out of memory. */
+static int salvage_object_body(ctx *c, mapper map, const char *body, size_t len, size_t *n, const char *why)
+{
+	size_t start, end;
+	if (find_member(body, len, "Scores", &start, &end) < 0)
+		return 1;
+	if (c->unit->kind == BLOOM_UNIT_MEETING) {
+		if (add_unreadable(c, body, len, why) < 0)
+			return -2;
+		bloom_reject *rej = &c->out->rejects[c->out->nrejects - 1];
+		char id[24];
+		snprintf(id, sizeof(id), "%" PRId64, c->unit->ref);
+		if (!(rej->id = strdup(id)))
+			return -2;
+		rej->has_key = true;
+		rej->key[0] = c->unit->ref;
+		*n = 1;
+		return 0;
+	}
+	if (end == 0 || (end - start == 4 && memcmp(body + start, "null", 4) == 0))
+		return 0; /* no scores */
+	char scratch[256];
+	int st = map_array_body(c, map, body + start, end - start, n, scratch, sizeof(scratch));
+	return st == -2 ? -2 : st == 0 ? 0 : 1;
+}
+
 /* Set by tests only (see bloom.h). */
 static bool reference_reader;
 
@@ -2902,6 +3002,16 @@ static int parse_into(const bloom_unit *u, const char *body, size_t len, bloom_r
 	root = body && !c.jansson_only ? jv_parse_body(&nodes, body, len) : NULL;
 	if (!root) {
 		jroot = load_body(body, len, out, err, errlen);
+		if (!jroot && body && !is_array_kind(u->kind)) {
+			int st = salvage_object_body(&c, map, body, len, nelements, err);
+			if (st == -2)
+				goto nomem;
+			if (st == 0) {
+				err[0] = '\0';
+				rc = 0;
+			}
+			goto cleanup;
+		}
 		if (!jroot)
 			goto cleanup;
 		pool_reset(&nodes);

@@ -17,7 +17,7 @@
 
 /* Bump when a body maps to other rows than before (a column added, a value
  * read differently): sources recorded as unchanged are then read again. */
-#define BLOOM_MAPPING_VERSION 5
+#define BLOOM_MAPPING_VERSION 6
 
 typedef enum {
 	BLOOM_UNIT_USERS = 1,      /* search/all?term=%25 (ref 0) */

@@ -1670,6 +1670,132 @@ static void test_target_table_index(void **state)
 	}
 }
 
+/* An object body that no reader takes whole, though whole by its
+ * structure, keeps what is readable: a bad score (a lone surrogate, as .NET
+ * writes for a string cut inside an emoji) is rejected alone, a bad member
+ * the mapping does not read changes nothing, a meeting detail is rejected
+ * under its meeting's id; a body cut short stays a bad body, fetched again. */
+static void test_unreadable_object_bodies(void **state)
+{
+	bloom_result r;
+
+	(void)state;
+	for (int reference = 0; reference <= 1; reference++) {
+		parse_ok_by(reference, BLOOM_UNIT_MEETING_SCORES, 5,
+			    "{\"Scores\":[{\"Id\":77,\"MeasurableId\":5,\"Measured\":1.5,\"ForWeek\":2425},"
+			    "{\"Id\":78,\"MeasurableId\":5,\"MeasurableName\":\"Rev\\ud83d\",\"ForWeek\":2425}],"
+			    "\"Weeks\":[]}",
+			    &r);
+		assert_int_equal(r.nrows[MIRROR_T_SCORES], 1);
+		assert_int_equal(strncmp(copy_text(&r, MIRROR_T_SCORES), "77\t", 3), 0);
+		assert_int_equal(r.nrejects, 1);
+		assert_string_equal(r.rejects[0].stream, "scores");
+		assert_non_null(strstr(r.rejects[0].reason, "unreadable JSON"));
+		bloom_result_free(&r);
+
+		parse_ok_by(reference, BLOOM_UNIT_USER_SCORES, 5,
+			    "{\"Measurables\":[{\"Name\":\"\\udc00\"}], \"Scores\" : [{\"Id\":77,\"ForWeek\":1}] }", &r);
+		assert_int_equal(r.nrows[MIRROR_T_SCORES], 1);
+		assert_int_equal(r.nrejects, 0);
+		bloom_result_free(&r);
+
+		parse_ok_by(reference, BLOOM_UNIT_MEETING, 12, "{\"Id\":12,\"Basics\":{\"Name\":\"\\ud800\"}}", &r);
+		assert_int_equal(r.nrows[MIRROR_T_MEETINGS_DETAIL], 0);
+		assert_int_equal(r.nrejects, 1);
+		assert_string_equal(r.rejects[0].stream, "meetings");
+		assert_string_equal(r.rejects[0].id, "12");
+		assert_true(r.rejects[0].has_key);
+		assert_int_equal(r.rejects[0].key[0], 12);
+		bloom_result_free(&r);
+	}
+	parse_fails(BLOOM_UNIT_MEETING_SCORES, "{\"Scores\":[{\"Id\":77,\"Name\":\"\\ud83d\"}");
+	parse_fails(BLOOM_UNIT_MEETING_SCORES, "{\"Scores\":[{\"Id\":77,\"Name\":\"\\ud83d\"}]");
+	parse_fails(BLOOM_UNIT_MEETING, "{\"Id\":12,\"Basics\":{\"Name\":\"\\ud800\"}");
+	parse_fails(BLOOM_UNIT_MEETING_SCORES, "{\"Scores\":{\"Id\":\"\\ud800\"}}");
+}
+
+/* Whether s is valid UTF-8 (no sequence cut short). */
+static bool valid_utf8(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2 : (*p & 0xF8) == 0xF0 ? 3 : -1;
+		if (n < 0)
+			return false;
+		for (p++; n > 0; n--, p++)
+			if ((*p & 0xC0) != 0x80)
+				return false;
+	}
+	return true;
+}
+
+/* A reason cut to its room is cut between characters: PostgreSQL would
+ * refuse half of one, and the batch's rejected records with it. */
+static void test_long_reason_cut_between_characters(void **state)
+{
+	char body[1024], *p = body;
+	bloom_result r;
+
+	(void)state;
+	p += sprintf(p, "[{\"Id\":10,\"Name\":\"Call\",\"Complete\":false,\"");
+	for (int i = 0; i < 130; i++)
+		p += sprintf(p, "\xc3\xa9"); /* é */
+	sprintf(p, "\":1e131072},{\"Id\":11,\"Name\":\"ok\",\"Complete\":true}]");
+	parse_ok(BLOOM_UNIT_MEETING_TODOS, 7, body, &r);
+	assert_int_equal(r.nrows[MIRROR_T_TODOS], 1);
+	assert_int_equal(r.nrejects, 1);
+	assert_true(valid_utf8(r.rejects[0].reason));
+	bloom_result_free(&r);
+}
+
+/* The API's empty strings for absent values are NULL in number columns
+ * too, as in dates and texts; an empty Id is missing. */
+static void test_empty_string_numbers_are_null(void **state)
+{
+	bloom_result r;
+	char field[64];
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_USERS, 0, "[{\"Id\":5,\"Name\":\"a\",\"ResultType\":\"User\",\"OrganizationId\":\"\"}]", &r);
+	assert_int_equal(r.nrejects, 0);
+	field_of(copy_text(&r, MIRROR_T_USERS), 5, field, sizeof(field));
+	assert_string_equal(field, "\\N");
+	bloom_result_free(&r);
+
+	parse_ok(BLOOM_UNIT_MEETING_SCORES, 5, "{\"Scores\":[{\"Id\":1,\"Measured\":\"\",\"ForWeek\":\"\"}]}", &r);
+	assert_int_equal(r.nrejects, 0);
+	assert_int_equal(r.nrows[MIRROR_T_SCORES], 1);
+	field_of(copy_text(&r, MIRROR_T_SCORES), 5, field, sizeof(field));
+	assert_string_equal(field, "\\N");
+	field_of(copy_text(&r, MIRROR_T_SCORES), 7, field, sizeof(field));
+	assert_string_equal(field, "\\N");
+	bloom_result_free(&r);
+
+	parse_ok(BLOOM_UNIT_MEETING_TODOS, 7, "[{\"Id\":\"\",\"Name\":\"x\",\"Complete\":false}]", &r);
+	assert_int_equal(r.nrows[MIRROR_T_TODOS], 0);
+	assert_int_equal(r.nrejects, 1);
+	assert_string_equal(r.rejects[0].reason, "Id: empty");
+	bloom_result_free(&r);
+}
+
+/* .NET's "never" (DateTime.MaxValue) stays in year 9999. */
+static void test_max_date_stays_in_its_year(void **state)
+{
+	bloom_result r;
+	char field[64];
+
+	(void)state;
+	parse_ok(BLOOM_UNIT_MEETING_TODOS, 7,
+		 "[{\"Id\":1,\"Name\":\"x\",\"Complete\":false,\"DueDate\":\"9999-12-31T23:59:59.9999999\"},"
+		 "{\"Id\":2,\"Name\":\"y\",\"Complete\":false,\"DueDate\":\"9999-12-30T23:59:59.9999999\"}]",
+		 &r);
+	field_of(copy_text(&r, MIRROR_T_TODOS), 3, field, sizeof(field));
+	assert_string_equal(field, "9999-12-31 23:59:59.999999+00");
+	const char *second = strchr(copy_text(&r, MIRROR_T_TODOS), '\n') + 1;
+	field_of(second, 3, field, sizeof(field));
+	assert_string_equal(field, "9999-12-30 23:59:59.9999999+00"); /* PostgreSQL rounds it to the next day */
+	bloom_result_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1716,6 +1842,10 @@ int main(void)
 		cmocka_unit_test(test_many_rows),
 		cmocka_unit_test(test_many_duplicate_keys),
 		cmocka_unit_test(test_pages_and_element_scanner),
+		cmocka_unit_test(test_unreadable_object_bodies),
+		cmocka_unit_test(test_long_reason_cut_between_characters),
+		cmocka_unit_test(test_empty_string_numbers_are_null),
+		cmocka_unit_test(test_max_date_stays_in_its_year),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
