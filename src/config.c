@@ -24,7 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CFG_FILE_MAX (1024 * 1024) /* a config file larger than this is a mistake */
+#define CFG_FILE_MAX (64 * 1024) /* a config file larger than this is a mistake (the example is 8 KiB) */
+#define CFG_RATE_LEAST 0.001     /* requests per second: one in about 17 minutes */
 #define CFG_KEY_FILE_MAX (64 * 1024)
 #define CFG_PATH_MAX 128
 #define CFG_KEY_ENV "BG_API_KEY"
@@ -339,7 +340,16 @@ static int cfg_check_secret(const char *value, bool spaces_ok, char *why, size_t
 
 static int cfg_check_key(char *value, char *why, size_t whylen)
 {
-	return cfg_check_secret(value, false, why, whylen);
+	if (cfg_check_secret(value, false, why, whylen) != 0)
+		return -1;
+	/* a key is ASCII: anything else is a copying mistake the API would
+	 * only answer with 401 */
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+		if (*p >= 0x80) {
+			snprintf(why, whylen, "must hold ASCII characters only (is it the right file or text?)");
+			return -1;
+		}
+	return 0;
 }
 
 static int cfg_check_password(char *value, char *why, size_t whylen)
@@ -486,7 +496,10 @@ void cfg_free(cfg *c)
 static char *cfg_slurp(const char *path, size_t max, struct stat *st)
 {
 	char *buf = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* not blocking in open: a FIFO no one writes to would hold it (and a
+	 * sync) for ever; once open, reads block again, so a pipe with a
+	 * writer (-c <(...)) is read whole, and one without reads as empty */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return NULL;
 	if (fstat(fd, st) != 0)
@@ -495,6 +508,9 @@ static char *cfg_slurp(const char *path, size_t max, struct stat *st)
 		errno = EISDIR;
 		goto fail;
 	}
+	int flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+		goto fail;
 	size_t cap = max + 1, len = 0;
 	buf = malloc(cap + 1);
 	if (!buf)
@@ -883,6 +899,12 @@ static int cfg_store_number(cfg_ctx *ctx, const cfg_setting *s, const config_set
 				 s->min, s->max, config_setting_get_int64(set));
 		return -1;
 	}
+	/* a rate (api.rate_limit, where 0 is no limit) so small that its wait
+	 * between requests would pass what a timer can hold */
+	if (s->type == CFG_FLOAT && s->min == 0 && value > 0 && value < CFG_RATE_LEAST) {
+		cfg_fail(ctx, line, "%s: must be 0 (no limit) or at least %g (got %g)", s->path, CFG_RATE_LEAST, value);
+		return -1;
+	}
 	if (s->type == CFG_INT)
 		*(int *)cfg_field(ctx->out, s) = (int)value;
 	else
@@ -1017,6 +1039,9 @@ typedef struct secret_file {
 static char *cfg_trim_secret(char *text, bool keep_spaces)
 {
 	char *start = text;
+	/* a UTF-8 byte-order mark, as some Windows editors write */
+	if (strncmp(start, "\xef\xbb\xbf", 3) == 0)
+		start += 3;
 	while (!keep_spaces && *start && isspace((unsigned char)*start))
 		start++;
 	size_t len = strlen(start);

@@ -90,7 +90,7 @@ typedef struct cfg {
 } cfg;
 
 typedef struct cfg_error {
-	char msg[512]; /* "FILE:LINE: what is wrong" (or "FILE: ..." when no line applies) */
+	char msg[1024]; /* "FILE:LINE: what is wrong" (or "FILE: ..." when no line applies) */
 } cfg_error;
 
 /* Fills *out with the defaults (every string owned, as after cfg_load). */

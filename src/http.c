@@ -445,7 +445,8 @@ static int64_t http_bucket_wait_ms(const http_engine *e)
 {
 	if (e->rate <= 0 || e->tokens >= 1.0)
 		return 0;
-	return (int64_t)ceil((1.0 - e->tokens) * 1000.0 / (e->rate * e->slow));
+	double wait = ceil((1.0 - e->tokens) * 1000.0 / (e->rate * e->slow));
+	return wait < 86400000.0 ? (int64_t)wait : 86400000; /* a day at most: no cast overflows */
 }
 
 static bool http_have_work(const http_engine *e)

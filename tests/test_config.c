@@ -212,6 +212,50 @@ static void test_float_rate_limit_and_zero(void **state)
 	cfg_free(&c);
 }
 
+/* A rate so small its wait would pass any timer is refused (it once had
+ * a sync spin at full CPU for ever). */
+static void test_tiny_rate_limit_is_refused(void **state)
+{
+	fixture *fx = *state;
+	expect_error(fx, "api = { rate_limit = 1e-17; };\n",
+		     "1: api.rate_limit: must be 0 (no limit) or at least 0.001 (got 1e-17)");
+	cfg c;
+	cfg_error err;
+	write_conf(fx, "api = { rate_limit = 0.001; };\n");
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	cfg_free(&c);
+}
+
+/* A key file that is a FIFO no one writes to reads as empty, at once,
+ * rather than holding the sync for ever; one with a byte-order mark gives
+ * the key after it; a key that is not ASCII is refused where it is set. */
+static void test_key_file_fifo_bom_and_ascii(void **state)
+{
+	fixture *fx = *state;
+	cfg c;
+	cfg_error err;
+	char key_path[200], text[300];
+	snprintf(key_path, sizeof key_path, "%s/fifo.key", fx->dir);
+	assert_int_equal(mkfifo(key_path, 0600), 0);
+	snprintf(text, sizeof text, "api = { key_file = \"%s\"; };\n", key_path);
+	char want[400];
+	snprintf(want, sizeof want, "1: api.key_file: the key in %s must not be empty", key_path);
+	expect_secret_error(fx, text, want);
+	unlink(key_path);
+
+	snprintf(key_path, sizeof key_path, "%s/bom.key", fx->dir);
+	write_file(key_path, "\xef\xbb\xbfGOODKEY123\r\n", 0600);
+	snprintf(text, sizeof text, "api = { key_file = \"%s\"; };\n", key_path);
+	write_conf(fx, text);
+	assert_int_equal(cfg_load(fx->path, &c, &err), 0);
+	assert_int_equal(cfg_read_secrets(&c, &err), 0);
+	assert_string_equal(c.key, "GOODKEY123");
+	cfg_free(&c);
+
+	expect_error(fx, "api = { key = \"K\xc3\xa9Y\"; };\n",
+		     "1: api.key: must hold ASCII characters only (is it the right file or text?)");
+}
+
 static void test_missing_file(void **state)
 {
 	fixture *fx = *state;
@@ -1092,6 +1136,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cfg_defaults_matches_empty_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_valid_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_float_rate_limit_and_zero, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tiny_rate_limit_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_file_fifo_bom_and_ascii, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_directory_is_not_a_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
