@@ -354,6 +354,12 @@ static bool auth_expires_in(const json_t *doc, long long *out)
 }
 
 /* Judges one answer of the token endpoint. */
+/* token_url for messages: a password in it stays out of logs and errors */
+static const char *url_shown(const auth_opts *o)
+{
+	return o->token_url_shown ? o->token_url_shown : o->token_url;
+}
+
 static auth_status auth_judge(const auth_opts *o, long status, const auth_body *body, char **token,
 			      time_t *expires, char *err, size_t errlen)
 {
@@ -366,19 +372,19 @@ static auth_status auth_judge(const auth_opts *o, long status, const auth_body *
 		auth_error_code(doc, code, sizeof(code));
 	if (strcmp(code, "invalid_grant") == 0 || status == 401 || status == 403) {
 		snprintf(err, errlen, "the API rejected the username or password (user %s, HTTP %ld from %s)",
-			 o->username, status, o->token_url);
+			 o->username, status, url_shown(o));
 		st = AUTH_REJECTED;
 	} else if (status != 200) {
-		snprintf(err, errlen, "the token endpoint %s answered HTTP %ld%s%s", o->token_url, status,
+		snprintf(err, errlen, "the token endpoint %s answered HTTP %ld%s%s", url_shown(o), status,
 			 code[0] ? ": " : "", code);
 	} else if (!json_is_object(doc)) {
 		snprintf(err, errlen, "the token endpoint %s answered something that is not a JSON object",
-			 o->token_url);
+			 url_shown(o));
 	} else if (!json_string_value(json_object_get(doc, "access_token")) ||
 		   !auth_token_ok(json_string_value(json_object_get(doc, "access_token")))) {
-		snprintf(err, errlen, "the token endpoint %s answered without a usable access_token", o->token_url);
+		snprintf(err, errlen, "the token endpoint %s answered without a usable access_token", url_shown(o));
 	} else if (!auth_expires_in(doc, &ttl)) {
-		snprintf(err, errlen, "the token endpoint %s answered without a usable expires_in", o->token_url);
+		snprintf(err, errlen, "the token endpoint %s answered without a usable expires_in", url_shown(o));
 	} else {
 		*token = strdup(json_string_value(json_object_get(doc, "access_token")));
 		*expires = time(NULL) + (time_t)ttl;
@@ -422,7 +428,7 @@ static auth_status auth_login(const auth_opts *o, char **token, time_t *expires,
 		if (rc == CURLE_OK) {
 			st = auth_judge(o, status, &body, token, expires, err, errlen);
 		} else {
-			snprintf(err, errlen, "cannot reach the token endpoint %s: %s", o->token_url,
+			snprintf(err, errlen, "cannot reach the token endpoint %s: %s", url_shown(o),
 				 body.too_big ? "the answer is too large"
 				 : curl_err[0] ? curl_err
 					       : curl_easy_strerror(rc));

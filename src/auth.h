@@ -25,6 +25,7 @@
 
 typedef struct auth_opts {
 	const char *token_url;  /* e.g. "https://app.bloomgrowth.com/token" */
+	const char *token_url_shown; /* token_url as messages show it (a password in it masked); NULL: token_url */
 	const char *username;
 	const char *password;
 	const char *cache_path; /* the token cache file; NULL: no cache */

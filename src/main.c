@@ -334,10 +334,28 @@ static int check_args(const cli *c, const char *const *allowed, int with_value_c
 	return 0;
 }
 
+/* The URL as check shows it: the password of its userinfo replaced, how
+ * short it may be (log_redact leaves secrets under four bytes alone), then
+ * redacted as every log line is. */
+static const char *shown_url(const char *url, char *buf, size_t len)
+{
+	size_t start, plen;
+	char shown[1024];
+	if (cfg_url_password(url, &start, &plen))
+		snprintf(shown, sizeof(shown), "%.*s[redacted]%s", (int)start, url, url + start + plen);
+	else
+		snprintf(shown, sizeof(shown), "%s", url);
+	log_redact(shown, buf, len);
+	return buf;
+}
+
 static void auth_opts_of(const cfg *config, auth_opts *out)
 {
+	static char token_url_shown[1024]; /* one config per process */
 	*out = (auth_opts){
 	    .token_url = config->token_url,
+	    .token_url_shown = config->token_url ? shown_url(config->token_url, token_url_shown, sizeof(token_url_shown))
+						 : NULL,
 	    .username = config->username,
 	    .password = config->password,
 	    .cache_path = config->token_cache,
@@ -598,20 +616,6 @@ static int check_login(const cfg *config, bool force, char **token, char *how, s
 	return EXIT_OK;
 }
 
-/* The URL as check shows it: the password of its userinfo replaced, how
- * short it may be (log_redact leaves secrets under four bytes alone), then
- * redacted as every log line is. */
-static const char *shown_url(const char *url, char *buf, size_t len)
-{
-	size_t start, plen;
-	char shown[1024];
-	if (cfg_url_password(url, &start, &plen))
-		snprintf(shown, sizeof(shown), "%.*s[redacted]%s", (int)start, url, url + start + plen);
-	else
-		snprintf(shown, sizeof(shown), "%s", url);
-	log_redact(shown, buf, len);
-	return buf;
-}
 
 static int check_api(cfg *config)
 {
@@ -805,24 +809,45 @@ static log_format cli_log_format(const cli *c)
 	return format;
 }
 
+/* What a command printed must have reached stdout: `status --json` into a
+ * full disk or a closed pipe is an error, not an empty success. A sync's
+ * own outcome is recorded apart, so its exit code stays what it was. */
+static int output_written(const cli *c, int rc)
+{
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return rc;
+	if (c->command && strcmp(c->command, "sync") == 0)
+		return rc;
+	fprintf(stderr, "bloomsync: cannot write the output: %s\n", strerror(errno));
+	return rc == EXIT_OK ? EXIT_RUN_FAILED : rc;
+}
+
+static int run_main(cli *c, int argc, char **argv);
+
 int main(int argc, char **argv)
 {
 	cli c = {0};
+	int rc = run_main(&c, argc, argv);
+	return output_written(&c, rc);
+}
+
+static int run_main(cli *c, int argc, char **argv)
+{
 	log_init(LOG_INFO, LOG_FORMAT_TEXT);
-	if (parse_cli(argc, argv, &c) != 0) {
+	if (parse_cli(argc, argv, c) != 0) {
 		/* a sync that cannot start leaves its mark in the metrics file
 		 * given by --metrics-file (the config is not read yet), whichever
 		 * argument was wrong (see run_command) */
-		if (c.command && strcmp(c.command, "sync") == 0)
-			sync_metrics(&c, NULL, NULL, EXIT_USAGE, time(NULL));
+		if (c->command && strcmp(c->command, "sync") == 0)
+			sync_metrics(c, NULL, NULL, EXIT_USAGE, time(NULL));
 		return EXIT_USAGE;
 	}
-	log_init(LOG_INFO, cli_log_format(&c));
-	if (strcmp(c.command, "help") == 0)
-		return cmd_help(&c);
-	if (strcmp(c.command, "version") == 0) {
+	log_init(LOG_INFO, cli_log_format(c));
+	if (strcmp(c->command, "help") == 0)
+		return cmd_help(c);
+	if (strcmp(c->command, "version") == 0) {
 		static const char *const no_args[] = {NULL};
-		int help = check_args(&c, no_args, 0);
+		int help = check_args(c, no_args, 0);
 		if (help != 0)
 			return help > 0 ? EXIT_OK : EXIT_USAGE;
 		printf("bloomsync %s (%s)\n", BLOOMSYNC_VERSION, curl_version());
@@ -830,7 +855,7 @@ int main(int argc, char **argv)
 	}
 	install_signals();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	int rc = run_command(&c);
+	int rc = run_command(c);
 	curl_global_cleanup();
 	log_shutdown();
 	return rc;

@@ -371,4 +371,14 @@ grep -Eq "^api: +FAIL .*interrupted" "$TEST_TMP/int-check.out"
 check "its api line says it was interrupted" test $? -eq 0
 [ "$FAILS" -eq 0 ] || sed 's/^/# /' "$TEST_TMP/int-check.out"
 
+# output that cannot be written is an error, not an empty success
+if [ -w /dev/full ]; then
+	"$BLOOMSYNC" version >/dev/full 2>"$TEST_TMP/full.err"
+	expect_eq "version into a full disk exits 1" $? 1
+	grep -q "cannot write the output" "$TEST_TMP/full.err"
+	check "it says the output could not be written" test $? -eq 0
+	"$BLOOMSYNC" help sync >/dev/full 2>/dev/null
+	expect_eq "help into a full disk exits 1" $? 1
+fi
+
 finish

@@ -97,6 +97,16 @@ check "the message says the username or password was rejected" test $? -eq 0
 "$BLOOMSYNC" -c "$TEST_TMP/bad.conf" check >"$OUT/badcheck.out" 2>"$OUT/badcheck.err"
 expect_eq "check with a wrong password exits 4" $? 4
 check "no token cache is written for a rejected login" test ! -e "$TEST_TMP/state-bad/token"
+# a password in token_url, however short, stays out of what is printed
+cred_conf "$TEST_TMP/badurl.conf" bloom "${SIM_URL/http:\/\//http://tu:pw@}/Token" "$TEST_TMP/state-bad/token" \
+	"$TEST_TMP/badpw"
+"$BLOOMSYNC" -c "$TEST_TMP/badurl.conf" check >"$OUT/badurl.out" 2>"$OUT/badurl.err"
+expect_eq "check with a wrong password, token_url with a password in it, exits 4" $? 4
+grep -q "tu:\[redacted\]@" "$OUT/badurl.out"
+check "check shows token_url with its password masked" test $? -eq 0
+run_sync badurl "$TEST_TMP/badurl.conf"
+check "neither check nor sync prints token_url's password" \
+	test "$(cat "$OUT/badurl.out" "$OUT/badurl.err" "$OUT/badurl"*.out "$OUT/badurl"*.err | grep -c 'tu:pw@')" = 0
 
 # ---- 3. a token refused right after a fresh login: exit 4 ----
 # bloomsim #2 does not know the tokens bloomsim #1 issues
