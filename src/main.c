@@ -843,6 +843,13 @@ static int run_main(cli *c, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	log_init(LOG_INFO, cli_log_format(c));
+	log_format format;
+	bool plain = strcmp(c->command, "help") == 0 || strcmp(c->command, "version") == 0;
+	if (plain && c->log_format && log_format_parse(c->log_format, &format) != 0) {
+		/* the other commands say so once they know the config's format */
+		fprintf(stderr, "bloomsync: --log-format: expected text or json, got '%s'\n", c->log_format);
+		return EXIT_USAGE;
+	}
 	if (strcmp(c->command, "help") == 0)
 		return cmd_help(c);
 	if (strcmp(c->command, "version") == 0) {

@@ -371,6 +371,14 @@ grep -Eq "^api: +FAIL .*interrupted" "$TEST_TMP/int-check.out"
 check "its api line says it was interrupted" test $? -eq 0
 [ "$FAILS" -eq 0 ] || sed 's/^/# /' "$TEST_TMP/int-check.out"
 
+# a wrong --log-format is a usage error for help and version too
+"$BLOOMSYNC" --log-format xml version >/dev/null 2>"$TEST_TMP/xml.err"
+expect_eq "--log-format xml version exits 2" $? 2
+grep -q "expected text or json, got 'xml'" "$TEST_TMP/xml.err"
+check "it names the wrong format" test $? -eq 0
+"$BLOOMSYNC" --log-format xml help >/dev/null 2>&1
+expect_eq "--log-format xml help exits 2" $? 2
+
 # output that cannot be written is an error, not an empty success
 if [ -w /dev/full ]; then
 	"$BLOOMSYNC" version >/dev/full 2>"$TEST_TMP/full.err"
