@@ -2880,14 +2880,51 @@ static int map_array_body(ctx *c, mapper map, const char *body, size_t len, size
 	return 0;
 }
 
+/* Whether every bracket of the body closes the one it should, outside
+ * strings (value_end counts depth only: "[ ... }" passes it). */
+static bool brackets_match(const char *b, size_t len)
+{
+	char open[2048]; /* jansson's own limit */
+	size_t depth = 0;
+	bool in_string = false;
+	for (size_t i = 0; i < len; i++) {
+		if (in_string) {
+			if (b[i] == '\\')
+				i++;
+			else if (b[i] == '"')
+				in_string = false;
+			continue;
+		}
+		switch (b[i]) {
+		case '"': in_string = true; break;
+		case '{':
+		case '[':
+			if (depth == sizeof(open))
+				return false;
+			open[depth++] = b[i];
+			break;
+		case '}':
+		case ']':
+			if (depth == 0 || open[--depth] != (b[i] == '}' ? '{' : '['))
+				return false;
+			break;
+		default: break;
+		}
+	}
+	return depth == 0 && !in_string;
+}
+
 /* Where a member's value is in an object body read by its structure alone
  * (see value_end): [start, end) of the last member named key, 0 and 0 when
  * there is none. Returns -1 when the body is not an object by its
- * structure (a cut body, say). */
+ * structure (a cut body, say), or a member's name holds an escape (it
+ * might spell key). */
 static int find_member(const char *body, size_t len, const char *key, size_t *start, size_t *end)
 {
 	size_t i = skip_ws(body, len, 0), keylen = strlen(key);
 	*start = *end = 0;
+	if (!brackets_match(body, len))
+		return -1;
 	if (i >= len || body[i] != '{')
 		return -1;
 	i = skip_ws(body, len, i + 1);
@@ -2897,7 +2934,7 @@ static int find_member(const char *body, size_t len, const char *key, size_t *st
 		if (i >= len || body[i] != '"')
 			return -1;
 		size_t key_end = value_end(body, len, i);
-		if (key_end <= i)
+		if (key_end <= i || memchr(body + i, '\\', key_end - i))
 			return -1;
 		size_t v = skip_ws(body, len, key_end);
 		if (v >= len || body[v] != ':')
@@ -2947,7 +2984,9 @@ static int salvage_object_body(ctx *c, mapper map, const char *body, size_t len,
 		*n = 1;
 		return 0;
 	}
-	if (end == 0 || (end - start == 4 && memcmp(body + start, "null", 4) == 0))
+	if (end == 0)
+		return 1; /* no Scores, in a body no reader takes: not taken for none */
+	if (end - start == 4 && memcmp(body + start, "null", 4) == 0)
 		return 0; /* no scores */
 	char scratch[256];
 	int st = map_array_body(c, map, body + start, end - start, n, scratch, sizeof(scratch));

@@ -1712,6 +1712,13 @@ static void test_unreadable_object_bodies(void **state)
 	parse_fails(BLOOM_UNIT_MEETING_SCORES, "{\"Scores\":[{\"Id\":77,\"Name\":\"\\ud83d\"}]");
 	parse_fails(BLOOM_UNIT_MEETING, "{\"Id\":12,\"Basics\":{\"Name\":\"\\ud800\"}");
 	parse_fails(BLOOM_UNIT_MEETING_SCORES, "{\"Scores\":{\"Id\":\"\\ud800\"}}");
+	/* a body whose Scores cannot be told for sure stays bad: taken as none,
+	 * a complete run would mark every score of it deleted */
+	parse_fails(BLOOM_UNIT_MEETING_SCORES,
+		    "{\"Other\": [, \"Scores\": [{\"Id\":77,\"ForWeek\":1}], \"z\": }}"); /* [ closed by } */
+	parse_fails(BLOOM_UNIT_MEETING_SCORES,
+		    "{\"Sc\\u006fres\": [{\"Id\":77,\"ForWeek\":1}], \"Name\": \"Rev \\ud83d\"}"); /* escaped name */
+	parse_fails(BLOOM_UNIT_MEETING_SCORES, "{\"Weeks\": [\"\\ud83d\"]}"); /* no Scores at all */
 }
 
 /* Whether s is valid UTF-8 (no sequence cut short). */
