@@ -22,6 +22,8 @@
 #define HTTP_BODY_KEEP ((size_t)1 << 20)   /* a slot keeps a buffer this big between transfers */
 #define HTTP_BODY_FIRST ((size_t)16 << 10) /* first allocation for a body */
 #define HTTP_BODY_BUDGET ((size_t)320 << 20) /* all body buffers together (http_opts.body_budget) */
+#define HTTP_BUDGET_WAITS_MAX 300 /* waits for body budget that use up no retry, per request */
+#define HTTP_BUDGET_WAIT_MS 200   /* between them */
 #define HTTP_CONNECT_TIMEOUT_MS 10000
 #define HTTP_TOTAL_TIMEOUTS 10    /* a whole transfer may take this many timeout_ms */
 #define HTTP_SLOW_MIN 0.0625      /* lowest share of rate and concurrency after throttling */
@@ -39,6 +41,7 @@ typedef struct http_req {
 	int resends;   /* of them, HTTP_CB_RESEND's, which use up no retry */
 	int budget_waits; /* of them, retries after other bodies took the budget: no retry used up either */
 	bool resend_due; /* the next attempt is a resend (counted apart from retries) */
+	bool budget_due; /* the next attempt follows a budget wait (counted apart from retries) */
 	int64_t due_ms; /* earliest start of the next attempt (retries) */
 } http_req;
 
@@ -310,12 +313,12 @@ static size_t http_on_body(char *data, size_t size, size_t nmemb, void *userp)
 			cap = HTTP_BODY_MAX + 1;
 		if (cap - slot->cap > e->body_budget - e->body_bytes)
 			http_drop_idle_buffers(e);
+		if (cap > e->body_budget) { /* it would not fit the next time either */
+			slot->too_large = true;
+			return 0;
+		}
 		if (cap - slot->cap > e->body_budget - e->body_bytes) {
-			/* alone, it would not fit the next time either */
-			if (e->body_bytes == slot->cap)
-				slot->too_large = true;
-			else
-				slot->over_budget = true;
+			slot->over_budget = true;
 			return 0;
 		}
 		grown = realloc(slot->body, cap);
@@ -517,9 +520,10 @@ static int http_start(http_engine *e, http_req *req)
 	req->attempts++;
 	e->inflight++;
 	e->stats.requests++;
-	if (req->attempts > 1 && !req->resend_due)
+	if (req->attempts > 1 && !req->resend_due && !req->budget_due)
 		e->stats.retries++;
 	req->resend_due = false;
+	req->budget_due = false;
 	if (e->inflight > e->stats.peak_inflight)
 		e->stats.peak_inflight = e->inflight;
 	if (e->rate > 0)
@@ -728,7 +732,7 @@ static http_cb_result http_deliver(http_engine *e, const http_slot *slot, http_o
 		.body = slot->body ? slot->body : "",
 		.body_len = slot->len,
 		.attempts = slot->req->attempts,
-		.retries = slot->req->attempts - 1 - slot->req->resends,
+		.retries = slot->req->attempts - 1 - slot->req->resends - slot->req->budget_waits,
 		.error = error,
 		.path = slot->req->path,
 	};
@@ -767,8 +771,13 @@ static int http_conclude(http_engine *e, const http_slot *slot, const http_judge
 {
 	http_req *req = slot->req;
 	int64_t now = http_now_ms();
-	if (j->crowded_out)
+	/* waiting for room uses up no retry, but only so often: past that, the
+	 * waits count as retries, so no request waits for ever */
+	bool budget_wait = j->crowded_out && req->budget_waits < HTTP_BUDGET_WAITS_MAX;
+	if (budget_wait) {
 		req->budget_waits++;
+		req->budget_due = true;
+	}
 	bool retries_left = req->attempts - req->resends - req->budget_waits <= e->max_retries;
 	http_cb_result answer;
 	char error[HTTP_ERROR_MAX];
@@ -776,7 +785,8 @@ static int http_conclude(http_engine *e, const http_slot *slot, const http_judge
 
 	*final = false;
 	if (j->verdict == HTTP_V_RETRY && retries_left) {
-		http_schedule_retry(e, req, now, retry_after_ms, j->what);
+		/* room comes back as the others finish: soon, no backoff */
+		http_schedule_retry(e, req, now, budget_wait ? HTTP_BUDGET_WAIT_MS : retry_after_ms, j->what);
 		return 0;
 	}
 	if (j->verdict == HTTP_V_RETRY || j->verdict == HTTP_V_FAIL) {
