@@ -47,6 +47,8 @@ struct load_db {
 	/* units this connection added, and how many when it last analyzed
 	 * sync_units (see analyze_units) */
 	int64_t units_added, units_analyzed;
+	/* an isolating attempt's counts of rows upserted one by one: each row's
+	 * upsert wrote them already, so the batch's counts statement must not */
 	load_counts iso_counts[MIRROR_TABLE_COUNT];
 	size_t staging_dead[MIRROR_T_COUNT]; /* rows through stg_N since its last TRUNCATE */
 	/* A batch whose transaction's COMMIT was sent but whose outcome was never
@@ -1460,7 +1462,8 @@ static int isolate_line(const char *line, size_t len, size_t index, void *arg)
 static int copy_rows_isolated(load_db *db, const load_batch *batch, int ti, const char *sql, sbuf *rej,
 			      load_batch_result *out, load_error *err)
 {
-	isolate_state is = {db, batch->run_id, ti, mirror_target_get((mirror_target_id)ti), sql, rej, out, db->iso_counts, err};
+	isolate_state is = {db, batch->run_id, ti, mirror_target_get((mirror_target_id)ti), sql, rej,
+			    out, db->iso_counts, err};
 	return each_line(batch, ti, isolate_line, &is);
 }
 

@@ -616,7 +616,6 @@ static int check_login(const cfg *config, bool force, char **token, char *how, s
 	return EXIT_OK;
 }
 
-
 static int check_api(cfg *config)
 {
 	char url[1024];
